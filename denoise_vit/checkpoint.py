@@ -1,0 +1,110 @@
+"""Checkpoints: written atomically, read without ever executing code from the file.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts:
+  format, version, model_name, model_args, model (state dict), and for training runs
+  optimizer, scheduler, step, epoch, rng, stream, config, metrics.
+It is read with `torch.load(weights_only=True)`, which refuses any pickle that would build an
+arbitrary object, so a crafted file cannot run code on load.
+"""
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from .errors import CheckpointError, ConfigError
+from .registry import build_model, model_spec
+
+FORMAT = "denoise-vit-checkpoint"
+VERSION = 1
+
+
+def unwrap(model):
+    """The plain module under DDP / torch.compile wrappers."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
+
+
+def atomic_save(obj, path, *, previous=None):
+    """torch.save to a temporary file beside `path`, fsync, then rename over `path`.
+
+    A kill or a full disk mid-write leaves the previous file intact; the temporary file is
+    removed on failure. With `previous`, the file being replaced is kept under that name (so a
+    resume can fall back one checkpoint). Raises CheckpointError naming the path and OS error.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        if previous is not None and path.exists():
+            os.replace(path, previous)
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(f"could not write checkpoint {path}: {exc.strerror or exc}") from exc
+
+
+def make_checkpoint(model, **extra):
+    name, args = model_spec(unwrap(model))
+    return {"format": FORMAT, "version": VERSION, "model_name": name, "model_args": args,
+            "model": unwrap(model).state_dict(), **extra}
+
+
+def read_checkpoint(path, map_location="cpu"):
+    """Load and check a checkpoint dict. Every failure is a CheckpointError naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint path is a folder, not a file: {path} "
+                              "(give the .pt file, e.g. runs/quick/checkpoint_best.pt)")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"refusing to load {path}: it holds objects other than tensors and "
+                              f"plain data, which could run code ({str(exc).splitlines()[0]})") from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: truncated or corrupt file "
+                              f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a denoise-vit checkpoint")
+    if ckpt.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path} was written by a newer denoise-vit (format version "
+                              f"{ckpt['version']} > {VERSION})")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt, path="checkpoint"):
+    try:
+        model = build_model(ckpt["model_name"], **ckpt["model_args"])
+    except ConfigError as exc:
+        raise CheckpointError(f"cannot rebuild the model stored in {path}: {exc}") from exc
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"weights in {path} do not fit model {ckpt['model_name']!r}: "
+                              f"{str(exc).splitlines()[0]}") from exc
+    return model
+
+
+def load_model(path, *, device="cpu", expect=None):
+    """Rebuild a model from its checkpoint alone, in eval mode, on `device`.
+
+    `expect`: a model name or a tuple of names; a checkpoint of another kind is refused.
+    """
+    ckpt = read_checkpoint(path)
+    if expect is not None:
+        names = (expect,) if isinstance(expect, str) else tuple(expect)
+        if ckpt["model_name"] not in names:
+            raise CheckpointError(f"{path} holds a {ckpt['model_name']!r} model; this needs "
+                                  f"{' or '.join(map(repr, names))}")
+    return model_from_checkpoint(ckpt, path).to(device).eval()

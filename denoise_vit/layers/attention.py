@@ -1,0 +1,65 @@
+"""Multi-head self-attention with a fused and a plain path."""
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from ..errors import ConfigError
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over tokens (B, N, D).
+
+    The work is split in three public steps so that video models can regroup tokens between
+    them (e.g. half the heads within a frame, half across frames) without a second copy of the
+    layer: `split_heads` (B, N, D) -> q, k, v each (B, h, N, d); `attend` on any leading batch
+    shape; `merge_heads` (B, h, N, d) -> (B, N, D) followed by the output projection.
+
+    `fused=True` uses `F.scaled_dot_product_attention` (flash / memory-efficient kernels where
+    available); `fused=False` spells the same maths out, for reading and for checking the fused
+    path against it.
+    """
+
+    def __init__(self, dim, num_heads=8, *, qkv_bias=True, attn_drop=0.0, proj_drop=0.0, fused=True):
+        super().__init__()
+        if dim % num_heads:
+            raise ConfigError(f"embed_dim ({dim}) must be divisible by num_heads ({num_heads})")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim ** -0.5
+        self.fused = fused
+        self.attn_drop = attn_drop
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def split_heads(self, x):
+        """(B, N, D) -> q, k, v, each (B, heads, N, head_dim)."""
+        qkv = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        return qkv.unbind(0)
+
+    def attend(self, q, k, v):
+        """softmax(q k^T / sqrt(d)) v over the token axis (-2); leading axes are batch."""
+        drop = self.attn_drop if self.training else 0.0
+        if self.fused:
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
+        weights = (q * self.scale) @ k.transpose(-2, -1)
+        weights = weights.softmax(dim=-1)
+        if drop:
+            weights = F.dropout(weights, p=drop)
+        return weights @ v
+
+    def merge_heads(self, x):
+        """(B, heads, N, head_dim) -> projected (B, N, D)."""
+        return self.proj_drop(self.proj(rearrange(x, "b h n d -> b n (h d)")))
+
+    def forward(self, x):
+        """(B, N, D) -> (B, N, D): every token attends to every token."""
+        return self.merge_heads(self.attend(*self.split_heads(x)))
+
+
+def set_fused_attention(model: nn.Module, fused: bool) -> None:
+    """Switch every Attention layer of `model` between the fused and the plain path."""
+    for module in model.modules():
+        if isinstance(module, Attention):
+            module.fused = fused

@@ -1,0 +1,2 @@
+"""Every model module is imported here so that its `register_model` runs."""
+from . import vit_denoiser  # noqa: F401

@@ -1,0 +1,58 @@
+"""Model registry: named factories, each with a dataclass config whose fields are its keys.
+
+`build_model(name, **kwargs)` checks every key against the config before anything is built,
+so a typo stops with a message listing the keys that exist.
+"""
+import dataclasses
+
+from .errors import ConfigError
+
+_MODELS = {}
+
+
+def register_model(name, config_cls):
+    """Class decorator: register `cls(config)` under `name` with config dataclass `config_cls`."""
+    def wrap(cls):
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is registered twice")
+        _MODELS[name] = (cls, config_cls)
+        cls.model_name = name
+        return cls
+    return wrap
+
+
+def list_models():
+    return sorted(_MODELS)
+
+
+def model_keys(name):
+    """The configuration keys of a registered model."""
+    from . import models  # noqa: F401
+    if name not in _MODELS:
+        raise ConfigError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    return [f.name for f in dataclasses.fields(_MODELS[name][1])]
+
+
+def make_config(config_cls, kwargs, what="model"):
+    """Instantiate `config_cls(**kwargs)`, naming unknown keys instead of a TypeError."""
+    fields = [f.name for f in dataclasses.fields(config_cls)]
+    unknown = sorted(set(kwargs) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown {what} key(s) {', '.join(map(repr, unknown))}; "
+                          f"valid keys: {', '.join(fields)}")
+    return config_cls(**kwargs)
+
+
+def build_model(name="vit_denoiser", **kwargs):
+    """Build a registered model; every key has a default (`build_model("vit_denoiser")` is the
+    course preset). Raises ConfigError for an unknown name, key or an unusable value."""
+    from . import models  # noqa: F401  (registers the models)
+    if name not in _MODELS:
+        raise ConfigError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    cls, config_cls = _MODELS[name]
+    return cls(make_config(config_cls, kwargs, what=f"{name}"))
+
+
+def model_spec(model):
+    """(name, config dict) that rebuilds `model` with build_model; stored in checkpoints."""
+    return model.model_name, dataclasses.asdict(model.config)
