@@ -49,7 +49,10 @@ def atomic_save(obj, path, *, previous=None):
         finally:
             os.close(dir_fd)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # the folder itself is the problem; nothing was written
         raise CheckpointError(f"could not write checkpoint {path}: {exc.strerror or exc}") from exc
 
 

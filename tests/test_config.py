@@ -1,0 +1,54 @@
+"""Configs: experiment files, overrides, and clear errors for keys that do not exist."""
+from pathlib import Path
+
+import pytest
+
+from denoise_vit import ConfigError, build_model
+from denoise_vit.config import load_config
+from denoise_vit.train import model_args_for
+
+EXPERIMENTS = sorted(Path(__file__).resolve().parents[1].joinpath("experiments").glob("*.toml"))
+
+
+def test_defaults_are_the_course_recipe():
+    cfg = load_config()
+    assert (cfg.epochs, cfg.optimizer, cfg.lr, cfg.model_name) == (30, "adam", 1e-3, "vit_denoiser")
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
+def test_every_experiment_config_loads_and_builds(path):
+    cfg = load_config(path)
+    assert cfg.name
+    build_model(cfg.model_name, **model_args_for(cfg))
+
+
+def test_overrides_are_typed_and_nested(tmp_path):
+    cfg = load_config(None, ["lr=3e-4", "epochs=2", "model.depth=3", "data.size=[48, 80]",
+                             "data.generator.gaussian_sigma=0.1", 'name="x"', "amp=true"])
+    assert cfg.lr == 3e-4 and cfg.epochs == 2 and cfg.model["depth"] == 3 and cfg.amp is True
+    assert cfg.data.size == [48, 80] and cfg.data.generator == {"gaussian_sigma": 0.1}
+    assert model_args_for(cfg)["img_size"] == [48, 80]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["learning_rate=1e-3"], "unknown config key 'learning_rate'"),
+    (["data.sise=32"], "unknown config key 'data.sise'"),
+    (["epochs=two"], "'epochs' must be a int"),
+    (["amp=1"], "must be true or false"),
+    (["epochs=0"], "epochs must be at least 1"),
+    (["schedule=linear"], "schedule must be"),
+    (["data.kind=audio"], "data.kind must be one of"),
+    (["lr"], "not of the form key=value"),
+])
+def test_bad_keys_and_values(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_missing_and_invalid_config_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("epochs = = 3")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load_config(bad)

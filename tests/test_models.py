@@ -1,0 +1,144 @@
+"""The image denoiser: shapes, configurations, gradients, fused vs plain attention, bad input."""
+import pytest
+import torch
+
+from denoise_vit import ConfigError, build_model, list_models
+from denoise_vit.layers import Attention
+from denoise_vit.layers.attention import set_fused_attention
+from denoise_vit.layers.pos_embed import sincos_2d
+
+
+def test_course_preset():
+    model = build_model("vit_denoiser")
+    cfg = model.config
+    assert (cfg.img_size, cfg.patch_size, cfg.in_chans, cfg.embed_dim, cfg.num_heads,
+            cfg.mlp_ratio, cfg.depth) == ((64, 64), 8, 1, 32, 4, 4.0, 12)
+    x = torch.rand(3, 1, 64, 64)
+    assert model.forward_features(x).shape == (3, 64, 32)
+    assert model(x).shape == x.shape
+    assert "vit_denoiser" in list_models()
+
+
+CONFIGS = [
+    dict(),
+    dict(img_size=(48, 80), patch_size=16, embed_dim=48, num_heads=3, depth=2),
+    dict(img_size=(40, 24), patch_size=4, depth=2, decoder="linear"),
+    dict(img_size=36, patch_size=6, depth=1, decoder="linear", pos_embed="sincos"),
+    dict(img_size=32, patch_size=2, depth=1, embed_dim=24, num_heads=2, in_chans=3),
+    dict(img_size=16, patch_size=1, depth=1, embed_dim=8, num_heads=2),
+    dict(img_size=32, patch_size=8, depth=2, pos_embed="sincos", residual=True),
+]
+
+
+@pytest.mark.parametrize("kwargs", CONFIGS)
+def test_shapes_and_gradients(kwargs):
+    model = build_model("vit_denoiser", **kwargs)
+    h, w = model.config.img_size
+    p = model.config.patch_size
+    x = torch.rand(2, model.config.in_chans, h, w)
+    tokens = model.forward_features(x)
+    assert tokens.shape == (2, (h // p) * (w // p), model.config.embed_dim)
+    out = model(x)
+    assert out.shape == x.shape
+    out.square().mean().backward()
+    missing = [n for n, prm in model.named_parameters() if prm.grad is None or not prm.grad.abs().sum() > 0]
+    assert not missing, f"parameters without gradient: {missing}"
+
+
+def test_conv_decoder_halves_channels_per_stage():
+    model = build_model("vit_denoiser", embed_dim=64, patch_size=16, img_size=32, depth=1)
+    ups = [m for m in model.decoder.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [m.in_channels for m in ups] == [64, 32, 16, 8]
+    assert model.decoder.out.in_channels == 4
+
+
+@pytest.mark.parametrize("n_tokens", [1, 7, 64])
+def test_fused_attention_equals_plain(n_tokens):
+    attn = Attention(32, 4).eval()
+    x = torch.randn(3, n_tokens, 32)
+    fused = attn(x)
+    attn.fused = False
+    assert torch.allclose(fused, attn(x), atol=1e-5)
+
+
+def test_fused_model_equals_plain_model():
+    model = build_model("vit_denoiser", depth=3).eval()
+    x = torch.rand(2, 1, 64, 64)
+    fused = model(x)
+    set_fused_attention(model, False)
+    assert torch.allclose(fused, model(x), atol=1e-5)
+
+
+def test_attention_mixes_all_tokens():
+    """Full self-attention: each output token depends on every input token."""
+    attn = Attention(16, 2).eval()
+    x = torch.randn(1, 5, 16, requires_grad=True)
+    attn(x)[0, 2].sum().backward()
+    assert (x.grad[0].abs().sum(-1) > 0).all()
+
+
+def test_seed_reproduces_weights_and_outputs():
+    x = torch.rand(2, 1, 64, 64)
+    torch.manual_seed(3)
+    a = build_model("vit_denoiser", depth=2).eval()
+    torch.manual_seed(3)
+    b = build_model("vit_denoiser", depth=2).eval()
+    torch.manual_seed(4)
+    c = build_model("vit_denoiser", depth=2).eval()
+    assert torch.equal(a(x), b(x))
+    assert not torch.equal(a(x), c(x))
+
+
+def test_other_input_sizes_via_position_interpolation():
+    model = build_model("vit_denoiser", depth=2).eval()
+    assert model(torch.rand(1, 1, 96, 128)).shape == (1, 1, 96, 128)
+    sincos = build_model("vit_denoiser", depth=1, pos_embed="sincos")
+    emb = sincos.encoder.pos_embed
+    assert torch.equal(emb.embedding((12, 16)), sincos_2d((12, 16), 32))
+    assert emb.embedding((8, 8)).shape == (1, 64, 32)
+
+
+def test_learned_pos_embed_init_std_002():
+    # timm's trunc_normal_ cuts at +-2 (absolute), as in timm's ViT: at std 0.02 a plain normal
+    w = build_model("vit_denoiser").encoder.pos_embed.weight
+    assert w.requires_grad and 0.018 < w.std().item() < 0.022 and abs(w.mean().item()) < 0.003
+
+
+def test_residual_mode_subtracts_the_prediction():
+    model = build_model("vit_denoiser", depth=1, residual=True).eval()
+    torch.nn.init.zeros_(model.decoder.out.weight)
+    torch.nn.init.zeros_(model.decoder.out.bias)
+    x = torch.rand(2, 1, 64, 64)
+    assert torch.equal(model(x), x)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(img_size=60), "not divisible by patch_size"),
+    (dict(img_size=(64, 60)), "not divisible by patch_size"),
+    (dict(patch_size=6, img_size=48), "power-of-two patch_size"),
+    (dict(embed_dim=30), "divisible by num_heads"),
+    (dict(pos_embed="rope"), "pos_embed must be one of"),
+    (dict(decoder="unet"), "decoder must be one of"),
+    (dict(pos_embed="sincos", embed_dim=30, num_heads=3), "divisible by 4"),
+    (dict(depth=0), "depth must be a positive integer"),
+    (dict(emb_dim=64), "unknown vit_denoiser key(s) 'emb_dim'"),
+])
+def test_bad_config_is_one_clear_error(kwargs, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build_model("vit_denoiser", **kwargs)
+
+
+def test_unknown_model_name():
+    with pytest.raises(ConfigError, match="unknown model 'vit_denoizer'; available: .*vit_denoiser"):
+        build_model("vit_denoizer")
+
+
+@pytest.mark.parametrize("shape, message", [
+    ((1, 1, 60, 64), "not divisible by patch_size 8"),
+    ((1, 3, 64, 64), "built for 1 channel"),
+    ((1, 64, 64), r"expects images \(B, C, H, W\)"),
+])
+def test_bad_input_shape(shape, message):
+    model = build_model("vit_denoiser", depth=1)
+    with pytest.raises(ConfigError, match=message):
+        model(torch.rand(*shape))
