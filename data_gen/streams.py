@@ -57,7 +57,7 @@ class SyntheticStream:
         self.kind = _check_kind(kind)
         self.size = size
         self.frames = frames
-        self.seed = check_count("seed", seed)
+        self.seed = check_count("seed", seed, minimum=-(2**63))
         self.device = torch.device(device)
         if "device" in generator_kwargs:
             raise TypeError("device is given once, as SyntheticStream(..., device=...)")
@@ -112,6 +112,6 @@ def make_eval_set(n: int, *, kind: str = "images", size=64, frames: int = 8, see
     for key in ("generator", "device"):
         if key in generator_kwargs:
             raise TypeError(f"make_eval_set does not take {key}=; it always uses a CPU generator")
-    generator = torch.Generator(device="cpu").manual_seed(check_count("seed", seed))
+    generator = torch.Generator(device="cpu").manual_seed(check_count("seed", seed, minimum=-(2**63)))
     batch = _draw(kind, n, size, frames, generator, generator_kwargs)
     return batch[0], batch[-1]
