@@ -24,15 +24,15 @@ def cmd_train(args):
 
 def eval_data(ckpt, args):
     """The fixed evaluation set of the checkpoint's training run (seed and size overridable)."""
-    from data_gen import make_eval_set
-    data = ckpt.get("config", {}).get("data", {})
-    n = args.n if args.n is not None else data.get("eval_size", 512)
-    seed = args.seed if args.seed is not None else data.get("eval_seed", 1234)
-    kind = data.get("kind", "images")
-    inputs, targets = make_eval_set(n, kind=kind, size=data.get("size", 64),
-                                    frames=data.get("frames", 8), seed=seed,
-                                    **data.get("generator", {}))
-    return inputs, targets, n, seed, kind
+    from .config import from_dict
+    from .data import make_eval_data
+    data = from_dict({"data": ckpt.get("config", {}).get("data", {})}).data
+    if args.n is not None:
+        data.eval_size = args.n
+    if args.seed is not None:
+        data.eval_seed = args.seed
+    inputs, targets = make_eval_data(data)
+    return inputs, targets, data.eval_size, data.eval_seed, data.kind
 
 
 def open_checkpoint(args):
@@ -107,7 +107,13 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # key=value overrides may stand anywhere among train's options
+    args, extra = parser.parse_known_args(argv)
+    if extra and (args.command != "train" or any(e.startswith("-") or "=" not in e for e in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides = list(args.overrides) + extra
     try:
         args.func(args)
     except DenoiseVitError as exc:

@@ -16,11 +16,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from data_gen import SyntheticStream, make_eval_set
-
 from . import distributed
 from .checkpoint import atomic_save, make_checkpoint, read_checkpoint, unwrap
 from .config import save_config, to_dict
+from .data import make_eval_data, make_train_stream
 from .engine import StopFlag, evaluate, predict, train_steps
 from .errors import CheckpointError, TrainingError
 from .figures import save_batch_figure, save_curves
@@ -171,9 +170,8 @@ def _run(cfg, info, *, resume, progress, log):
     optimizer = make_optimizer(cfg, model)
     scheduler = make_scheduler(cfg, optimizer)
     # each rank draws its own data; the stream seed never collides with another run's ranks
-    stream = SyntheticStream(cfg.batch_size, kind=cfg.data.kind, size=cfg.data.size,
-                             frames=cfg.data.frames, seed=cfg.seed * 1000 + info.rank,
-                             device=device, **cfg.data.generator)
+    stream = make_train_stream(cfg.data, cfg.batch_size, seed=cfg.seed * 1000 + info.rank,
+                               device=device)
     step, train_seconds, best, rows = 0, 0.0, -math.inf, []
     if resume:
         path, ckpt = find_resume_checkpoint(run_dir, log)
@@ -192,9 +190,7 @@ def _run(cfg, info, *, resume, progress, log):
         log(f"resumed from {path} at step {step}")
     if info.is_main:
         save_config(cfg, run_dir / "config.json")
-        eval_inputs, eval_targets = make_eval_set(
-            cfg.data.eval_size, kind=cfg.data.kind, size=cfg.data.size, frames=cfg.data.frames,
-            seed=cfg.data.eval_seed, **cfg.data.generator)
+        eval_inputs, eval_targets = make_eval_data(cfg.data)
         noisy_psnr = psnr(eval_inputs, eval_targets)
         log(f"run {run_dir}: {cfg.model_name}, {sum(p.numel() for p in model.parameters()):,} "
             f"parameters, device {device}, world size {info.world_size}; evaluation set: "

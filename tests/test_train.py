@@ -1,0 +1,86 @@
+"""Training end to end on tiny runs: learning, resume, non-finite loss, run outputs."""
+import csv
+import json
+
+import pytest
+import torch
+
+from denoise_vit import TrainingError, load_model
+from denoise_vit import engine
+from denoise_vit.config import load_config
+from denoise_vit.train import run_training
+
+TINY = ["model.depth=2", "data.size=32", "batch_size=16", "steps_per_epoch=25", "epochs=2",
+        "data.eval_size=64", "lr=2e-3", "figure_samples=3"]
+
+
+def tiny(tmp_path, *extra):
+    return load_config(None, TINY + [f'out_dir="{tmp_path}"', 'name="tiny"', *extra])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run")
+    summary = run_training(tiny(tmp), progress=False, log=lambda *a: None)
+    return tmp / "tiny", summary
+
+
+def test_short_training_lowers_loss_and_beats_noisy_input(trained):
+    run_dir, summary = trained
+    rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
+    assert len(rows) == 2 and summary["steps"] == 50
+    assert float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])
+    assert summary["final_psnr"] > summary["noisy_psnr"] + 2
+    for name in ("config.json", "curves.png", "samples.png", "checkpoint_last.pt",
+                 "checkpoint_best.pt"):
+        assert (run_dir / name).stat().st_size > 0
+    assert json.loads((run_dir / "config.json").read_text())["model"]["depth"] == 2
+
+
+def test_best_checkpoint_rebuilds_the_model(trained):
+    run_dir, summary = trained
+    model = load_model(run_dir / "checkpoint_best.pt")
+    assert model.config.img_size == (32, 32) and model.config.depth == 2
+    assert model(torch.rand(1, 1, 32, 32)).shape == (1, 1, 32, 32)
+
+
+def test_resume_finishes_with_the_same_step_count(tmp_path):
+    run_training(tiny(tmp_path, "epochs=1"), progress=False, log=lambda *a: None)
+    logs = []
+    summary = run_training(tiny(tmp_path, "epochs=3"), resume=True, progress=False, log=logs.append)
+    assert any("resumed from" in line and "step 25" in line for line in logs)
+    assert summary["steps"] == 75
+    rows = list(csv.DictReader(open(tmp_path / "tiny" / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [25, 50, 75]
+
+
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):
+    run_training(tiny(tmp_path, "epochs=1"), progress=False, log=lambda *a: None)
+    last = tmp_path / "tiny" / "checkpoint_last.pt"
+    before = last.read_bytes()
+    calls = {"n": 0}
+    real = engine.F.mse_loss
+
+    def poisoned(a, b):
+        calls["n"] += 1
+        loss = real(a, b)
+        return loss * float("nan") if calls["n"] == 5 else loss
+
+    monkeypatch.setattr(engine.F, "mse_loss", poisoned)
+    with pytest.raises(TrainingError, match="non-finite loss .* at step 30"):
+        run_training(tiny(tmp_path, "epochs=2"), resume=True, progress=False, log=lambda *a: None)
+    assert last.read_bytes() == before
+
+
+def test_time_budget_stops_and_still_evaluates(tmp_path):
+    summary = run_training(tiny(tmp_path, "max_train_seconds=0.0"), progress=False,
+                           log=lambda *a: None)
+    assert summary["stopped"] == "time budget reached"
+    assert summary["steps"] == 0
+
+
+def test_unwritable_run_folder_fails_before_training(tmp_path):
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    with pytest.raises(TrainingError, match="cannot write to run folder"):
+        run_training(load_config(None, TINY + [f'out_dir="{tmp_path / "blocker"}"']),
+                     progress=False, log=lambda *a: None)
