@@ -112,6 +112,7 @@ def make_eval_set(n: int, *, kind: str = "images", size=64, frames: int = 8, see
     for key in ("generator", "device"):
         if key in generator_kwargs:
             raise TypeError(f"make_eval_set does not take {key}=; it always uses a CPU generator")
-    generator = torch.Generator(device="cpu").manual_seed(check_count("seed", seed, minimum=-(2**63)))
+    seed = check_count("seed", seed, minimum=-(2**63))
+    generator = torch.Generator(device="cpu").manual_seed(seed)
     batch = _draw(kind, n, size, frames, generator, generator_kwargs)
     return batch[0], batch[-1]

@@ -1,6 +1,6 @@
 """How fast is the data generator, next to a per-image loop and next to training?
 
-    python experiments/bench_generator.py            # full run (~1 minute), updates docs/GENERATOR.md
+    python experiments/bench_generator.py            # full run, updates docs/GENERATOR.md
     python experiments/bench_generator.py --quick    # smoke run, prints only
 
 Measures, on this machine's CPU (torch's default thread count):

@@ -4,6 +4,7 @@ Statistical checks draw parameters for many images (cheap: no rendering) and all
 errors, so a correct generator fails them about once in a few million runs.
 """
 
+import inspect
 import io
 import math
 
@@ -114,10 +115,8 @@ def assert_fits(rects, height, width):
 
 
 def test_noise2noise_uses_the_course_rectangle_rates():
-    defaults = {
-        name: p.default
-        for name, p in __import__("inspect").signature(generate_noise2noise).parameters.items()
-    }
+    parameters = inspect.signature(generate_noise2noise).parameters
+    defaults = {name: p.default for name, p in parameters.items()}
     assert defaults["filled_rate"] == defaults["noisy_rate"] == 0.0005
     rects = img.sample_filled_rects(MANY, 64, 64, rate=defaults["filled_rate"], generator=gen(4))
     assert_mean(rects.counts, 0.0005 * 64 * 64, sd=math.sqrt(0.0005 * 64 * 64))
