@@ -539,17 +539,27 @@ class _Config:
                                   side=self.noisy_side, value=self.noisy_value,
                                   generator=generator, device=self.device, dtype=self.dtype)
 
-    def clutter(self, n, generator) -> Tensor:
-        """(n, H, W): filled plus noisy rectangles, freshly drawn."""
-        out = torch.zeros(n, self.height, self.width, device=self.device, dtype=self.dtype)
+    def add_clutter(self, out: Tensor, generator) -> None:
+        """Add freshly drawn filled and noisy rectangles into ``out`` (B, H, W), in place."""
+        n = out.shape[0]
         render_rects(self.filled(n, generator), self.height, self.width, out=out)
         render_rects(self.noisy(n, generator), self.height, self.width, pixel_noise=True,
                      generator=generator, out=out)
-        return out
 
-    def sensor(self, x: Tensor, generator) -> Tensor:
-        return add_sensor_noise(x, gaussian_sigma=self.gaussian_sigma, photons=self.photons,
-                                generator=generator)
+    def add_sensor_noise(self, x: Tensor, generator) -> None:
+        """Shot and Gaussian noise, when on, applied to ``x`` in place."""
+        if self.photons is not None or self.gaussian_sigma > 0:
+            x.copy_(add_sensor_noise(x, gaussian_sigma=self.gaussian_sigma,
+                                     photons=self.photons, generator=generator))
+
+    def noisy_copy(self, clean: Tensor, out: Tensor, generator) -> None:
+        """out = clean + fresh clutter (+ sensor noise); all (B, H, W), written in place.
+
+        Rendering the clutter straight into ``out`` saves a buffer and a pass over the batch.
+        """
+        out.copy_(clean)
+        self.add_clutter(out, generator)
+        self.add_sensor_noise(out, generator)
 
 
 def make_config(size, *, generator, device, dtype, cell_rate, cell_radius, cell_amplitude,
@@ -627,7 +637,7 @@ def generate_images(
     for part in _chunks(n):
         m = part.stop - part.start
         render_cells(cfg.cells(m, generator), cfg.height, cfg.width, out=target[part])
-        inp[part] = cfg.sensor(target[part] + cfg.clutter(m, generator), generator)
+        cfg.noisy_copy(target[part], inp[part], generator)
     return inp.unsqueeze(1), target.unsqueeze(1)
 
 
@@ -671,5 +681,5 @@ def generate_noise2noise(
         m = part.stop - part.start
         render_cells(cfg.cells(m, generator), cfg.height, cfg.width, out=clean[part])
         for noisy in (noisy_a, noisy_b):
-            noisy[part] = cfg.sensor(clean[part] + cfg.clutter(m, generator), generator)
+            cfg.noisy_copy(clean[part], noisy[part], generator)
     return noisy_a.unsqueeze(1), noisy_b.unsqueeze(1), clean.unsqueeze(1)

@@ -196,17 +196,19 @@ def generate_videos(
                             generator=generator)
         clean = target[part].view(m * frames, h, w)
         render_cells(tracks.frame_cells(), h, w, out=clean)
+        observed = inp[part].view(m * frames, h, w)
         if not persistent_clutter:
-            clutter = cfg.clutter(m * frames, generator)
+            cfg.noisy_copy(clean, observed, generator)
+            continue
+        filled_rects, noisy_rects = cfg.filled(m, generator), cfg.noisy(m, generator)
+        clutter = render_rects(filled_rects, h, w)  # (m, H, W), one per clip
+        if redraw_pixel_noise:
+            clutter = clutter.repeat_interleave(frames, dim=0)
+            render_rects(_repeat_frames(noisy_rects, frames), h, w, pixel_noise=True,
+                         generator=generator, out=clutter)
         else:
-            filled, noisy = cfg.filled(m, generator), cfg.noisy(m, generator)
-            clutter = render_rects(filled, h, w)
-            if redraw_pixel_noise:
-                clutter = clutter.repeat_interleave(frames, dim=0)
-                render_rects(_repeat_frames(noisy, frames), h, w, pixel_noise=True,
-                             generator=generator, out=clutter)
-            else:
-                render_rects(noisy, h, w, pixel_noise=True, generator=generator, out=clutter)
-                clutter = clutter.repeat_interleave(frames, dim=0)
-        inp[part] = cfg.sensor(clean + clutter, generator).view(m, frames, h, w)
+            render_rects(noisy_rects, h, w, pixel_noise=True, generator=generator, out=clutter)
+            clutter = clutter.repeat_interleave(frames, dim=0)
+        torch.add(clean, clutter, out=observed)
+        cfg.add_sensor_noise(observed, generator)
     return inp.unsqueeze(1), target.unsqueeze(1)
