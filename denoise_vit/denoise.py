@@ -1,0 +1,241 @@
+"""`denoise-vit denoise`: files and folders in, denoised files out.
+
+Each input file is read (denoise_vit.io), its axes checked or guessed, its intensities mapped
+onto the range the model was trained on, denoised at any size (denoise_vit.inference), mapped
+back and written in the input's dtype, shape and axes. Every file written adds one JSON line to
+`denoise_log.jsonl` beside it: input, output, checkpoint, axes, the intensity mapping used, the
+tiling and the time taken. With several inputs, a bad file is reported and skipped and the rest
+are still written; the run then fails at the end, saying how many files failed.
+"""
+import json
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .errors import DenoiseVitError
+from .inference import Denoiser
+from .intensity import Normalization, training_record
+from .io import (PIL_FORMATS, SUFFIXES, ImageFileError, check_axes, from_stack, guess_axes,
+                 read_image, shape_text, to_stack, write_image, cast)
+
+LOG_NAME = "denoise_log.jsonl"
+
+
+@dataclass
+class DenoiseOptions:
+    axes: Optional[str] = None          # None: recorded in the file, else guessed from the shape
+    dtype: str = "input"                # "input" | "float32"
+    normalize: str = "stack"            # "stack" (per file) | "frame" (per plane) | "none"
+    overwrite: bool = False
+
+
+def list_inputs(paths):
+    """(file, problem or None) for every input: files as given, folders expanded (sorted,
+    non-recursive, image suffixes only)."""
+    found = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
+                           and f.suffix.lower() in SUFFIXES)
+            if not files:
+                found.append((p, f"{p}: no image files ({', '.join(SUFFIXES)}) in this folder"))
+            found.extend((f, None) for f in files)
+        elif p.exists():
+            found.append((p, None))
+        else:
+            found.append((p, f"{p}: no such file or folder"))
+    return found
+
+
+def output_name(path, dtype):
+    """The output file name for an input in a folder run.
+
+    JPEG inputs are written as PNG (re-encoding a denoised image as JPEG would add compression
+    artefacts back); float output from PNG or JPEG goes to TIFF, which can hold it.
+    """
+    suffix = path.suffix.lower()
+    if suffix in PIL_FORMATS and dtype == "float32":
+        return path.with_suffix(".tif").name
+    if PIL_FORMATS.get(suffix) == "JPEG":
+        return path.with_suffix(".png").name
+    return path.name
+
+
+def plan(inputs, output, dtype):
+    """[(input, output or None, problem or None)] and whether the output is a single file.
+
+    One input file and an output with an image suffix (not an existing folder): that file.
+    Otherwise the output is a folder (created if needed) and each file keeps its name.
+    """
+    found = list_inputs(inputs)
+    output = Path(output)
+    single = (len(found) == 1 and not Path(inputs[0]).is_dir() and not output.is_dir()
+              and output.suffix != "")
+    if single:
+        if output.suffix.lower() not in SUFFIXES:
+            raise ImageFileError(f"{output}: unsupported output file type {output.suffix!r}; "
+                                 f"use one of {', '.join(SUFFIXES)}")
+        src, problem = found[0]
+        return [(src, output, problem)], True
+    if output.suffix.lower() in SUFFIXES and not output.is_dir():
+        raise ImageFileError(f"-o {output} names a file, but there are {len(found)} inputs "
+                             "(or a folder); give an output folder")
+    jobs, taken = [], {}
+    for src, problem in found:
+        dst = output / output_name(src, dtype) if problem is None else None
+        if dst is not None and dst in taken:
+            problem = f"{src}: writes the same output file {dst} as {taken[dst]}; skipped"
+        elif dst is not None:
+            taken[dst] = src
+        jobs.append((src, dst, problem))
+    return jobs, False
+
+
+def model_intensity(ckpt, log):
+    """The training-input intensity record of a checkpoint.
+
+    Checkpoints written before the record existed: recomputed from the training run's own
+    (synthetic) evaluation data, else the 0..1 range.
+    """
+    if "intensity" in ckpt:
+        return ckpt["intensity"]
+    data = ckpt.get("config", {}).get("data")
+    if data:
+        from .config import from_dict
+        from .data import make_eval_data
+        cfg = from_dict({"data": {**data, "eval_size": min(64, data.get("eval_size", 64))}}).data
+        try:
+            record = training_record(make_eval_data(cfg)[0])
+            log("note: the checkpoint has no intensity record; using its training data's "
+                f"({record['low']:.3g}..{record['high']:.3g} at percentiles "
+                f"{record['percentiles'][0]:g}/{record['percentiles'][1]:g})")
+            return record
+        except (DenoiseVitError, OSError, ValueError):
+            pass
+    log("note: the checkpoint has no intensity record; assuming the model was trained on 0..1")
+    return {"percentiles": [0.0, 100.0], "low": 0.0, "high": 1.0}
+
+
+def prepare(array, meta, path, denoiser, options):
+    """(stack (D, C, H, W), axes, how the axes were found) after every check on the input."""
+    video = denoiser.kind == "video"
+    if options.axes:
+        axes, how = check_axes(options.axes, array.shape, path), "given"
+    elif meta.get("axes"):
+        axes, how = meta["axes"], "recorded in the file"
+    else:
+        try:
+            axes, why = guess_axes(array.shape, video=video, channels=denoiser.channels)
+        except ImageFileError as exc:
+            raise ImageFileError(f"{path}: {exc}") from None
+        how = f"guessed from the shape: {why}"
+    h, w = array.shape[axes.index("Y")], array.shape[axes.index("X")]
+    if h < 2 or w < 2:
+        raise ImageFileError(f"{path}: the image is {h} pixel(s) high and {w} wide (shape "
+                             f"{shape_text(array.shape)}, axes {axes}); at least 2x2 is needed")
+    channels = array.shape[axes.index("C")] if "C" in axes else 1
+    if channels != denoiser.channels:
+        what = "a colour image" if channels in (3, 4) else f"an image with {channels} channels"
+        hint = ("; convert it to grayscale first" if denoiser.channels == 1
+                else "; give --axes if the channel axis is another one")
+        raise ImageFileError(f"{path}: {what} (axes {axes}, shape {shape_text(array.shape)}) but "
+                             f"the model takes {denoiser.channels} channel(s){hint}")
+    if video and "T" not in axes:
+        raise ImageFileError(f"{path}: a video model denoises TYX stacks, this input has axes "
+                             f"{axes}" + ("; give --axes TYX if Z is really time" if "Z" in axes
+                                          else "; use an image checkpoint"))
+    return to_stack(array, axes), axes, how
+
+
+def normalizations(stack, record, mode):
+    if mode == "none":
+        return [Normalization.identity()] * stack.shape[0]
+    if mode == "frame":
+        return [Normalization.fit(plane, record) for plane in stack]
+    return [Normalization.fit(stack, record)] * stack.shape[0]
+
+
+def denoise_file(src, dst, denoiser, record, options, log):
+    """Denoise one file; returns its log record. Raises ImageFileError on bad input."""
+    start = time.perf_counter()
+    if dst.exists() and not options.overwrite:
+        raise ImageFileError(f"{dst}: the output file exists already; give --overwrite to "
+                             "replace it")
+    if dst.resolve() == src.resolve():
+        raise ImageFileError(f"{src}: the output would overwrite the input; choose another -o")
+    array, meta = read_image(src)
+    stack, axes, how = prepare(array, meta, src, denoiser, options)
+    norms = normalizations(stack, record, options.normalize)
+    n0 = norms[0]
+    scope = {"stack": "per file", "frame": "per plane", "none": "off"}[options.normalize]
+    log(f"{src}: {shape_text(array.shape)} {array.dtype}, axes {axes} ({how}); intensity "
+        + (f"{scope}, p{n0.percentiles[0]:g}..p{n0.percentiles[1]:g} = {n0.low:.4g}..{n0.high:.4g}"
+           f" -> model {n0.target_low:.3g}..{n0.target_high:.3g}"
+           if options.normalize != "none" else "not normalised")
+        + f"; {denoiser.describe(stack.shape[2], stack.shape[3], stack.shape[0])}")
+    out = denoiser.denoise(torch.from_numpy(np.ascontiguousarray(stack)), norms).numpy()
+    dtype = array.dtype if options.dtype == "input" else np.dtype(options.dtype)
+    result = cast(from_stack(out, axes), dtype)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    write_image(dst, result, axes, imagej=meta.get("imagej", False))
+    seconds = time.perf_counter() - start
+    log(f"  wrote {dst} ({result.dtype}, {shape_text(result.shape)}) in {seconds:.1f} s")
+    return {"input": str(src), "output": str(dst), "axes": axes, "axes_source": how,
+            "shape": list(array.shape), "dtype_in": str(array.dtype), "dtype_out": str(result.dtype),
+            "normalize": options.normalize,
+            "normalization": [n.as_dict() for n in (norms if options.normalize == "frame" else norms[:1])],
+            "tiling": denoiser.describe(stack.shape[2], stack.shape[3], stack.shape[0]),
+            "seconds": round(seconds, 3)}
+
+
+def append_record(path, record):
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+    except OSError as exc:
+        raise ImageFileError(f"{path}: cannot write the run record ({exc.strerror or exc})") from exc
+
+
+def run_denoise(inputs, output, checkpoint, *, options, denoiser_args, device="cpu", log=print,
+                warn=None):
+    """Denoise every input into `output`; returns (written, failed) counts.
+
+    Raises DenoiseVitError for a problem that stops the whole run (checkpoint, options, a single
+    bad input) and, after the others are written, when some of several inputs failed.
+    """
+    from .checkpoint import model_from_checkpoint, read_checkpoint
+    warn = warn or (lambda msg: print(f"denoise-vit denoise: skipped {msg}", file=sys.stderr))
+    if options.dtype not in ("input", "float32"):
+        raise DenoiseVitError(f"--dtype must be 'input' or 'float32', not {options.dtype!r}")
+    jobs, single = plan(inputs, output, options.dtype)
+    if single and jobs[0][2]:
+        raise ImageFileError(jobs[0][2])
+    ckpt = read_checkpoint(checkpoint)
+    model = model_from_checkpoint(ckpt, checkpoint)
+    denoiser = Denoiser(model, device=device, **denoiser_args)
+    record = model_intensity(ckpt, log)
+    written, failed = 0, 0
+    for src, dst, problem in jobs:
+        try:
+            if problem:
+                raise ImageFileError(problem)
+            entry = denoise_file(src, dst, denoiser, record, options, log)
+            entry.update(checkpoint=str(checkpoint), model=ckpt["model_name"],
+                         time=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            append_record(dst.parent / LOG_NAME, entry)
+            written += 1
+        except DenoiseVitError as exc:
+            if single:
+                raise
+            failed += 1
+            warn(str(exc))
+    if failed:
+        raise DenoiseVitError(f"{failed} of {len(jobs)} inputs failed (see above); "
+                              f"{written} written to {output}")
+    return written, failed
