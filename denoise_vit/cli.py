@@ -76,6 +76,20 @@ def cmd_visualize(args):
     print(f"wrote {out}")
 
 
+def cmd_denoise(args):
+    from .denoise import DenoiseOptions, run_denoise
+    from .distributed import resolve_device
+    from tqdm.auto import tqdm
+    options = DenoiseOptions(axes=args.axes, dtype=args.dtype, normalize=args.normalize,
+                             overwrite=args.overwrite)
+    denoiser_args = dict(tile=args.tile, overlap=args.overlap, frame_overlap=args.frame_overlap,
+                         batch_size=args.batch_size, progress=not args.no_progress)
+    written, _ = run_denoise(args.inputs, args.output, args.checkpoint, options=options,
+                             denoiser_args=denoiser_args, device=resolve_device(args.device or "auto"),
+                             log=tqdm.write)
+    print(f"denoised {written} file(s) into {args.output}")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="denoise-vit", description="Train, evaluate and look at transformer denoisers.")
@@ -103,6 +117,34 @@ def build_parser():
         if name == "visualize":
             p.add_argument("--output", "-o", default="denoised.png", help="PNG to write")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("denoise", help="denoise image files, stacks or folders of any size",
+                       description="Denoise PNG, JPEG, TIFF (multi-page too) or .npy files, or "
+                                   "folders of them, of any size, with a trained checkpoint. "
+                                   "Output has the input's shape, axes and (by default) dtype.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders")
+    p.add_argument("--checkpoint", required=True, help="a .pt checkpoint (image or video model)")
+    p.add_argument("--output", "-o", required=True,
+                   help="output file (one input) or folder (several inputs or a folder)")
+    p.add_argument("--axes", help="axes of the inputs, e.g. YX, ZYX, TYX, YXC (default: recorded "
+                                  "in the TIFF, else guessed from the shape and logged)")
+    p.add_argument("--tile", type=int, help="tile side in pixels, a multiple of the patch "
+                                            "(default: twice the training size for image models, "
+                                            "the training size for video models; 0: whole image)")
+    p.add_argument("--overlap", type=int, help="pixels shared by neighbouring tiles "
+                                               "(default: a quarter of the tile)")
+    p.add_argument("--frame-overlap", type=int, help="video models: frames shared by consecutive "
+                                                     "temporal windows (default: half the window)")
+    p.add_argument("--batch-size", type=int, default=8, help="tiles per model call (default 8)")
+    p.add_argument("--dtype", choices=("input", "float32"), default="input",
+                   help="output pixel type (default: the input's)")
+    p.add_argument("--normalize", choices=("stack", "frame", "none"), default="stack",
+                   help="percentile intensity normalisation per file (stack, default), per plane "
+                        "(frame) or none (pixels go to the model as they are)")
+    p.add_argument("--overwrite", action="store_true", help="replace output files that exist")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_denoise)
     return parser
 
 
