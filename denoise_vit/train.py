@@ -23,6 +23,7 @@ from .data import make_eval_data, make_train_stream
 from .engine import StopFlag, evaluate, predict, train_steps
 from .errors import CheckpointError, TrainingError
 from .figures import save_batch_figure, save_curves
+from .intensity import training_record
 from .metrics import psnr
 from .registry import build_model, model_keys
 
@@ -192,6 +193,8 @@ def _run(cfg, info, *, resume, progress, log):
         save_config(cfg, run_dir / "config.json")
         eval_inputs, eval_targets = make_eval_data(cfg.data)
         noisy_psnr = psnr(eval_inputs, eval_targets)
+        # what the model is trained on, for `denoise` to map real images onto
+        intensity = training_record(eval_inputs)
         log(f"run {run_dir}: {cfg.model_name}, {sum(p.numel() for p in model.parameters()):,} "
             f"parameters, device {device}, world size {info.world_size}; evaluation set: "
             f"{cfg.data.eval_size} {cfg.data.kind} (seed {cfg.data.eval_seed}), noisy input "
@@ -214,7 +217,7 @@ def _run(cfg, info, *, resume, progress, log):
                                scheduler=scheduler.state_dict(), step=step, epoch=epoch,
                                train_seconds=train_seconds, best_psnr=best, metrics=rows,
                                rng=rng_state(), streams=streams, config=to_dict(cfg),
-                               world_size=info.world_size)
+                               world_size=info.world_size, intensity=intensity)
         atomic_save(ckpt, run_dir / "checkpoint_last.pt", previous=run_dir / "checkpoint_prev.pt")
 
     total_steps = cfg.epochs * cfg.steps_per_epoch
@@ -250,7 +253,8 @@ def _run(cfg, info, *, resume, progress, log):
                 if metrics["psnr"] > best:
                     best = metrics["psnr"]
                     atomic_save(make_checkpoint(model, step=step, epoch=epoch + 1,
-                                                eval_psnr=best, config=to_dict(cfg)),
+                                                eval_psnr=best, config=to_dict(cfg),
+                                                intensity=intensity),
                                 run_dir / "checkpoint_best.pt")
                 write_metrics(run_dir / "metrics.csv", rows)
                 save_curves(run_dir / "curves.png", rows, noisy_psnr=noisy_psnr)
