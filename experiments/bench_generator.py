@@ -106,6 +106,8 @@ def machine() -> dict:
     return {
         "CPU cores (os.cpu_count)": os.cpu_count(),
         "torch threads": torch.get_num_threads(),
+        # other work on the machine slows every figure, torch's 2-thread kernels most
+        "load average (1 min) at start": f"{os.getloadavg()[0]:.2f}",
         "torch": torch.__version__,
         "GPU": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU only)",
         "Python": platform.python_version(),
@@ -113,10 +115,10 @@ def machine() -> dict:
     }
 
 
-def markdown(info: dict, rows: list[tuple[str, str]], quick: bool) -> str:
+def markdown(info: dict, rows: list[tuple[str, str]], command: str) -> str:
     lines = [
         START,
-        f"Produced by `{COMMAND}{' --quick' if quick else ''}` "
+        f"Produced by `{command}` "
         f"on {time.strftime('%Y-%m-%d')}.",
         "",
         "Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()) + ".",
@@ -145,7 +147,11 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="few repeats, small reference; prints only (no doc update)")
     parser.add_argument("--no-write", action="store_true", help=f"do not update {DOC.name}")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's own choice)")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     quick = args.quick
     repeats = 3 if quick else 15
     batch, size = 256, 64
@@ -195,7 +201,8 @@ def main(argv=None) -> None:
         ("generator / training", ratio_text),
     ]
     if not (quick or args.no_write):
-        write_doc(markdown(info, rows, quick))
+        flags = f" --threads {args.threads}" if args.threads is not None else ""
+        write_doc(markdown(info, rows, COMMAND + flags))
         print(f"wrote {DOC.relative_to(ROOT)}")
 
 
