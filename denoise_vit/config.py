@@ -21,17 +21,19 @@ from typing import Optional
 
 from .errors import ConfigError
 
-DATA_KINDS = ("images", "videos", "noise2noise")
+DATA_KINDS = ("images", "videos", "noise2noise", "pairs")
 
 
 @dataclass
 class DataConfig:
     kind: str = "images"          # images | videos | noise2noise (noisy targets for training)
+                                  # | pairs (files in pairs_dir/input and pairs_dir/target)
     size: object = 64             # int or [height, width]
     frames: int = 8               # videos only
     eval_size: int = 512          # images in the fixed evaluation set
     eval_seed: int = 1234
     generator: dict = field(default_factory=dict)   # keywords for data_gen (rates, ranges, noise)
+    pairs_dir: str = ""           # kind "pairs": folder with input/, target/ (and optional clean/)
 
 
 @dataclass
@@ -107,6 +109,8 @@ def from_dict(values):
     data = DataConfig(**{k: _typed(DataConfig, k, v, "data.") for k, v in data.items()})
     if data.kind not in DATA_KINDS:
         raise ConfigError(f"data.kind must be one of {DATA_KINDS}, not {data.kind!r}")
+    if data.kind == "pairs" and not data.pairs_dir:
+        raise ConfigError("data.kind='pairs' needs data.pairs_dir (a folder with input/ and target/)")
     model = values.pop("model", {})
     if not isinstance(model, dict):
         raise ConfigError("config key 'model' must be a table")
