@@ -367,7 +367,7 @@ def test_video_cells_persist_and_move():
     # discs stay whole inside the image, so each clip's total brightness only changes by how
     # the moving discs fall on the pixel grid
     rel = (mass - mass.mean(dim=1, keepdim=True)).abs() / mass.mean(dim=1, keepdim=True)
-    assert rel.max() < 0.05
+    assert rel.max() < 0.025  # measured about 0.01; a vanishing cell is typically 2-5%
     # ... yet the frames differ: the cells move
     assert ((target[:, :, 1:] - target[:, :, :-1]).abs().sum(dim=(1, 2, 3, 4)) > 0).all()
 
