@@ -4,11 +4,13 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts:
   format, version, model_name, model_args, model (state dict), and for training runs
   optimizer, scheduler, step, epoch, rng, stream, config, metrics.
 It is read with `torch.load(weights_only=True)`, which refuses any pickle that would build an
-arbitrary object, so a crafted file cannot run code on load.
+arbitrary object, so a crafted file cannot run code on load. A `digest` (SHA-256 over every
+value) is checked on load: torch.load does not check the archive's CRCs, so without it a flipped
+byte in a tensor would load silently.
 """
+import hashlib
 import os
 import pickle
-import zipfile
 from pathlib import Path
 
 import torch
@@ -31,29 +33,73 @@ def atomic_save(obj, path, *, previous=None):
 
     A kill or a full disk mid-write leaves the previous file intact; the temporary file is
     removed on failure. With `previous`, the file being replaced is kept under that name (so a
-    resume can fall back one checkpoint). Raises CheckpointError naming the path and OS error.
+    resume can fall back one checkpoint). A checkpoint dict gets its `digest` here, over what
+    is written. Raises CheckpointError naming the path and OS error.
     """
     path = Path(path)
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        obj = {**obj, "digest": digest(obj)}
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        if previous is not None and path.exists():
-            os.replace(path, previous)
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            with open(tmp, "wb") as f:
+                torch.save(obj, f)
+                f.flush()
+                os.fsync(f.fileno())
+            if previous is not None and path.exists():
+                keep_as(path, Path(previous))
+            os.replace(tmp, path)
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except BaseException:  # a full disk, or a second Ctrl-C mid-write
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass  # the folder itself is the problem; nothing was written
+            raise
     except OSError as exc:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass  # the folder itself is the problem; nothing was written
         raise CheckpointError(f"could not write checkpoint {path}: {exc.strerror or exc}") from exc
+
+
+def keep_as(path, previous):
+    """Make `previous` a second name of the file `path` (which keeps its name throughout, so a
+    kill at any moment leaves a complete latest file); a rename where hard links are missing."""
+    tmp = previous.with_name(f".{previous.name}.tmp-{os.getpid()}")
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(path, tmp)
+    except OSError:
+        os.replace(path, previous)
+        return
+    os.replace(tmp, previous)
+
+
+def digest(ckpt):
+    """SHA-256 over every key and value of a checkpoint (tensors by dtype, shape and bytes)."""
+    h = hashlib.sha256()
+
+    def feed(value):
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
+        elif isinstance(value, dict):
+            h.update(f"D{len(value)}".encode())
+            for key, item in value.items():
+                feed(key)
+                feed(item)
+        elif isinstance(value, (list, tuple)):
+            h.update(f"L{len(value)}".encode())
+            for item in value:
+                feed(item)
+        else:
+            h.update(f"V{type(value).__name__}:{value!r};".encode())
+
+    feed({k: v for k, v in ckpt.items() if k != "digest"})
+    return h.hexdigest()
 
 
 def make_checkpoint(model, **extra):
@@ -73,9 +119,13 @@ def read_checkpoint(path, map_location="cpu"):
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"refusing to load {path}: it holds objects other than tensors and "
-                              f"plain data, which could run code ({str(exc).splitlines()[0]})") from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        if "Weights only load failed" in str(exc):
+            raise CheckpointError(f"refusing to load {path}: it holds objects other than tensors "
+                                  f"and plain data, which could run code "
+                                  f"({str(exc).splitlines()[0]})") from exc
+        raise CheckpointError(f"cannot read checkpoint {path}: truncated or corrupt file "
+                              f"({str(exc).splitlines()[0]})") from exc
+    except Exception as exc:  # a damaged archive or pickle fails in many ways
         raise CheckpointError(f"cannot read checkpoint {path}: truncated or corrupt file "
                               f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
@@ -83,6 +133,9 @@ def read_checkpoint(path, map_location="cpu"):
     if ckpt.get("version", 0) > VERSION:
         raise CheckpointError(f"{path} was written by a newer denoise-vit (format version "
                               f"{ckpt['version']} > {VERSION})")
+    if "digest" in ckpt and digest(ckpt) != ckpt["digest"]:
+        raise CheckpointError(f"cannot read checkpoint {path}: corrupt file (its contents do not "
+                              "match the digest written with them)")
     return ckpt
 
 

@@ -16,6 +16,8 @@ def cmd_train(args):
         overrides.append(f'out_dir="{args.out_dir}"')
     cfg = load_config(args.config, overrides)
     summary = run_training(cfg, resume=args.resume, progress=not args.no_progress)
+    if summary["signal"]:  # stopped by SIGINT / SIGTERM after writing a checkpoint
+        return 128 + summary["signal"]  # the shell's code for a signal: `&&` chains stop here
     if summary.get("final_psnr") is not None:
         print(f"done: {summary['steps']} steps in {summary['train_seconds']:.0f} s of training; "
               f"eval PSNR {summary['final_psnr']:.2f} dB (best {summary['best_psnr']:.2f}, noisy "
@@ -157,14 +159,14 @@ def main(argv=None):
     if extra:
         args.overrides = list(args.overrides) + extra
     try:
-        args.func(args)
+        status = args.func(args)
     except DenoiseVitError as exc:
         print(f"denoise-vit {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"denoise-vit {args.command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -60,11 +60,23 @@ def init_distributed():
     return info
 
 
-def all_flags(flags, device):
-    """Logical OR of a list of booleans over all ranks (so every rank stops at the same step)."""
-    t = torch.tensor([float(f) for f in flags], device=device)
+def all_max(values, device):
+    """The maximum of each number over all ranks (for flags: their logical OR)."""
+    t = torch.tensor([float(v) for v in values], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return [bool(v) for v in t.tolist()]
+    return t.tolist()
+
+
+def broadcast_buffers(module):
+    """Give every rank rank 0's buffers (BatchNorm statistics).
+
+    DDP broadcasts them at the start of each forward, so after the last step each rank still
+    holds its own update; this makes the final model the same everywhere (and equal to the
+    checkpoint, which rank 0 writes).
+    """
+    if dist.is_initialized():
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
 
 
 def barrier():

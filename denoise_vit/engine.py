@@ -1,5 +1,6 @@
 """The training engine: one epoch of steps, and evaluation on a fixed set."""
 import math
+import signal
 import time
 from contextlib import nullcontext
 
@@ -17,13 +18,17 @@ def autocast(device, enabled):
 
 
 class StopFlag:
-    """Set by SIGINT / SIGTERM handlers or the time budget; read between steps."""
+    """Why a run should stop between steps: a signal (SIGINT / SIGTERM) or the time budget."""
+
+    BUDGET = "time budget reached"
 
     def __init__(self):
         self.reason = None
+        self.signum = None   # set when a signal asked for the stop
 
-    def set(self, reason):
-        self.reason = self.reason or reason
+    def set(self, reason, signum=None):
+        if self.reason is None or (signum and not self.signum):  # a signal outranks the budget
+            self.reason, self.signum = reason, signum
 
     def __bool__(self):
         return self.reason is not None
@@ -34,33 +39,40 @@ def train_steps(model, stream, optimizer, scheduler, *, first_step, last_step, d
     """Run optimisation steps first_step .. last_step-1 on fresh batches from `stream`.
 
     Stops early (between steps) when `stop` is set or `deadline` (time.monotonic) has passed.
-    `sync(flags) -> flags` lets distributed runs agree on stopping. Raises TrainingError on a
-    non-finite loss, before the optimizer touches the weights.
-    Returns (steps done, mean loss, images seen, seconds).
+    The stop is checked before a batch is drawn, so a stopped run has consumed exactly the
+    batches of the steps it did: its stream state resumes the uninterrupted run's data.
+    `sync(values) -> values` (the maximum of each value over all ranks) makes distributed runs
+    agree on stopping and on a non-finite loss, so every rank leaves at the same step.
+    Raises TrainingError on a non-finite loss, before the optimizer touches the weights.
+    Returns (steps done, summed loss, images seen, seconds).
     """
+    agree = sync or (lambda values: values)
     model.train()
     total, images, step = 0.0, 0, first_step
     start = time.perf_counter()
     bar = tqdm(total=last_step - first_step, desc=desc, disable=not progress, leave=False,
                dynamic_ncols=True)
     while step < last_step:
-        if deadline is not None and time.monotonic() > deadline and stop is not None:
-            stop.set("time budget reached")
+        if stop is not None:
+            if deadline is not None and time.monotonic() > deadline:
+                stop.set(StopFlag.BUDGET)
+            signum, stopping = agree([stop.signum or 0, bool(stop)])
+            if signum:
+                stop.set(signal.Signals(int(signum)).name, int(signum))
+            elif stopping:
+                stop.set(StopFlag.BUDGET)
+            if stop:
+                break
         inputs, targets = next(stream)
         with autocast(device, amp):
             outputs = model(inputs)
         loss = F.mse_loss(outputs.float(), targets.float())
         value = loss.item()
-        flags = [not math.isfinite(value), bool(stop)]
-        if sync is not None:
-            flags = sync(flags)
-        if flags[0]:
-            raise TrainingError(f"non-finite loss ({value}) at step {step + 1}; stopping. "
-                                "The last checkpoint written before it is kept as the latest.")
-        if flags[1]:
-            if stop is not None:
-                stop.set("stopped on another rank")
-            break
+        bad = not math.isfinite(value)
+        if agree([bad])[0]:
+            what = f"non-finite loss ({value})" if bad else "non-finite loss on another rank"
+            raise TrainingError(f"{what} at step {step + 1}; stopping. The last checkpoint "
+                                "written before it is kept as the latest.")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip:
@@ -73,8 +85,7 @@ def train_steps(model, stream, optimizer, scheduler, *, first_step, last_step, d
         bar.update(1)
         bar.set_postfix(loss=f"{value:.2e}")
     bar.close()
-    done = step - first_step
-    return done, (total / done if done else math.nan), images, time.perf_counter() - start
+    return step - first_step, total, images, time.perf_counter() - start
 
 
 @torch.no_grad()

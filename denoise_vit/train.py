@@ -10,6 +10,7 @@ import os
 import random
 import signal
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -98,20 +99,45 @@ def seed_everything(seed):
     torch.manual_seed(seed)
 
 
+RESUME_KEYS = ("optimizer", "scheduler", "step", "train_seconds", "best_psnr", "metrics", "rng",
+               "streams")
+
+
 def find_resume_checkpoint(run_dir, log):
-    """The newest readable checkpoint of a run: last, else the previous one."""
+    """The newest readable training checkpoint of a run: last, else the previous one."""
     errors = []
     for name in ("checkpoint_last.pt", "checkpoint_prev.pt"):
         path = Path(run_dir) / name
         if not path.exists():
             continue
         try:
-            return path, read_checkpoint(path)
+            ckpt = read_checkpoint(path)
+            missing = [key for key in RESUME_KEYS if key not in ckpt]
+            if missing:
+                raise CheckpointError(f"{path} is not a training checkpoint (no "
+                                      f"{', '.join(missing)})")
+            return path, ckpt
         except CheckpointError as exc:
-            log(f"warning: {exc}; trying the previous checkpoint")
+            if name == "checkpoint_last.pt":
+                log(f"warning: {exc}; trying checkpoint_prev.pt")
             errors.append(str(exc))
     detail = "; ".join(errors) if errors else "no checkpoint_last.pt or checkpoint_prev.pt there"
     raise CheckpointError(f"--resume: no usable checkpoint in {run_dir} ({detail})")
+
+
+def remove_stale_temp_files(run_dir):
+    """Temporary checkpoint files left by a process killed while writing (never read back)."""
+    for tmp in Path(run_dir).glob(".checkpoint_*.tmp-*"):
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def writing(path):
+    """Turn an OSError while writing `path` (full disk, permissions) into one clear message."""
+    try:
+        yield
+    except OSError as exc:
+        raise TrainingError(f"could not write {path}: {exc.strerror or exc}") from exc
 
 
 def write_metrics(path, rows):
@@ -124,11 +150,20 @@ def write_metrics(path, rows):
 
 
 class SignalStop:
-    """SIGINT / SIGTERM set the stop flag (the run checkpoints and exits) instead of killing."""
+    """SIGINT / SIGTERM set the stop flag (the run checkpoints and exits) instead of killing.
+
+    A second signal more than REPEAT_SECONDS after the first means the user insists: it raises
+    KeyboardInterrupt (the last complete checkpoint stays the latest). One sooner is the same
+    request twice: a job scheduler signals every process of a job, and torchrun forwards the
+    signal it got to its workers as well.
+    """
+
+    REPEAT_SECONDS = 2.0
 
     def __init__(self, stop):
         self.stop = stop
         self.saved = {}
+        self.first = None
 
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -139,9 +174,12 @@ class SignalStop:
         return self
 
     def handle(self, signum, frame):
-        if self.stop:  # a second signal: the user insists
+        now = time.monotonic()
+        if self.first is None:
+            self.first = now
+            self.stop.set(signal.Signals(signum).name, signum)
+        elif now - self.first > self.REPEAT_SECONDS:
             raise KeyboardInterrupt
-        self.stop.set(signal.Signals(signum).name)
 
     def __exit__(self, *exc):
         for sig, handler in self.saved.items():
@@ -156,6 +194,31 @@ def run_training(cfg, *, resume=False, progress=True, log=None):
                     log=(log or tqdm.write) if info.is_main else (lambda *a, **k: None))
     finally:
         distributed.cleanup()
+
+
+def new_epoch_sums():
+    """Running totals of the epoch in progress (kept in checkpoints: a resumed epoch's row is
+    the uninterrupted run's)."""
+    return {"loss": 0.0, "steps": 0, "images": 0, "seconds": 0.0}
+
+
+def restore(path, ckpt, model, optimizer, scheduler, stream, info, log):
+    """Load a training checkpoint into this run's objects; this rank resumes its own stream."""
+    streams = ckpt["streams"]
+    try:
+        unwrap(model).load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        if info.rank < len(streams):
+            stream.load_state_dict(streams[info.rank])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path} does not fit this run's config: "
+                              f"{' '.join(str(exc).split())[:300]}") from exc
+    if len(streams) != info.world_size:
+        log(f"warning: {path} was written by {len(streams)} process(es), this run has "
+            f"{info.world_size}: ranks without a saved data stream start theirs from its seed, "
+            "so the run does not repeat an uninterrupted one step for step")
+    set_rng_state(ckpt["rng"])
 
 
 def _run(cfg, info, *, resume, progress, log):
@@ -173,24 +236,20 @@ def _run(cfg, info, *, resume, progress, log):
     # each rank draws its own data; the stream seed never collides with another run's ranks
     stream = make_train_stream(cfg.data, cfg.batch_size, seed=cfg.seed * 1000 + info.rank,
                                device=device)
-    step, train_seconds, best, rows = 0, 0.0, -math.inf, []
+    step, train_seconds, best, rows, epoch_sums = 0, 0.0, -math.inf, [], new_epoch_sums()
+    saved_step = None  # the step of the newest checkpoint_last.pt
     if resume:
         path, ckpt = find_resume_checkpoint(run_dir, log)
-        try:
-            unwrap(model).load_state_dict(ckpt["model"])
-        except RuntimeError as exc:
-            raise CheckpointError(f"{path} does not fit this config's model: "
-                                  f"{str(exc).splitlines()[0]}") from exc
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        stream.load_state_dict(ckpt["streams"][info.rank] if info.rank < len(ckpt["streams"])
-                               else ckpt["streams"][0])
-        set_rng_state(ckpt["rng"])
+        restore(path, ckpt, model, optimizer, scheduler, stream, info, log)
         step, train_seconds = ckpt["step"], ckpt["train_seconds"]
         best, rows = ckpt["best_psnr"], list(ckpt["metrics"])
+        epoch_sums = dict(ckpt.get("epoch_sums", epoch_sums))
+        saved_step = step
         log(f"resumed from {path} at step {step}")
     if info.is_main:
-        save_config(cfg, run_dir / "config.json")
+        remove_stale_temp_files(run_dir)
+        with writing(run_dir / "config.json"):
+            save_config(cfg, run_dir / "config.json")
         eval_inputs, eval_targets = make_eval_data(cfg.data)
         noisy_psnr = psnr(eval_inputs, eval_targets)
         # what the model is trained on, for `denoise` to map real images onto
@@ -203,21 +262,24 @@ def _run(cfg, info, *, resume, progress, log):
     if info.enabled:
         net = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None)
-    sync = (lambda flags: distributed.all_flags(flags, device)) if info.enabled else None
+    sync = (lambda values: distributed.all_max(values, device)) if info.enabled else None
 
-    def save(epoch, tag="last"):
+    def save():
+        nonlocal saved_step
         streams = [stream.state_dict()]
         if info.enabled:  # rank 0 stores every rank's stream so each resumes its own data
-            gathered = [None] * info.world_size
-            torch.distributed.all_gather_object(gathered, stream.state_dict())
-            streams = gathered
+            streams = [None] * info.world_size
+            torch.distributed.all_gather_object(streams, stream.state_dict())
+        saved_step = step
         if not info.is_main:
             return
         ckpt = make_checkpoint(model, optimizer=optimizer.state_dict(),
-                               scheduler=scheduler.state_dict(), step=step, epoch=epoch,
+                               scheduler=scheduler.state_dict(), step=step,
+                               epoch=round(step / cfg.steps_per_epoch, 3),
                                train_seconds=train_seconds, best_psnr=best, metrics=rows,
-                               rng=rng_state(), streams=streams, config=to_dict(cfg),
-                               world_size=info.world_size, intensity=intensity)
+                               epoch_sums=dict(epoch_sums), rng=rng_state(), streams=streams,
+                               config=to_dict(cfg), world_size=info.world_size,
+                               intensity=intensity)
         atomic_save(ckpt, run_dir / "checkpoint_last.pt", previous=run_dir / "checkpoint_prev.pt")
 
     total_steps = cfg.epochs * cfg.steps_per_epoch
@@ -225,52 +287,66 @@ def _run(cfg, info, *, resume, progress, log):
     budget_left = None if cfg.max_train_seconds is None else cfg.max_train_seconds - train_seconds
     with SignalStop(stop):
         deadline = None if budget_left is None else time.monotonic() + budget_left
-        while step < total_steps and not stop:
+        while step < total_steps:
             epoch = step // cfg.steps_per_epoch
             end = min((epoch + 1) * cfg.steps_per_epoch, total_steps)
-            done, loss, images, seconds = train_steps(
+            done, loss_sum, images, seconds = train_steps(
                 net, stream, optimizer, scheduler, first_step=step, last_step=end, device=device,
                 amp=cfg.amp, grad_clip=cfg.grad_clip, stop=stop, deadline=deadline, sync=sync,
                 progress=progress, desc=f"epoch {epoch + 1}/{cfg.epochs}")
             step += done
             train_seconds += seconds
-            if stop.reason not in (None, "time budget reached"):
-                save(epoch)  # interrupted: keep every step done, evaluate later
+            for key, value in zip(("loss", "steps", "images", "seconds"),
+                                  (loss_sum, done, images, seconds)):
+                epoch_sums[key] += value
+            if stop.signum:  # a signal: keep every step done; the epoch finishes after --resume
+                if step != saved_step:
+                    save()
                 break
-            if done == 0:
+            if done:  # the end of an epoch, or of the time budget: evaluate and checkpoint
+                if info.is_main:
+                    metrics = evaluate(model, eval_inputs, eval_targets, device=device,
+                                       batch_size=cfg.eval_batch_size, amp=cfg.amp)
+                    rows.append({"epoch": round(step / cfg.steps_per_epoch, 3), "step": step,
+                                 "train_loss": epoch_sums["loss"] / epoch_sums["steps"],
+                                 "eval_psnr": metrics["psnr"], "eval_ssim": metrics["ssim"],
+                                 "images_per_s": epoch_sums["images"] * info.world_size
+                                                 / epoch_sums["seconds"],
+                                 "train_seconds": train_seconds, "lr": scheduler.get_last_lr()[0]})
+                    log(f"epoch {rows[-1]['epoch']:g}: loss {rows[-1]['train_loss']:.3e}  eval "
+                        f"PSNR {metrics['psnr']:.2f} dB  SSIM {metrics['ssim']:.3f}  "
+                        f"{rows[-1]['images_per_s']:.0f} images/s  ({train_seconds:.0f} s)")
+                    if metrics["psnr"] > best:
+                        best = metrics["psnr"]
+                        atomic_save(make_checkpoint(model, step=step, epoch=rows[-1]["epoch"],
+                                                    eval_psnr=best, config=to_dict(cfg),
+                                                    intensity=intensity),
+                                    run_dir / "checkpoint_best.pt")
+                    with writing(run_dir / "metrics.csv"):
+                        write_metrics(run_dir / "metrics.csv", rows)
+                    with writing(run_dir / "curves.png"):
+                        save_curves(run_dir / "curves.png", rows, noisy_psnr=noisy_psnr)
+                epoch_sums = new_epoch_sums()
+                save()
+                distributed.barrier()
+            if stop:  # the time budget, agreed on by every rank in train_steps
                 break
-            if info.is_main:
-                metrics = evaluate(model, eval_inputs, eval_targets, device=device,
-                                   batch_size=cfg.eval_batch_size, amp=cfg.amp)
-                rows.append({"epoch": round(step / cfg.steps_per_epoch, 3), "step": step,
-                             "train_loss": loss, "eval_psnr": metrics["psnr"],
-                             "eval_ssim": metrics["ssim"],
-                             "images_per_s": images * info.world_size / seconds,
-                             "train_seconds": train_seconds, "lr": scheduler.get_last_lr()[0]})
-                log(f"epoch {rows[-1]['epoch']:g}: loss {loss:.3e}  eval PSNR "
-                    f"{metrics['psnr']:.2f} dB  SSIM {metrics['ssim']:.3f}  "
-                    f"{rows[-1]['images_per_s']:.0f} images/s  ({train_seconds:.0f} s)")
-                if metrics["psnr"] > best:
-                    best = metrics["psnr"]
-                    atomic_save(make_checkpoint(model, step=step, epoch=epoch + 1,
-                                                eval_psnr=best, config=to_dict(cfg),
-                                                intensity=intensity),
-                                run_dir / "checkpoint_best.pt")
-                write_metrics(run_dir / "metrics.csv", rows)
-                save_curves(run_dir / "curves.png", rows, noisy_psnr=noisy_psnr)
-            save(epoch + 1)
-            distributed.barrier()
+    distributed.broadcast_buffers(model)
+    interrupted = stop.signum is not None and step < total_steps
     summary = {"run_dir": str(run_dir), "steps": step, "train_seconds": train_seconds,
-               "stopped": stop.reason}
+               "stopped": stop.reason, "signal": stop.signum if interrupted else None}
     if info.is_main:
-        if stop.reason not in (None, "time budget reached"):
-            log(f"{stop.reason}: checkpoint written at step {step} to {run_dir / 'checkpoint_last.pt'}; "
-                f"continue with --resume")
+        if interrupted:
+            log(f"stopped by {stop.reason} at step {step} of {total_steps}: checkpoint written "
+                f"to {run_dir / 'checkpoint_last.pt'}; continue with --resume")
+            return summary
         n = min(cfg.figure_samples, cfg.data.eval_size)
         if rows and cfg.data.kind != "videos":
             outputs = predict(model, eval_inputs[:n], device=device)
-            save_batch_figure(run_dir / "samples.png", eval_inputs[:n], eval_targets[:n], outputs,
-                              title=f"{cfg.name}: eval PSNR {rows[-1]['eval_psnr']:.2f} dB")
+            with writing(run_dir / "samples.png"):
+                save_batch_figure(run_dir / "samples.png", eval_inputs[:n], eval_targets[:n],
+                                  outputs, title=f"{cfg.name}: eval PSNR "
+                                                 f"{rows[-1]['eval_psnr']:.2f} dB")
         summary.update(noisy_psnr=noisy_psnr, best_psnr=best,
                        final_psnr=rows[-1]["eval_psnr"] if rows else None)
     return summary
