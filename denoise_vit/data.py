@@ -12,7 +12,7 @@ from data_gen import SyntheticStream, make_eval_set
 from .errors import ConfigError
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=2)  # the train stream and the eval set read the folder once per process
 def _pairs(pairs_dir):
     from .pairs import load_pairs
     return load_pairs(pairs_dir)

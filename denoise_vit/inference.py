@@ -166,8 +166,18 @@ def tiled_apply(fn, x, tiles, overlaps, *, batch_size=8, progress=False, desc="t
 
 
 def model_kind(model):
-    """'video' for models taking (B, C, T, H, W), else 'image'."""
+    """'video' for models taking (B, C, T, H, W) and mixing frames, else 'image'."""
     return "video" if hasattr(model.config, "num_frames") else "image"
+
+
+def image_model(model):
+    """The module to run on (B, C, H, W) planes: framewise_vit is an image model per frame."""
+    return getattr(model, "frame_model", model)
+
+
+def size_multiple(config):
+    """What H and W must be divisible by: the patch (ViTs), 2**levels (U-Net), else 1."""
+    return getattr(config, "patch_size", None) or 2 ** getattr(config, "levels", 0)
 
 
 class Denoiser:
@@ -182,20 +192,20 @@ class Denoiser:
 
     def __init__(self, model, *, device="cpu", tile=None, overlap=None, frame_overlap=None,
                  batch_size=8, progress=False):
-        self.model = model.to(device).eval()
+        self.kind = model_kind(model)
+        self.model = (model if self.kind == "video" else image_model(model)).to(device).eval()
         self.device = torch.device(device)
         cfg = model.config
-        self.kind = model_kind(model)
-        self.patch = cfg.patch_size
+        self.patch = size_multiple(cfg)
         self.channels = cfg.in_chans
         self.frames = getattr(cfg, "num_frames", 1)
-        self.tubelet = getattr(cfg, "tubelet_size", 1)
-        train_side = max(cfg.img_size) if isinstance(cfg.img_size, (tuple, list)) else cfg.img_size
+        size = getattr(cfg, "img_size", 64)
+        train_side = max(size) if isinstance(size, (tuple, list)) else size
         if tile is None:
             tile = 2 * train_side if self.kind == "image" else train_side
         if tile < 0 or tile % self.patch:
             raise DenoiseVitError(f"--tile {tile} must be 0 (whole image) or a positive multiple "
-                                  f"of the model's patch size {self.patch}")
+                                  f"of {self.patch} (the model's patch size)")
         self.tile = tile
         self.overlap = tile // TILE_OVERLAP_FRACTION if overlap is None else overlap
         if self.overlap < 0 or (tile and self.overlap >= tile):
