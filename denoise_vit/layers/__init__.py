@@ -2,6 +2,9 @@
 from .attention import Attention
 from .block import Block
 from .patch_embed import PatchEmbed
-from .pos_embed import PosEmbed2d
+from .pos_embed import PosEmbed2d, PosEmbedSpaceTime
+from .space_time_block import SpaceTimeBlock
+from .tubelet_embed import TubeletEmbed
 
-__all__ = ["Attention", "Block", "PatchEmbed", "PosEmbed2d"]
+__all__ = ["Attention", "Block", "PatchEmbed", "PosEmbed2d", "PosEmbedSpaceTime",
+           "SpaceTimeBlock", "TubeletEmbed"]

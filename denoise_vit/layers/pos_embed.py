@@ -50,3 +50,75 @@ class PosEmbed2d(nn.Module):
 
     def forward(self, x, grid):
         return x + self.embedding(grid)
+
+
+POS_EMBED_LAYOUTS = ("separate", "joint")
+
+
+def sincos_1d(length, dim):
+    """Fixed embedding (1, length, dim) of positions 0..length-1: sin and cos halves."""
+    omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float32) / (dim // 2))
+    angles = torch.arange(length, dtype=torch.float32)[:, None] * omega[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=1).unsqueeze(0)
+
+
+class PosEmbedSpaceTime(nn.Module):
+    """Adds positions to video tokens (B, nt, ns, D) laid out on an (nt, gh, gw) grid.
+
+    layout "separate" (TimeSformer's pos_embed + time_embed): a 2-D embedding of the patch
+    position, shared by every frame (a `PosEmbed2d`), plus an embedding of the temporal index
+    (1, nt, 1, D), shared by every position. layout "joint" (ViViT): one learned vector per
+    space-time token (1, nt, ns, D); learned only.
+
+    Learned embeddings adapt to clips of another length or size, as TimeSformer does: the
+    temporal one is resampled linearly over time, the spatial one bicubically (PosEmbed2d), the
+    joint one trilinearly. Fixed sin-cos ones are recomputed for the new grid.
+    """
+
+    def __init__(self, num_tubelets, grid, embed_dim, kind="learned", layout="separate"):
+        super().__init__()
+        if layout not in POS_EMBED_LAYOUTS:
+            raise ConfigError(f"pos_embed_layout must be one of {POS_EMBED_LAYOUTS}, not {layout!r}")
+        if layout == "joint" and kind != "learned":
+            raise ConfigError("pos_embed_layout='joint' needs pos_embed='learned' (a fixed sin-cos "
+                              "embedding is always the sum of a spatial and a temporal one)")
+        self.num_tubelets = num_tubelets
+        self.grid = tuple(grid)
+        self.kind, self.layout, self.embed_dim = kind, layout, embed_dim
+        if layout == "joint":
+            self.weight = nn.Parameter(torch.zeros(1, num_tubelets, self.grid[0] * self.grid[1],
+                                                   embed_dim))
+            trunc_normal_(self.weight, std=0.02)
+            return
+        self.space = PosEmbed2d(self.grid, embed_dim, kind)
+        if kind == "learned":
+            self.time = nn.Parameter(torch.zeros(1, num_tubelets, 1, embed_dim))
+            trunc_normal_(self.time, std=0.02)
+        else:
+            self.register_buffer("time", sincos_1d(num_tubelets, embed_dim).unsqueeze(2),
+                                 persistent=False)
+
+    def time_embedding(self, nt):
+        """(1, nt, 1, D)."""
+        if nt == self.num_tubelets:
+            return self.time
+        if self.kind == "sincos":
+            return sincos_1d(nt, self.embed_dim).unsqueeze(2).to(self.time)
+        w = torch.nn.functional.interpolate(self.time[:, :, 0].transpose(1, 2), size=nt,
+                                            mode="linear", align_corners=False)
+        return w.transpose(1, 2).unsqueeze(2)
+
+    def embedding(self, nt, grid):
+        """(1, nt, gh*gw, D) for a clip of nt tubelets on a (gh, gw) grid."""
+        grid = tuple(grid)
+        if self.layout == "separate":
+            return self.space.embedding(grid).unsqueeze(1) + self.time_embedding(nt)
+        if (nt, grid) == (self.num_tubelets, self.grid):
+            return self.weight
+        w = self.weight.reshape(1, self.num_tubelets, *self.grid, self.embed_dim)
+        w = torch.nn.functional.interpolate(w.permute(0, 4, 1, 2, 3), size=(nt, *grid),
+                                            mode="trilinear", align_corners=False)
+        return w.permute(0, 2, 3, 4, 1).reshape(1, nt, grid[0] * grid[1], self.embed_dim)
+
+    def forward(self, x, grid):
+        return x + self.embedding(x.shape[1], grid)

@@ -1,0 +1,194 @@
+"""Video denoisers: ViViT Models 1-4 and TimeSformer's divided attention on noisy clips.
+
+Clip (B, C, T, H, W) -> tubelet embedding -> tokens (B, nt, ns, D) + space-time positions ->
+layers (`layers.SpaceTimeBlock`, the image model's Attention and Mlp) -> LayerNorm -> the image
+model's decoder on every tubelet, which predicts its t frames as t output channels -> clip.
+
+The variants differ only in which tokens attend to which (`VARIANTS`; the einops patterns are
+in `layers.token_groups`):
+
+    joint                      all nt*ns tokens together                        ViViT Model 1
+    factorised_encoder         Ls spatial layers (per frame), then Lt temporal    ViViT Model 2
+                               layers (across frames at each position: dense output)
+    factorised_self_attention  spatial attention, temporal attention, MLP        ViViT Model 3
+    factorised_dot_product     half the heads within the frame, half across      ViViT Model 4
+                               frames at the same position, one projection, MLP
+    divided_space_time         temporal attention + temporal_fc, spatial, MLP    TimeSformer
+"""
+from dataclasses import dataclass
+from typing import Optional, Tuple, Union
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from ..errors import ConfigError
+from ..layers import PosEmbedSpaceTime, SpaceTimeBlock, TubeletEmbed
+from ..registry import register_model
+from .decoders import build_decoder
+from .vit_denoiser import init_weights, to_2tuple
+
+VARIANTS = {  # variant -> token mixers of one layer (factorised_encoder: see `layer_mixings`)
+    "joint": ("joint",),
+    "factorised_encoder": None,
+    "factorised_self_attention": ("space", "time"),
+    "factorised_dot_product": ("split_heads",),
+    "divided_space_time": ("time", "space"),
+}
+
+
+@dataclass
+class VideoDenoiserConfig:
+    """Course widths by default (patch 8, width 32, 4 heads, MLP x4, 12 layers) on 8-frame clips.
+
+    factorised_encoder uses spatial_depth + temporal_depth layers instead of depth; left unset,
+    they split depth 2:1 (12 -> 8 + 4, the ratio of ViViT-B's 12 + 4 rounded to a total of 12).
+    """
+    variant: str = "divided_space_time"
+    img_size: Union[int, Tuple[int, int]] = 64
+    patch_size: int = 8
+    in_chans: int = 1
+    num_frames: int = 8
+    tubelet_size: int = 1            # frames per token; 1 = ViViT's uniform frame sampling
+    embed_dim: int = 32
+    depth: int = 12
+    spatial_depth: Optional[int] = None    # factorised_encoder only
+    temporal_depth: Optional[int] = None   # factorised_encoder only
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    pos_embed: str = "learned"       # "learned" | "sincos"
+    pos_embed_layout: str = "separate"   # "separate" (space + time, shared) | "joint" (per token)
+    decoder: str = "conv"            # "conv" | "linear", run on every tubelet
+    drop_rate: float = 0.0
+    attn_drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
+    fused_attn: bool = True
+    residual: bool = False           # predict the clutter and subtract it from the input
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"unknown variant {self.variant!r}; valid variants: "
+                              f"{', '.join(VARIANTS)}")
+        self.img_size = to_2tuple(self.img_size)
+        for key in ("patch_size", "in_chans", "embed_dim", "depth", "num_heads", "num_frames",
+                    "tubelet_size"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{key} must be a positive integer, not {value!r}")
+        h, w = self.img_size
+        if h % self.patch_size or w % self.patch_size:
+            raise ConfigError(f"img_size {h}x{w} is not divisible by patch_size {self.patch_size}")
+        if self.num_frames % self.tubelet_size:
+            raise ConfigError(f"num_frames {self.num_frames} is not divisible by tubelet_size "
+                              f"{self.tubelet_size}")
+        self._resolve_factorised_depths()
+
+    def _resolve_factorised_depths(self):
+        given = [k for k in ("spatial_depth", "temporal_depth") if getattr(self, k) is not None]
+        if self.variant != "factorised_encoder":
+            if given:
+                raise ConfigError(f"{' and '.join(given)} apply to variant='factorised_encoder' "
+                                  f"only; {self.variant} has depth layers")
+            return
+        if self.spatial_depth is None and self.temporal_depth is None:
+            if self.depth < 2:
+                raise ConfigError("factorised_encoder needs depth >= 2 (a spatial and a temporal "
+                                  "encoder), or spatial_depth and temporal_depth")
+            self.temporal_depth = max(1, self.depth // 3)
+        if self.spatial_depth is None:
+            self.spatial_depth = max(1, self.depth - self.temporal_depth)
+        if self.temporal_depth is None:
+            self.temporal_depth = max(1, self.depth - self.spatial_depth)
+        for key in ("spatial_depth", "temporal_depth"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{key} must be a positive integer, not {value!r}")
+
+
+def layer_mixings(cfg):
+    """The token mixers of every layer, in order: a list of tuples of MIXINGS names."""
+    if cfg.variant == "factorised_encoder":
+        return [("space",)] * cfg.spatial_depth + [("time",)] * cfg.temporal_depth
+    return [VARIANTS[cfg.variant]] * cfg.depth
+
+
+class VideoEncoder(nn.Module):
+    """(B, C, T, H, W) -> tokens (B, nt, ns, D): tubelets, positions, layers, final norm."""
+
+    def __init__(self, cfg: VideoDenoiserConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tubelet_embed = TubeletEmbed(cfg.tubelet_size, cfg.patch_size, cfg.in_chans,
+                                          cfg.embed_dim)
+        grid = (cfg.img_size[0] // cfg.patch_size, cfg.img_size[1] // cfg.patch_size)
+        self.pos_embed = PosEmbedSpaceTime(cfg.num_frames // cfg.tubelet_size, grid,
+                                           cfg.embed_dim, cfg.pos_embed, cfg.pos_embed_layout)
+        self.pos_drop = nn.Dropout(cfg.drop_rate)
+        mixings = layer_mixings(cfg)
+        rates = torch.linspace(0, cfg.drop_path_rate, len(mixings)).tolist()
+        self.blocks = nn.ModuleList(
+            SpaceTimeBlock(cfg.embed_dim, cfg.num_heads, mixing,
+                           temporal_fc=cfg.variant == "divided_space_time",
+                           mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias, drop=cfg.drop_rate,
+                           attn_drop=cfg.attn_drop_rate, drop_path=rate, fused_attn=cfg.fused_attn)
+            for mixing, rate in zip(mixings, rates))
+        self.norm = nn.LayerNorm(cfg.embed_dim)
+
+    def grid_of(self, x):
+        """(nt, (gh, gw)) of a clip, with one clear error for each way it cannot be tokenised."""
+        cfg = self.cfg
+        if x.ndim != 5:
+            raise ConfigError(f"video_denoiser expects clips (B, C, T, H, W), got shape "
+                              f"{tuple(x.shape)}; a single image is a one-frame clip "
+                              "(x.unsqueeze(2) with tubelet_size 1)")
+        if x.shape[1] != cfg.in_chans:
+            raise ConfigError(f"video_denoiser was built for {cfg.in_chans} channel(s), "
+                              f"got {x.shape[1]}")
+        t, h, w = x.shape[2:]
+        if t % cfg.tubelet_size:
+            raise ConfigError(f"clip of {t} frames is not divisible by tubelet_size "
+                              f"{cfg.tubelet_size}; trim or pad it to a multiple")
+        p = cfg.patch_size
+        if h % p or w % p:
+            raise ConfigError(f"input size {h}x{w} is not divisible by patch_size {p}; "
+                              "pad it to a multiple of the patch first")
+        return t // cfg.tubelet_size, (h // p, w // p)
+
+    def forward(self, x):
+        _, grid = self.grid_of(x)
+        x = self.pos_drop(self.pos_embed(self.tubelet_embed(x), grid))
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+
+@register_model("video_denoiser", VideoDenoiserConfig)
+class VideoDenoiser(nn.Module):
+    """Clip denoiser (B, C, T, H, W) -> (B, C, T, H, W) for any T divisible by the tubelet and
+    H, W divisible by the patch (position embeddings interpolate to other sizes).
+
+    `forward_features` gives the encoder tokens (B, nt, ns, D).
+    """
+
+    def __init__(self, config: VideoDenoiserConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = VideoEncoder(config)
+        # the image decoder on every tubelet; its t frames come out as t x C channels
+        self.decoder = build_decoder(config.decoder, config.embed_dim, config.patch_size,
+                                     config.in_chans * config.tubelet_size)
+        self.encoder.apply(init_weights)
+        self.decoder.apply(init_weights)
+
+    def forward_features(self, x):
+        """(B, C, T, H, W) -> tokens (B, nt, ns, D)."""
+        return self.encoder(x)
+
+    def forward(self, x):
+        tokens = self.forward_features(x)
+        _, grid = self.encoder.grid_of(x)
+        frames = self.decoder(rearrange(tokens, "b nt s d -> (b nt) s d"), grid)
+        out = rearrange(frames, "(b nt) (c pt) h w -> b c (nt pt) h w", b=x.shape[0],
+                        pt=self.config.tubelet_size)
+        return x - out if self.config.residual else out
