@@ -402,6 +402,22 @@ def render_cells(cells: Cells, height: int, width: int, *, out: Tensor | None = 
     cy, cx = cells.centre_y[image, slot], cells.centre_x[image, slot]
     r = cells.radius[image, slot]
     amp = cells.amplitude[image, slot].to(out.dtype)
+    # each radius gets patches its own size: with the course's radii 5 to 10 that is 43% fewer
+    # pixels than sizing every patch for the largest disc
+    radii = r.unique()
+    groups = [(r == v).nonzero()[:, 0] for v in radii] if len(radii) <= 16 else [None]
+    for g in groups:
+        if g is None:
+            _draw_discs(out, image, cy, cx, r, amp)
+        else:
+            _draw_discs(out, image[g], cy[g], cx[g], r[g], amp[g])
+    return out
+
+
+def _draw_discs(out: Tensor, image: Tensor, cy: Tensor, cx: Tensor, r: Tensor,
+                amp: Tensor) -> None:
+    """Add discs into ``out`` (B, H, W); every argument is (R,), one entry per disc."""
+    _, height, width = out.shape
     subpixel = cy.is_floating_point() or cx.is_floating_point()
     # with integer centres the disc (d2 < r**2) spans |offset| <= r - 1; a sub-pixel centre
     # rounded to the nearest pixel needs one more pixel on each side
@@ -423,14 +439,13 @@ def render_cells(cells: Cells, height: int, width: int, *, out: Tensor | None = 
         patch = torch.where(d2 < r2, a * PEAK - (a * SLOPE / r2) * d2, 0.0)
     else:
         patch = _disc_stamps(r, half, out.dtype) * amp[:, None, None]
-        # the patch is sized for the largest disc, so its corners often leave the image,
-        # but they are 0 there; only discs that leave the image (tiny images) need a mask
+        # corners of a patch sized for a larger disc may leave the image, but they are 0;
+        # only discs that leave the image themselves (tiny images) need a mask
         clipped = ((y0 < r - 1) | (y0 > height - r) | (x0 < r - 1) | (x0 > width - r)).any()
         if clipped:
             patch = patch * (row_in[:, :, None] & col_in[:, None, :])
     anchor = image * (height * width) + (y0 - half) * width + (x0 - half)
     _add_patches(out, anchor, patch)
-    return out
 
 
 def _rect_groups(h: Tensor, w: Tensor) -> list[Tensor]:
