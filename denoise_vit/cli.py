@@ -60,7 +60,7 @@ def cmd_evaluate(args):
 
 def cmd_visualize(args):
     from .engine import predict
-    from .figures import save_batch_figure
+    from .figures import save_batch_figure, save_clip_figures
     from .metrics import psnr
     ckpt, model, device = open_checkpoint(args)
     args.n = args.n or 6
@@ -68,14 +68,21 @@ def cmd_visualize(args):
     out = Path(args.output)
     if not out.parent.is_dir():
         raise DenoiseVitError(f"output folder does not exist: {out.parent}")
+    if kind == "videos":  # one clip, frame by frame, and an animation beside the PNG
+        inputs, targets = inputs[:1], targets[:1]
     outputs = predict(model, inputs, device=device)
+    title = (f"{ckpt['model_name']}: {'1 clip' if kind == 'videos' else f'{n} images'} "
+             f"(seed {seed}), PSNR {psnr(inputs, targets):.1f} -> {psnr(outputs, targets):.1f} dB")
+    written = [out]
     try:
-        save_batch_figure(out, inputs, targets, outputs,
-                          title=f"{ckpt['model_name']}: {n} images (seed {seed}), "
-                                f"PSNR {psnr(inputs, targets):.1f} -> {psnr(outputs, targets):.1f} dB")
+        if kind == "videos":
+            written.append(out.with_suffix(".gif"))
+            save_clip_figures(out, written[1], inputs[0], targets[0], outputs[0], title=title)
+        else:
+            save_batch_figure(out, inputs, targets, outputs, title=title)
     except OSError as exc:
         raise DenoiseVitError(f"cannot write figure {out}: {exc.strerror or exc}") from exc
-    print(f"wrote {out}")
+    print(f"wrote {' and '.join(map(str, written))}")
 
 
 def cmd_denoise(args):

@@ -50,3 +50,66 @@ def save_curves(path, rows, *, noisy_psnr=None):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _frames(clip):
+    """(C, T, H, W) or (T, H, W) tensor -> (T, H, W) numpy, first channel."""
+    clip = clip.detach().float().cpu()
+    return (clip[0] if clip.ndim == 4 else clip).numpy()
+
+
+def save_sequence_figure(path, noisy, clean, denoised, *, title=None):
+    """One clip: rows noisy / clean / denoised / |denoised - clean|, one column per frame.
+
+    Tensors (C, T, H, W) (the first channel is drawn); one colour scale [0, 1] for every row.
+    """
+    rows = {"noisy": _frames(noisy), "clean": _frames(clean), "denoised": _frames(denoised)}
+    rows["|denoised - clean|"] = abs(rows["denoised"] - rows["clean"])
+    t = rows["noisy"].shape[0]
+    fig, axes = plt.subplots(len(rows), t, figsize=(1.7 * t + 0.8, 1.7 * len(rows) + 0.4),
+                             squeeze=False)
+    for r, (label, frames) in enumerate(rows.items()):
+        for c in range(t):
+            ax = axes[r, c]
+            im = ax.imshow(frames[c], cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"frame {c}", fontsize=9)
+            if c == 0:
+                ax.set_ylabel(label)
+    fig.colorbar(im, ax=axes, shrink=0.6, label="intensity (one scale for all rows)")
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def save_sequence_gif(path, noisy, denoised, *, fps=4, title=None):
+    """Animated GIF of one clip, noisy beside denoised, frame by frame (tensors (C, T, H, W))."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+    panels = {"noisy": _frames(noisy), "denoised": _frames(denoised)}
+    fig, axes = plt.subplots(1, 2, figsize=(5.2, 2.9))
+    images = []
+    for ax, (label, frames) in zip(axes, panels.items()):
+        images.append(ax.imshow(frames[0], cmap="gray", vmin=0, vmax=1))
+        ax.set_title(label)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    caption = fig.suptitle("")
+
+    def show(t):
+        for image, frames in zip(images, panels.values()):
+            image.set_data(frames[t])
+        caption.set_text(f"{title + ': ' if title else ''}frame {t + 1}/{len(panels['noisy'])}")
+        return images
+
+    animation = FuncAnimation(fig, show, frames=len(panels["noisy"]), blit=False)
+    animation.save(path, writer=PillowWriter(fps=fps), dpi=80)
+    plt.close(fig)
+
+
+def save_clip_figures(png, gif, noisy, clean, denoised, *, title=None):
+    """The sequence figure (PNG) and the noisy-beside-denoised animation (GIF) of one clip."""
+    save_sequence_figure(png, noisy, clean, denoised, title=title)
+    save_sequence_gif(gif, noisy, denoised, title=title)

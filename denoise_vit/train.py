@@ -2,7 +2,8 @@
 
 Run folder (out_dir/name): config.json (resolved config), metrics.csv (one row per epoch),
 checkpoint_last.pt (+ checkpoint_prev.pt, the one before), checkpoint_best.pt (best eval
-PSNR), curves.png (loss and PSNR), samples.png (the course's figure on the evaluation set).
+PSNR), curves.png (loss and PSNR), samples.png (the course's figure on the evaluation set;
+for videos the first evaluation clip frame by frame, plus samples.gif, noisy beside denoised).
 """
 import csv
 import math
@@ -23,7 +24,7 @@ from .config import save_config, to_dict
 from .data import make_eval_data, make_train_stream
 from .engine import StopFlag, evaluate, predict, train_steps
 from .errors import CheckpointError, TrainingError
-from .figures import save_batch_figure, save_curves
+from .figures import save_batch_figure, save_clip_figures, save_curves
 from .intensity import training_record
 from .metrics import psnr
 from .registry import build_model, model_keys
@@ -341,7 +342,13 @@ def _run(cfg, info, *, resume, progress, log):
                 f"to {run_dir / 'checkpoint_last.pt'}; continue with --resume")
             return summary
         n = min(cfg.figure_samples, cfg.data.eval_size)
-        if rows and cfg.data.kind != "videos":
+        if rows and cfg.data.kind == "videos":  # the first evaluation clip, frame by frame
+            outputs = predict(model, eval_inputs[:1], device=device)
+            with writing(run_dir / "samples.png"):
+                save_clip_figures(run_dir / "samples.png", run_dir / "samples.gif",
+                                  eval_inputs[0], eval_targets[0], outputs[0],
+                                  title=f"{cfg.name}: eval PSNR {rows[-1]['eval_psnr']:.2f} dB")
+        elif rows:
             outputs = predict(model, eval_inputs[:n], device=device)
             with writing(run_dir / "samples.png"):
                 save_batch_figure(run_dir / "samples.png", eval_inputs[:n], eval_targets[:n],
