@@ -22,7 +22,7 @@ from .errors import DenoiseVitError
 from .inference import Denoiser
 from .intensity import Normalization, training_record
 from .io import (PIL_FORMATS, SUFFIXES, ImageFileError, check_axes, from_stack, guess_axes,
-                 read_image, shape_text, to_stack, write_image, cast)
+                 read_image, shape_text, to_stack, writable_suffix, write_image, cast)
 
 LOG_NAME = "denoise_log.jsonl"
 
@@ -171,6 +171,10 @@ def denoise_file(src, dst, denoiser, record, options, log):
         raise ImageFileError(f"{src}: the output would overwrite the input; choose another -o")
     array, meta = read_image(src)
     stack, axes, how = prepare(array, meta, src, denoiser, options)
+    dtype = array.dtype if options.dtype == "input" else np.dtype(options.dtype)
+    problem = writable_suffix(dst.suffix, dtype, axes)
+    if problem:  # found out before the work, not after it
+        raise ImageFileError(f"{dst}: cannot store {problem} in a {dst.suffix} file")
     norms = normalizations(stack, record, options.normalize)
     n0 = norms[0]
     scope = {"stack": "per file", "frame": "per plane", "none": "off"}[options.normalize]
@@ -180,7 +184,6 @@ def denoise_file(src, dst, denoiser, record, options, log):
            if options.normalize != "none" else "not normalised")
         + f"; {denoiser.describe(stack.shape[2], stack.shape[3], stack.shape[0])}")
     out = denoiser.denoise(torch.from_numpy(np.ascontiguousarray(stack)), norms).numpy()
-    dtype = array.dtype if options.dtype == "input" else np.dtype(options.dtype)
     result = cast(from_stack(out, axes), dtype)
     dst.parent.mkdir(parents=True, exist_ok=True)
     write_image(dst, result, axes, imagej=meta.get("imagej", False))

@@ -276,3 +276,12 @@ def test_image_model_run_directly_raises_denoise_vit_errors(checkpoint, tmp_path
     with pytest.raises(DenoiseVitError, match="no such file or folder"):
         run_denoise([tmp_path / "nope.tif"], tmp_path / "o.tif", checkpoint,
                     options=DenoiseOptions(), denoiser_args={}, log=lambda *a: None)
+
+
+def test_output_format_that_cannot_hold_the_result_is_refused_before_work(checkpoint, tmp_path,
+                                                                           capsys):
+    np.save(tmp_path / "stack.npy", RNG.random((3, 30, 30)).astype(np.float32))
+    assert denoise(tmp_path / "stack.npy", "--checkpoint", checkpoint, "-o", tmp_path / "s.png") == 2
+    captured = capsys.readouterr()
+    assert "cannot store a ZYX stack" in captured.err and "use .tif" in captured.err
+    assert "planes" not in captured.out   # refused before any denoising was logged
