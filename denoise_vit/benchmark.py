@@ -1,0 +1,376 @@
+"""`denoise-vit benchmark`: every method side by side on one evaluation set, in one run.
+
+    denoise-vit benchmark --budgets 1,3,6      # minutes of training per network
+
+1. Classical filters (denoise_vit.baselines), each tuned on a validation set of its own seed.
+2. Networks from experiment configs (ViT, U-Net, DnCNN, ...), trained by the training engine
+   of `denoise-vit train` (same optimizer, warm-up, data stream), each for the same wall-clock
+   budgets, with evaluation PSNR recorded when the training time reaches each budget.
+3. Costs: parameters, FLOPs per image (torch.utils.flop_counter), inference ms per image,
+   training images/s and the FLOP rate that reaches, as a fraction of this machine's dense
+   matmul rate measured in the same run.
+4. docs/BENCHMARKS.md (tables, the command, the machine), docs/benchmarks.json, PNG plots.
+
+Budgets. By default one run per network is evaluated at each budget mark. That is only an
+honest "trained for B minutes" figure if the learning-rate schedule does not know the budget,
+so these runs use linear warm-up then a constant rate (the config's `schedule` is replaced;
+the cosine of `experiments/*.toml` is step-based and would decay at a different point for
+every model). `separate_runs=True` instead trains once per budget with a cosine decay timed
+to end exactly at that budget (costs the sum of the budgets rather than the largest).
+"""
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .baselines import (METHODS, VALIDATION_SEED, apply, available_methods, bm3d_available,
+                        grid_search, validation_set)
+from .checkpoint import make_checkpoint
+from .config import DataConfig, load_config, to_dict
+from .data import make_eval_data, make_train_stream
+from .engine import StopFlag, evaluate, predict, train_steps
+from .errors import ConfigError
+from .metrics import psnr, ssim
+from .registry import build_model
+from .train import make_optimizer, model_args_for, seed_everything
+
+DEFAULT_CONFIGS = ("vit_fast", "unet", "dncnn", "course")
+RECORD_FIELDS = ("name", "psnr", "ssim", "params", "flops", "train_seconds", "infer_ms_per_image")
+
+
+def log_default(msg):
+    print(msg, flush=True)
+
+
+# ---------------------------------------------------------------- machine and costs
+
+def machine_info():
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "python": platform.python_version(), "torch": torch.__version__,
+            "platform": platform.platform()}
+
+
+def matmul_gflops(n=1024, seconds=2.0):
+    """Dense float32 matmul rate of this machine (GFLOP/s, best of repeated n x n products)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    best, end = math.inf, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+def count_flops(model, image_shape, *, train=False, batch=2):
+    """FLOPs per image: the forward pass, or forward + backward of the MSE loss with `train`.
+
+    Counts what torch.utils.flop_counter counts (matmuls, convolutions, attention), per image
+    of shape (C, H, W); norms and activations are not counted.
+    """
+    was_training = model.training
+    model.train(train)
+    x = torch.rand(batch, *image_shape)
+    with FlopCounterMode(display=False) as counter:
+        if train:
+            model(x).square().mean().backward()
+            model.zero_grad(set_to_none=True)
+        else:
+            with torch.no_grad():
+                model(x)
+    model.train(was_training)
+    return counter.get_total_flops() / batch
+
+
+def time_per_image(fn, inputs, *, repeats=2):
+    """Milliseconds per image of `fn(inputs)` (best of `repeats`), and the last output."""
+    best, out = math.inf, None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn(inputs)
+        best = min(best, time.perf_counter() - t)
+    return 1e3 * best / inputs.shape[0], out
+
+
+def data_ms_per_batch(data, batch_size, *, batches=5):
+    """Time the training stream takes to draw one batch (part of every training step)."""
+    stream = make_train_stream(data, batch_size, seed=0, device=torch.device("cpu"))
+    next(stream)
+    t = time.perf_counter()
+    for _ in range(batches):
+        next(stream)
+    return 1e3 * (time.perf_counter() - t) / batches
+
+
+# ---------------------------------------------------------------- classical methods
+
+def run_classical(eval_inputs, eval_targets, *, methods=None, val_size=32, workers=1,
+                  data_kwargs=None, log=log_default):
+    """Tune each classical method on the validation set, then evaluate it on the eval set."""
+    val_inputs, val_targets = validation_set(val_size, **(data_kwargs or {}))
+    records, outputs = [], {}
+    chosen = available_methods() if methods is None else [m for m in available_methods()
+                                                          if m.name in methods]
+    for method in chosen:
+        t = time.perf_counter()
+        tuned = grid_search(method, val_inputs, val_targets, workers=workers)
+        ms, out = time_per_image(lambda x: apply(method, x, tuned.best, workers=workers),
+                                 eval_inputs, repeats=1)
+        rec = {"name": method.name, "label": method.label, "kind": "classical",
+               "psnr": psnr(out, eval_targets), "ssim": ssim(out, eval_targets), "params": 0,
+               "flops": None, "train_seconds": 0.0, "infer_ms_per_image": ms,
+               "tuned": {"param": tuned.param, "value": tuned.best,
+                         "validation_psnr": {str(k): v for k, v in tuned.scores.items()}}}
+        records.append(rec)
+        outputs[method.name] = out
+        log(f"{method.label}: {tuned.param}={tuned.best} (validation grid {list(tuned.scores)}), "
+            f"eval PSNR {rec['psnr']:.2f} dB, SSIM {rec['ssim']:.3f}, {ms:.1f} ms/image "
+            f"({time.perf_counter() - t:.0f} s)")
+    return records, outputs
+
+
+# ---------------------------------------------------------------- networks
+
+def budget_cosine(cfg, optimizer, budget_seconds, clock):
+    """Warm-up over cfg.warmup_steps, then a cosine decay over *training time*, reaching
+    cfg.min_lr_ratio exactly at `budget_seconds` (read from `clock()`, seconds trained)."""
+    def factor(step):
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        progress = min(1.0, clock() / budget_seconds)
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def warmup_constant(cfg, optimizer):
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0)
+
+
+def train_with_marks(cfg, marks, eval_inputs, eval_targets, *, cosine_to=None, log=log_default):
+    """Train `cfg` on the CPU until the training time reaches each of `marks` (seconds, sorted)
+    and evaluate there. Evaluation time is not training time.
+
+    Schedule: warm-up then constant, or with `cosine_to` (seconds) a cosine timed to end there.
+    Returns (model, points): one dict per mark with seconds, steps, images, eval psnr / ssim.
+    """
+    device = torch.device("cpu")
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model_name, **model_args_for(cfg)).to(device)
+    optimizer = make_optimizer(cfg, model)
+    seconds = 0.0
+    step_start = [None]   # perf_counter at the start of the current train_steps call
+
+    def clock():  # training seconds so far, read by the time-based cosine during a call
+        return seconds + (time.perf_counter() - step_start[0] if step_start[0] else 0.0)
+
+    scheduler = (budget_cosine(cfg, optimizer, cosine_to, clock) if cosine_to
+                 else warmup_constant(cfg, optimizer))
+    stream = make_train_stream(cfg.data, cfg.batch_size, seed=cfg.seed * 1000, device=device)
+    points, step, images = [], 0, 0
+    for mark in marks:
+        stop = StopFlag()
+        step_start[0] = time.perf_counter()
+        done, loss_sum, n, secs = train_steps(
+            model, stream, optimizer, scheduler, first_step=step, last_step=2 ** 62,
+            device=device, grad_clip=cfg.grad_clip, stop=stop,
+            deadline=time.monotonic() + (mark - seconds), progress=False)
+        step_start[0] = None
+        step, seconds, images = step + done, seconds + secs, images + n
+        metrics = evaluate(model, eval_inputs, eval_targets, device=device,
+                           batch_size=cfg.eval_batch_size)
+        points.append({"budget_s": mark, "train_seconds": seconds, "steps": step,
+                       "images": images, "train_loss": loss_sum / max(done, 1),
+                       "lr": scheduler.get_last_lr()[0], **metrics})
+        log(f"  {cfg.name}: {seconds:6.0f} s, {step} steps, eval PSNR {metrics['psnr']:.2f} dB, "
+            f"SSIM {metrics['ssim']:.3f}")
+    return model, points
+
+
+def run_network(cfg, budgets, eval_inputs, eval_targets, *, separate_runs=False, runs_dir=None,
+                matmul_rate=None, log=log_default):
+    """Cost figures and the PSNR-vs-training-time curve of one experiment config."""
+    shape = tuple(eval_inputs.shape[1:])
+    probe = build_model(cfg.model_name, **model_args_for(cfg))
+    params = sum(p.numel() for p in probe.parameters())
+    flops, train_flops = count_flops(probe, shape), count_flops(probe, shape, train=True)
+    log(f"{cfg.name} ({cfg.model_name}): {params:,} parameters, {flops / 1e6:.1f} MFLOP/image "
+        f"forward, {train_flops / 1e6:.1f} MFLOP/image forward+backward")
+    if separate_runs:
+        points = []
+        for budget in budgets:
+            model, pts = train_with_marks(cfg, [budget], eval_inputs, eval_targets,
+                                          cosine_to=budget, log=log)
+            points += pts
+    else:
+        model, points = train_with_marks(cfg, budgets, eval_inputs, eval_targets, log=log)
+    last = points[-1]
+    images_per_s = last["images"] / last["train_seconds"]
+    ms, _ = time_per_image(lambda x: predict(model, x, device=torch.device("cpu"),
+                                             batch_size=cfg.eval_batch_size), eval_inputs)
+    if runs_dir is not None:
+        Path(runs_dir).mkdir(parents=True, exist_ok=True)
+        torch.save(make_checkpoint(model, step=last["steps"], train_seconds=last["train_seconds"],
+                                   eval_psnr=last["psnr"], config=to_dict(cfg)),
+                   Path(runs_dir) / f"{cfg.name}.pt")
+    rec = {"name": cfg.name, "label": f"{cfg.name} ({cfg.model_name})", "kind": "network",
+           "psnr": last["psnr"], "ssim": last["ssim"], "params": params, "flops": flops,
+           "train_seconds": last["train_seconds"], "infer_ms_per_image": ms,
+           "model": cfg.model, "lr": cfg.lr, "batch_size": cfg.batch_size,
+           "warmup_steps": cfg.warmup_steps, "train_flops_per_image": train_flops,
+           "images_per_s": images_per_s, "train_gflops_per_s": train_flops * images_per_s / 1e9,
+           "curve": points}
+    if matmul_rate:
+        rec["fraction_of_matmul_rate"] = rec["train_gflops_per_s"] / matmul_rate
+    log(f"{cfg.name}: {images_per_s:.0f} images/s in training "
+        f"({rec['train_gflops_per_s']:.1f} GFLOP/s), inference {ms:.2f} ms/image")
+    return rec, model
+
+
+# ---------------------------------------------------------------- the whole run
+
+@dataclass
+class BenchmarkOptions:
+    configs: tuple = DEFAULT_CONFIGS      # experiment configs (names in experiments/ or paths)
+    budgets_min: tuple = (1, 3, 6)        # training budgets, minutes
+    methods: tuple = None                 # classical methods (None: all available)
+    eval_size: int = None                 # default: DataConfig's (SPEC §4 set)
+    eval_seed: int = None
+    val_size: int = 32
+    separate_runs: bool = False
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    overrides: tuple = ()                 # key=value for every network config
+    runs_dir: str = "runs/benchmark"
+    figure_samples: int = 6
+
+    @classmethod
+    def from_cli(cls, *, budgets, configs=None, methods=None, workers=None, **kwargs):
+        """Options from the command line's comma-separated strings."""
+        def split(text):
+            return tuple(x.strip() for x in text.split(",") if x.strip())
+        try:
+            budgets_min = tuple(float(b) for b in split(budgets))
+        except ValueError:
+            raise ConfigError(f"--budgets must be minutes separated by commas, not {budgets!r}")
+        opts = cls(budgets_min=budgets_min, **kwargs)
+        if configs is not None:
+            opts.configs = split(configs)
+        if methods is not None:
+            opts.methods = () if methods.strip() == "none" else split(methods)
+        if workers is not None:
+            opts.workers = workers
+        return opts
+
+    def command_line(self):
+        """The `denoise-vit benchmark` command that reproduces these options."""
+        default = BenchmarkOptions()
+        parts = ["denoise-vit benchmark", "--budgets " + ",".join(f"{b:g}" for b in self.budgets_min)]
+        if self.configs != default.configs:
+            parts.append("--configs " + ",".join(self.configs))
+        if self.methods is not None:
+            parts.append("--methods " + (",".join(self.methods) or "none"))
+        if self.eval_size is not None:
+            parts.append(f"--eval-size {self.eval_size}")
+        if self.val_size != default.val_size:
+            parts.append(f"--val-size {self.val_size}")
+        if self.separate_runs:
+            parts.append("--separate-runs")
+        return " ".join(parts)
+
+
+def run_benchmark(opts, *, log=log_default):
+    """Everything of one benchmark run, as a dict (what benchmarks.json holds)."""
+    started = time.time()
+    budgets = sorted(float(b) * 60 for b in opts.budgets_min)
+    if not budgets or budgets[0] <= 0:
+        raise ConfigError("budgets must be positive numbers of minutes")
+    data = DataConfig()
+    if opts.eval_size is not None:
+        data.eval_size = opts.eval_size
+    if opts.eval_seed is not None:
+        data.eval_seed = opts.eval_seed
+    if data.eval_seed == VALIDATION_SEED:
+        raise ConfigError(f"the evaluation seed must differ from the validation seed "
+                          f"{VALIDATION_SEED} used to tune the classical baselines")
+    cfgs = []
+    for name in opts.configs:
+        cfg = load_config(name, list(opts.overrides))
+        if cfg.data.kind != "images" or cfg.data.generator:
+            raise ConfigError(f"{name}: the benchmark compares image denoisers on the default "
+                              f"generator (data.kind='images', no generator keys)")
+        cfg.data = replace(cfg.data, eval_size=data.eval_size, eval_seed=data.eval_seed)
+        cfgs.append(cfg)
+    machine = machine_info()
+    rate = matmul_gflops()
+    log(f"machine: {machine['cpu']}, {machine['cores']} cores, torch threads "
+        f"{machine['torch_threads']}, GPU {machine['gpu'] or 'none'}; dense float32 matmul "
+        f"{rate:.1f} GFLOP/s")
+    eval_inputs, eval_targets = make_eval_data(data)
+    noisy = {"name": "noisy input", "psnr": psnr(eval_inputs, eval_targets),
+             "ssim": ssim(eval_inputs, eval_targets)}
+    log(f"evaluation set: {data.eval_size} images, seed {data.eval_seed}; noisy input PSNR "
+        f"{noisy['psnr']:.2f} dB")
+    unknown = set(opts.methods or ()) - set(METHODS)
+    if unknown:
+        raise ConfigError(f"unknown classical method(s) {sorted(unknown)}; known: {list(METHODS)}")
+    if opts.methods and "bm3d" in opts.methods and not bm3d_available():
+        log("warning: bm3d is not installed (pip install denoise-vit[bench]); BM3D left out")
+    records, classical_out = run_classical(eval_inputs, eval_targets, methods=opts.methods,
+                                           val_size=opts.val_size, workers=opts.workers, log=log)
+    n = min(opts.figure_samples, data.eval_size)
+    samples = {name: out[:n] for name, out in classical_out.items()}
+    for cfg in cfgs:
+        rec, model = run_network(cfg, budgets, eval_inputs, eval_targets,
+                                 separate_runs=opts.separate_runs, runs_dir=opts.runs_dir,
+                                 matmul_rate=rate, log=log)
+        records.append(rec)
+        samples[cfg.name] = predict(model, eval_inputs[:n], device=torch.device("cpu"))
+    return {
+        "command": opts.command_line(),
+        "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(started)),
+        "wall_seconds": time.time() - started,
+        "machine": machine, "matmul_gflops": rate,
+        "data_ms_per_batch": {c.batch_size: data_ms_per_batch(data, c.batch_size) for c in cfgs},
+        "budgets_s": budgets, "separate_runs": opts.separate_runs,
+        "schedule": ("cosine timed to each budget, one run per budget" if opts.separate_runs
+                     else "linear warm-up then constant; one run per network, evaluated at each "
+                          "budget"),
+        "eval_set": {"size": data.eval_size, "seed": data.eval_seed},
+        "validation_set": {"size": opts.val_size, "seed": VALIDATION_SEED},
+        "noisy": noisy, "methods": records,
+        "_samples": {"inputs": eval_inputs[:n], "targets": eval_targets[:n], "outputs": samples},
+    }
+
+
+
+
+def run_and_report(opts, out_dir="docs", *, log=log_default):
+    """Run the benchmark and write out_dir/BENCHMARKS.md, benchmarks.json and the plots."""
+    from .benchmark_report import load_ablation, write_report
+    results = run_benchmark(opts, log=log)
+    return write_report(results, out_dir, ablation=load_ablation(out_dir))
+
+
+def rebuild_report(out_dir="docs"):
+    """Rewrite BENCHMARKS.md and the plots from out_dir/benchmarks.json (and ablation.json)."""
+    from .benchmark_report import load_ablation, write_report
+    path = Path(out_dir) / "benchmarks.json"
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist; run the benchmark first")
+    return write_report(json.loads(path.read_text()), out_dir, ablation=load_ablation(out_dir))

@@ -1,0 +1,315 @@
+"""docs/BENCHMARKS.md and its figures, from the results of `denoise_vit.benchmark`.
+
+`write_report(results, out_dir)` writes BENCHMARKS.md, benchmarks.json and the PNGs under
+out_dir/benchmarks/. The sample-grid figure needs the output images, so it is only drawn
+when they are present (a fresh run); `--report-only` re-renders the text and the plots from
+benchmarks.json (and the ViT ablation from ablation.json, if there is one).
+"""
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+FIG_DIR = "benchmarks"
+
+
+def networks(results):
+    return [r for r in results["methods"] if r["kind"] == "network"]
+
+
+def classical(results):
+    return [r for r in results["methods"] if r["kind"] == "classical"]
+
+
+def is_vit(rec):
+    return rec.get("model", {}).get("name") == "vit_denoiser"
+
+
+def is_unet(rec):
+    return rec.get("model", {}).get("name") == "unet_denoiser"
+
+
+def fmt_num(value, digits=2):
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def fmt_params(n):
+    return "0" if not n else (f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n / 1e3:.0f} k")
+
+
+def minutes(seconds):
+    """A budget in minutes: "1 min", "0.5 min"."""
+    return f"{seconds / 60:g} min"
+
+
+def duration(seconds):
+    """A measured time: "5.9 min", "42 s"."""
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+# ---------------------------------------------------------------- figures
+
+def plot_psnr_vs_time(results, path, title):
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for rec in networks(results):
+        pts = rec["curve"]
+        ax.plot([p["train_seconds"] / 60 for p in pts], [p["psnr"] for p in pts], marker="o",
+                label=rec["name"], linewidth=2.2 if is_vit(rec) else 1.4)
+    best = max(classical(results), key=lambda r: r["psnr"], default=None)
+    if best is not None:
+        ax.axhline(best["psnr"], color="grey", linestyle=":",
+                   label=f"best classical ({best['name']})")
+    ax.axhline(results["noisy"]["psnr"], color="grey", linestyle="--", label="noisy input")
+    ax.set_xlabel("training time on this CPU (min)")
+    ax.set_ylabel("eval PSNR (dB)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_psnr_vs_params(results, path, title):
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for rec in networks(results):
+        ax.scatter(rec["params"], rec["psnr"], s=40, zorder=3)
+        ax.annotate(rec["name"], (rec["params"], rec["psnr"]), textcoords="offset points",
+                    xytext=(5, 4), fontsize=8)
+    for rec in classical(results):
+        ax.axhline(rec["psnr"], color="grey", linestyle=":", linewidth=0.8)
+        ax.annotate(f"{rec['name']} (no weights)", (0.01, rec["psnr"]), xycoords=("axes fraction", "data"),
+                    fontsize=7, color="grey", va="bottom")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("eval PSNR (dB)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_samples(results, path, title):
+    """One row per method (after the input and the target), the same images in every column."""
+    s = results["_samples"]
+    psnrs = {r["name"]: r["psnr"] for r in results["methods"]}
+    rows = [("noisy input", s["inputs"]), ("target", s["targets"])]
+    rows += [(f"{name}\n{psnrs[name]:.1f} dB", out) for name, out in s["outputs"].items()]
+    n = s["inputs"].shape[0]
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.3 * n + 1.2, 1.3 * len(rows) + 0.5),
+                             squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.imshow(images[c, 0].float().numpy(), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_ablation(ablation, path, title):
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for run in ablation["runs"]:
+        pts = run["curve"]
+        ax.plot([p["train_seconds"] / 60 for p in pts], [p["psnr"] for p in pts], marker="o",
+                label=run["name"])
+    ax.set_xlabel("training time on this CPU (min)")
+    ax.set_ylabel("eval PSNR (dB)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- text
+
+def machine_line(results):
+    m = results["machine"]
+    return (f"{m['cpu']}, {m['cores']} cores ({m['torch_threads']} torch threads), "
+            f"GPU: {m['gpu'] or 'none'}; Python {m['python']}, torch {m['torch']}")
+
+
+def comparison(results):
+    """Plain statements: best ViT vs U-Net at each budget, and vs the best classical filter."""
+    vits, unets = [r for r in networks(results) if is_vit(r)], [r for r in networks(results) if is_unet(r)]
+    lines = []
+    if not vits:
+        return lines
+    vit = max(vits, key=lambda r: r["psnr"])
+    best_cl = max(classical(results), key=lambda r: r["psnr"], default=None)
+    if best_cl is not None:
+        gap = vit["psnr"] - best_cl["psnr"]
+        lines.append(f"- **{vit['name']}** (the best ViT here) reaches {vit['psnr']:.2f} dB, "
+                     f"{gap:+.2f} dB against the best classical filter ({best_cl['label']}, "
+                     f"{best_cl['psnr']:.2f} dB); target: at least +8 dB — "
+                     f"{'met' if gap >= 8 else 'NOT met'}.")
+    for unet in unets:
+        losses = []
+        for pv, pu in zip(vit["curve"], unet["curve"]):
+            d = pv["psnr"] - pu["psnr"]
+            verdict = "ahead" if d > 0 else ("level" if d == 0 else "**behind**")
+            lines.append(f"- at {minutes(pv['budget_s'])} of training: {vit['name']} "
+                         f"{pv['psnr']:.2f} dB vs {unet['name']} {pu['psnr']:.2f} dB "
+                         f"({d:+.2f} dB, {verdict})")
+            if d < 0:
+                losses.append(minutes(pv["budget_s"]))
+        lines.append(f"- equal-or-better PSNR than the U-Net at every budget: "
+                     f"{'met' if not losses else 'NOT met (behind at ' + ', '.join(losses) + ')'}")
+    return lines
+
+
+def where_vit_loses(results):
+    vits = [r for r in networks(results) if is_vit(r)]
+    if not vits:
+        return []
+    vit = max(vits, key=lambda r: r["psnr"])
+    out = []
+    for rec in results["methods"]:
+        if rec is vit:
+            continue
+        if rec["psnr"] > vit["psnr"]:
+            out.append(f"- PSNR: {rec['name']} is higher ({rec['psnr']:.2f} vs {vit['psnr']:.2f} dB).")
+        if rec["ssim"] > vit["ssim"]:
+            out.append(f"- SSIM: {rec['name']} is higher ({rec['ssim']:.3f} vs {vit['ssim']:.3f}).")
+        if rec["kind"] == "network" and rec["infer_ms_per_image"] < vit["infer_ms_per_image"]:
+            out.append(f"- Inference speed: {rec['name']} takes {rec['infer_ms_per_image']:.2f} "
+                       f"ms/image against {vit['infer_ms_per_image']:.2f}.")
+        if rec["kind"] == "network" and rec["params"] < vit["params"]:
+            out.append(f"- Size: {rec['name']} has fewer parameters ({fmt_params(rec['params'])} "
+                       f"vs {fmt_params(vit['params'])}).")
+        if rec["kind"] == "network" and rec["flops"] < vit["flops"]:
+            out.append(f"- FLOPs: {rec['name']} needs fewer per image "
+                       f"({rec['flops'] / 1e6:.0f} vs {vit['flops'] / 1e6:.0f} MFLOP).")
+    return out or ["- Nowhere in these measurements."]
+
+
+def ablation_section(ablation, fig_rel):
+    lines = ["## ViT ablation", "",
+             f"Produced by `{ablation['command']}` ({ablation['date']}, same machine, same "
+             f"evaluation set). {ablation['note']}", "",
+             "| run | what changes | params | MFLOP/img | images/s | "
+             + " | ".join(f"PSNR @ {minutes(b)}" for b in ablation["budgets_s"]) + " |",
+             "|---|---|---:|---:|---:|" + "---:|" * len(ablation["budgets_s"])]
+    for run in ablation["runs"]:
+        lines.append(f"| {run['name']} | {run['change']} | {fmt_params(run['params'])} | "
+                     f"{run['flops'] / 1e6:.0f} | {run['images_per_s']:.0f} | "
+                     + " | ".join(f"{p['psnr']:.2f}" for p in run["curve"]) + " |")
+    lines += ["", f"![ViT ablation: PSNR against training time]({fig_rel}/ablation.png)", ""]
+    if ablation.get("conclusion"):
+        lines += [ablation["conclusion"], ""]
+    return lines
+
+
+def render_markdown(results, ablation=None, fig_rel=FIG_DIR):
+    ev, budgets = results["eval_set"], results["budgets_s"]
+    cmd = results.get("command") or "denoise-vit benchmark"
+    budget_text = ", ".join(minutes(b) for b in budgets)
+    lines = [
+        "# Benchmarks: is the ViT worth it, and how fast is it?", "",
+        f"Every number and figure below comes from one run of `{cmd}` "
+        f"({results['date']}, {duration(results['wall_seconds'])} of wall clock), with "
+        f"other heavy jobs on the machine held off by a lock.", "",
+        f"- **Machine**: {machine_line(results)}. Dense float32 matmul rate, measured in the "
+        f"same run: {results['matmul_gflops']:.1f} GFLOP/s.",
+        f"- **Evaluation set**: {ev['size']} images of the default generator (seed {ev['seed']}; "
+        f"SPEC §4: PSNR pooled over the set, mean SSIM, data range 1). Noisy input: "
+        f"{results['noisy']['psnr']:.2f} dB, SSIM {results['noisy']['ssim']:.3f}.",
+        f"- **Classical filters**: each one's main parameter is chosen by a grid search on a "
+        f"validation set of {results['validation_set']['size']} images drawn with another seed "
+        f"({results['validation_set']['seed']}), never on the evaluation set.",
+        f"- **Networks**: trained on this CPU by the training engine of `denoise-vit train` "
+        f"(Adam, MSE, fresh synthetic batches every step), with training-time budgets of "
+        f"{budget_text} (evaluation time excluded). Schedule: {results['schedule']}.", "",
+        "## Verdict", "", *comparison(results), "",
+        "## All methods", "",
+        f"PSNR and SSIM on the evaluation set; networks after the largest budget "
+        f"({minutes(budgets[-1])}). FLOPs are per 64 x 64 image, forward pass, as counted by "
+        f"`torch.utils.flop_counter` (matmuls, convolutions, attention). Inference: ms per "
+        f"image over the whole set, both cores (batches of 128 for the networks; the filters "
+        f"spread over processes).", "",
+        "| method | PSNR (dB) | SSIM | params | MFLOP/img | train time | infer ms/img | setting |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+        f"| noisy input | {results['noisy']['psnr']:.2f} | {results['noisy']['ssim']:.3f} | | | | | |",
+    ]
+    for r in sorted(results["methods"], key=lambda r: r["psnr"]):
+        setting = (f"{r['tuned']['param']} = {r['tuned']['value']}" if r["kind"] == "classical"
+                   else ", ".join(f"{k}={v}" for k, v in r["model"].items() if k != "name")
+                   or "defaults")
+        lines.append(f"| {r['label']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {fmt_params(r['params'])} "
+                     f"| {fmt_num(r['flops'] and r['flops'] / 1e6, 0)} | "
+                     f"{duration(r['train_seconds']) if r['train_seconds'] else '–'} | "
+                     f"{r['infer_ms_per_image']:.2f} | {setting} |")
+    lines += ["", "## Quality against training time", "",
+              "| network | " + " | ".join(f"PSNR @ {minutes(b)}" for b in budgets)
+              + " | steps | lr, batch, warm-up |",
+              "|---|" + "---:|" * len(budgets) + "---:|---|"]
+    for r in networks(results):
+        lines.append(f"| {r['name']} | " + " | ".join(f"{p['psnr']:.2f}" for p in r["curve"])
+                     + f" | {r['curve'][-1]['steps']} | {r['lr']:g}, {r['batch_size']}, "
+                       f"{r['warmup_steps']} |")
+    lines += ["", f"![PSNR against training time]({fig_rel}/psnr_vs_time.png)", "",
+              "## Training cost", "",
+              "Throughput counts the whole training step, including drawing the batch from the "
+              "synthetic generator (timed alone in the last column). The FLOP rate is forward + "
+              "backward FLOPs per image times images/s, as a fraction of the matmul rate above.", "",
+              "| network | images/s | train MFLOP/img | GFLOP/s reached | of matmul rate | "
+              "data ms/batch |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for r in networks(results):
+        data_ms = results["data_ms_per_batch"].get(str(r["batch_size"]),
+                                                   results["data_ms_per_batch"].get(r["batch_size"]))
+        lines.append(f"| {r['name']} | {r['images_per_s']:.0f} | {r['train_flops_per_image'] / 1e6:.0f} "
+                     f"| {r['train_gflops_per_s']:.1f} | {100 * r['fraction_of_matmul_rate']:.1f} % "
+                     f"| {fmt_num(data_ms, 0)} |")
+    lines += ["", "## Quality against size", "",
+              f"![PSNR against parameters]({fig_rel}/psnr_vs_params.png)", "",
+              "## Same inputs, every method", "",
+              f"The first images of the evaluation set; one row per method, PSNR over the whole "
+              f"set in the row label.", "",
+              f"![every method on the same inputs]({fig_rel}/samples.png)", ""]
+    if ablation:
+        lines += ablation_section(ablation, fig_rel)
+    lines += ["## Where the ViT loses", "",
+              "Against the best ViT of this run, every measured axis on which another method "
+              "does better:", "", *where_vit_loses(results), ""]
+    return "\n".join(lines)
+
+
+def write_report(results, out_dir="docs", *, ablation=None):
+    """BENCHMARKS.md, benchmarks.json and the PNG figures under out_dir."""
+    out = Path(out_dir)
+    figs = out / FIG_DIR
+    figs.mkdir(parents=True, exist_ok=True)
+    cmd = results.get("command") or "denoise-vit benchmark"
+    ev = results["eval_set"]
+    tag = (f"{cmd}\n{results['machine']['cores']} CPU cores, no GPU; eval set {ev['size']} "
+           f"images (seed {ev['seed']})")
+    plot_psnr_vs_time(results, figs / "psnr_vs_time.png", tag)
+    plot_psnr_vs_params(results, figs / "psnr_vs_params.png",
+                        tag + f"; networks after {minutes(results['budgets_s'][-1])}")
+    if "_samples" in results:
+        plot_samples(results, figs / "samples.png", tag)
+    if ablation:
+        plot_ablation(ablation, figs / "ablation.png",
+                      f"{ablation['command']}\n{results['machine']['cores']} CPU cores, no GPU; "
+                      f"eval set {ev['size']} images (seed {ev['seed']})")
+    (out / "benchmarks.json").write_text(
+        json.dumps({k: v for k, v in results.items() if not k.startswith("_")}, indent=1) + "\n")
+    (out / "BENCHMARKS.md").write_text(render_markdown(results, ablation, FIG_DIR))
+    return out / "BENCHMARKS.md"
+
+
+def load_ablation(out_dir="docs"):
+    path = Path(out_dir) / "ablation.json"
+    return json.loads(path.read_text()) if path.exists() else None
