@@ -99,6 +99,18 @@ def cmd_denoise(args):
     print(f"denoised {written} file(s) into {args.output}")
 
 
+def cmd_benchmark(args):
+    from .benchmark import BenchmarkOptions, rebuild_report, run_and_report
+    if args.report_only:
+        print(f"wrote {rebuild_report(args.out_dir)}")
+        return
+    opts = BenchmarkOptions.from_cli(
+        budgets=args.budgets, configs=args.configs, methods=args.methods, eval_size=args.eval_size,
+        val_size=args.val_size, separate_runs=args.separate_runs, workers=args.workers,
+        runs_dir=args.runs_dir)
+    print(f"wrote {run_and_report(opts, args.out_dir)}")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="denoise-vit", description="Train, evaluate and look at transformer denoisers.")
@@ -154,6 +166,29 @@ def build_parser():
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_denoise)
+
+    p = sub.add_parser("benchmark", help="every method side by side: quality, training time, cost",
+                       description="Evaluate classical filters and train the networks of the "
+                                   "given experiment configs for equal wall-clock budgets on one "
+                                   "evaluation set; write BENCHMARKS.md, benchmarks.json and plots.")
+    p.add_argument("--budgets", default="1,3,6", help="training budgets in minutes (default 1,3,6)")
+    p.add_argument("--configs", default=None,
+                   help="experiment configs of the networks, comma-separated "
+                        "(default: the shipped ViT preset, unet, dncnn, course)")
+    p.add_argument("--methods", default=None, help="classical filters, comma-separated, or 'none' "
+                                                   "(default: all available)")
+    p.add_argument("--eval-size", type=int, help="evaluation images (default: 512, SPEC §4)")
+    p.add_argument("--val-size", type=int, default=32, help="validation images for the filters' "
+                                                            "grid search (default 32)")
+    p.add_argument("--separate-runs", action="store_true",
+                   help="one run per budget with a cosine schedule timed to it (costs the sum of "
+                        "the budgets) instead of one warm-up + constant run evaluated at each")
+    p.add_argument("--workers", type=int, help="processes for the filters (default: all cores)")
+    p.add_argument("--runs-dir", default="runs/benchmark", help="where the trained networks go")
+    p.add_argument("--out-dir", default="docs", help="folder of BENCHMARKS.md (default docs)")
+    p.add_argument("--report-only", action="store_true",
+                   help="rewrite BENCHMARKS.md and the plots from out-dir/benchmarks.json")
+    p.set_defaults(func=cmd_benchmark)
     return parser
 
 
