@@ -11,8 +11,8 @@ image is drawn at once:
 The video generator (``data_gen.video``) reuses the same pieces with moving cells.
 
 Rendering scatters one small patch per object (a disc's bounding square, a rectangle's
-bounding box) into the batch with a single ``index_add_``, so the cost grows with the number
-of objects, not with (objects per image) x (pixels per image).
+bounding box) into the batch with ``scatter_add_`` (one call per patch shape), so the cost
+grows with the number of objects, not with (objects per image) x (pixels per image).
 
 Distribution (SPEC section 1; pixel units, integer ranges inclusive):
 
