@@ -258,6 +258,7 @@ class BenchmarkOptions:
     overrides: tuple = ()                 # key=value for every network config
     runs_dir: str = "runs/benchmark"
     figure_samples: int = 6
+    matmul_seconds: float = 2.0
 
     @classmethod
     def from_cli(cls, *, budgets, configs=None, methods=None, workers=None, **kwargs):
@@ -317,7 +318,7 @@ def run_benchmark(opts, *, log=log_default):
         cfg.data = replace(cfg.data, eval_size=data.eval_size, eval_seed=data.eval_seed)
         cfgs.append(cfg)
     machine = machine_info()
-    rate = matmul_gflops()
+    rate = matmul_gflops(seconds=opts.matmul_seconds)
     log(f"machine: {machine['cpu']}, {machine['cores']} cores, torch threads "
         f"{machine['torch_threads']}, GPU {machine['gpu'] or 'none'}; dense float32 matmul "
         f"{rate:.1f} GFLOP/s")

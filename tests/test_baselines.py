@@ -132,3 +132,109 @@ def test_each_classical_filter_beats_the_noisy_input(name):
     else:
         best = grid_search(method, *validation_set(8)).best
     assert psnr(apply(method, inputs, best), targets) > psnr(inputs, targets) + 1.0
+
+
+# ---------------------------------------------------------------- the benchmark
+
+from denoise_vit.benchmark import (RECORD_FIELDS, BenchmarkOptions, budget_cosine,  # noqa: E402
+                                   count_flops, run_benchmark)
+from denoise_vit.benchmark_report import render_markdown, write_report  # noqa: E402
+
+TINY_VIT = """
+name = "tiny_vit"
+batch_size = 4
+warmup_steps = 2
+[model]
+name = "vit_denoiser"
+depth = 1
+embed_dim = 8
+num_heads = 2
+decoder = "linear"
+"""
+TINY_UNET = """
+name = "tiny_unet"
+batch_size = 4
+[model]
+name = "unet_denoiser"
+base_channels = 4
+levels = 2
+"""
+
+
+def test_count_flops_of_a_known_layer():
+    conv = torch.nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    assert count_flops(conv, (1, 8, 8)) == 2 * 9 * 64           # one multiply-add per tap
+    assert count_flops(conv, (1, 8, 8), train=True) == 2 * (2 * 9 * 64)   # + weight gradient
+
+
+def test_budget_cosine_reaches_the_floor_at_the_budget():
+    from denoise_vit.config import from_dict
+    cfg = from_dict({"warmup_steps": 2, "min_lr_ratio": 0.1, "lr": 1.0})
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    now = [0.0]
+    sched = budget_cosine(cfg, opt, 10.0, lambda: now[0])
+    factors = []
+    for t in (0.0, 0.0, 5.0, 10.0, 20.0):   # warm-up steps, then half-way, at and after the budget
+        now[0] = t
+        opt.step()
+        sched.step()
+        factors.append(sched.get_last_lr()[0])
+    assert factors[:2] == [1.0, 1.0]                      # end of warm-up; no time has passed
+    assert factors[2] == pytest.approx(0.55)             # half-way through the budget
+    assert factors[3] == pytest.approx(0.1) and factors[4] == pytest.approx(0.1)
+
+
+@pytest.fixture(scope="module")
+def tiny_benchmark(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench")
+    (tmp / "tiny_vit.toml").write_text(TINY_VIT)
+    (tmp / "tiny_unet.toml").write_text(TINY_UNET)
+    opts = BenchmarkOptions(configs=(str(tmp / "tiny_vit.toml"), str(tmp / "tiny_unet.toml")),
+                            budgets_min=(0.005, 0.01), methods=("median",), eval_size=4,
+                            val_size=2, workers=1, runs_dir=str(tmp / "runs"),
+                            figure_samples=2, matmul_seconds=0.1)
+    return run_benchmark(opts, log=lambda msg: None), tmp
+
+
+def test_benchmark_records_have_the_documented_fields(tiny_benchmark):
+    results, _ = tiny_benchmark
+    names = [r["name"] for r in results["methods"]]
+    assert names == ["median", "tiny_vit", "tiny_unet"]
+    for rec in results["methods"]:
+        assert set(RECORD_FIELDS) <= set(rec)
+        assert isinstance(rec["psnr"], float) and -1 <= rec["ssim"] <= 1
+        assert rec["infer_ms_per_image"] > 0
+    median, vit, unet = results["methods"]
+    assert median["params"] == 0 and median["tuned"]["value"] in (3, 5, 7, 9, 11, 13, 15, 17, 21)
+    assert vit["params"] == sum(p.numel() for p in build_model(
+        "vit_denoiser", depth=1, embed_dim=8, num_heads=2, decoder="linear").parameters())
+    assert 0 < vit["flops"] < unet["flops"]
+
+
+def test_benchmark_trains_to_each_budget(tiny_benchmark):
+    results, tmp = tiny_benchmark
+    assert results["budgets_s"] == [0.3, 0.6]
+    for rec in results["methods"][1:]:
+        curve = rec["curve"]
+        assert [p["budget_s"] for p in curve] == [0.3, 0.6]
+        assert all(p["train_seconds"] >= p["budget_s"] for p in curve)  # stops after the mark
+        assert curve[0]["steps"] <= curve[1]["steps"]
+        assert rec["train_seconds"] == curve[-1]["train_seconds"]
+        assert 0 < rec["fraction_of_matmul_rate"] and rec["images_per_s"] > 0
+        assert (tmp / "runs" / f"{rec['name']}.pt").exists()
+
+
+def test_benchmark_report_files(tiny_benchmark):
+    import json
+    results, tmp = tiny_benchmark
+    md = write_report(results, tmp / "docs")
+    text = md.read_text()
+    for needle in ("denoise-vit benchmark --budgets 0.005,0.01", "tiny_vit", "median filter",
+                   f"{results['machine']['cores']} cores", "PSNR @ 0.01 min", "## Verdict"):
+        assert needle in text
+    saved = json.loads((tmp / "docs" / "benchmarks.json").read_text())
+    assert [r["name"] for r in saved["methods"]] == ["median", "tiny_vit", "tiny_unet"]
+    for png in ("psnr_vs_time", "psnr_vs_params", "samples"):
+        assert (tmp / "docs" / "benchmarks" / f"{png}.png").stat().st_size > 1000
+    # the report can be re-rendered from the JSON alone (no sample images there)
+    assert render_markdown(saved) == text
