@@ -168,11 +168,15 @@ def naive_render(cells: Cells, rects: Rects, height, width):
     return out
 
 
-@pytest.mark.parametrize("height,width", [(64, 64), (48, 80), (7, 9)])
-def test_rendering_matches_a_per_object_reference(height, width):
+@pytest.mark.parametrize("height,width,radius", [
+    (64, 64, (5, 10)), (48, 80, (5, 10)), (7, 9, (5, 10)),
+    (70, 60, (1, 25)),  # more distinct radii than the renderer groups one by one
+])
+def test_rendering_matches_a_per_object_reference(height, width, radius):
     g = gen(6)
     # dense cells so overlaps (which add) are frequent; rectangles of every orientation
-    cells = img.sample_cells(40, height, width, rate=0.01, generator=g)
+    cells = img.sample_cells(40, height, width, rate=0.01, radius=radius, generator=g)
+    assert len(cells.radius[cells.valid].unique()) > (16 if radius[1] > 10 else 1)
     rects = img.sample_filled_rects(40, height, width, rate=0.003, generator=g)
     ours = render_cells(cells, height, width)
     render_rects(rects, height, width, out=ours)
