@@ -188,7 +188,7 @@ def generate_videos(
     h, w = cfg.height, cfg.width
     target = torch.zeros((n, frames, h, w), device=cfg.device, dtype=dtype)
     inp = torch.empty((n, frames, h, w), device=cfg.device, dtype=dtype)
-    clips_per_chunk = max(1, images.CHUNK // frames)
+    clips_per_chunk = max(1, images.chunk_size(cfg.device) // frames)
     for start in range(0, n, clips_per_chunk):
         part = slice(start, min(start + clips_per_chunk, n))
         m = part.stop - part.start

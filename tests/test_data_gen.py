@@ -267,7 +267,7 @@ def test_non_square_images_fill_the_whole_frame():
 
 
 def test_more_images_than_one_chunk(monkeypatch):
-    monkeypatch.setattr(img, "CHUNK", 3)
+    monkeypatch.setattr(img, "CHUNK_CPU", 3)
     inp, target = generate_images(7, generator=gen(15))
     first, first_target = generate_images(3, generator=gen(15))
     assert inp.shape == (7, 1, 64, 64)
