@@ -383,7 +383,10 @@ def _add_patches(out: Tensor, anchor: Tensor, patch: Tensor) -> None:
         index = anchor.to(torch.int32)[:, None] + local
     else:
         index = anchor[:, None] + local.long()
-    index = index.clamp_(0, out.numel() - 1).reshape(-1).long()
+    lowest, highest = torch.aminmax(anchor)
+    if lowest < 0 or highest + (p - 1) * w + q > out.numel():  # rare: skip the pass otherwise
+        index = index.clamp_(0, out.numel() - 1)
+    index = index.reshape(-1).long()
     flat = out.view(-1)  # out is contiguous (checked by _output), so this writes through
     # scatter_add_ is deterministic on the CPU and measured faster there than index_add_
     flat.scatter_add_(0, index, patch.reshape(-1))
@@ -535,11 +538,12 @@ def render_rects(rects: Rects, height: int, width: int, *, pixel_noise: bool = F
         # the rectangle and 0
         inside = ((torch.arange(p, device=out.device) < gh[:, None])[:, :, None]
                   & (torch.arange(q, device=out.device) < gw[:, None])[:, None, :])
-        patch = value[group][:, None, None] * inside
         if pixel_noise:
-            noise = torch.randn((group.numel(), p, q), generator=generator, device=out.device,
+            patch = torch.randn((group.numel(), p, q), generator=generator, device=out.device,
                                 dtype=out.dtype)
-            patch = patch * noise.clamp_(min=0)
+            patch.clamp_(min=0).mul_(inside).mul_(value[group][:, None, None])
+        else:
+            patch = value[group][:, None, None] * inside
         _add_patches(out, anchor[group], patch)
     return out
 
