@@ -498,21 +498,19 @@ def _draw_subpixel_discs(out, image, cy, cx, r, amp, radius: int) -> None:
     _add_patches(out, anchor, patch)
 
 
-def _rect_groups(h: Tensor, w: Tensor) -> list[Tensor]:
-    """Split rectangles into tall and wide ones when that shrinks their common patch.
+def _rect_groups(h: Tensor, w: Tensor) -> tuple[Tensor, list[int]]:
+    """Order rectangles into up to 4 groups of similar shape; returns (order, group sizes).
 
-    Each group is drawn with a patch as large as its largest rectangle: a mix of 50 x 2 and
-    2 x 50 bars would otherwise need 50 x 50 patches, 5 to 25 times the pixels.
+    Each group is drawn with a patch as large as its largest rectangle. Splitting each side at
+    the middle of its range in the batch keeps patches close to their rectangles: a mix of
+    50 x 2 and 2 x 50 bars would otherwise need 50 x 50 patches (5 to 25 times the pixels),
+    and 10 to 30 pixel squares 30 x 30 patches (a third more pixels than with the split).
     """
-    tall = h >= w
-    groups = [tall.nonzero()[:, 0], (~tall).nonzero()[:, 0]]
-    groups = [g for g in groups if g.numel()]
-
-    def area(g):
-        return g.numel() * int(h[g].max()) * int(w[g].max())
-
-    together = torch.arange(h.numel(), device=h.device)
-    return groups if sum(map(area, groups)) < area(together) else [together]
+    h_lo, h_hi = torch.aminmax(h)
+    w_lo, w_hi = torch.aminmax(w)
+    key = (h > (h_lo + h_hi) // 2).long() * 2 + (w > (w_lo + w_hi) // 2).long()
+    key, order = key.sort(stable=True)
+    return order, torch.bincount(key, minlength=4).tolist()
 
 
 def render_rects(rects: Rects, height: int, width: int, *, pixel_noise: bool = False,
@@ -528,23 +526,30 @@ def render_rects(rects: Rects, height: int, width: int, *, pixel_noise: bool = F
     image, slot = rects.valid.nonzero(as_tuple=True)
     if image.numel() == 0:
         return out
+    order, sizes = _rect_groups(rects.height[image, slot], rects.width[image, slot])
+    image, slot = image[order], slot[order]
     h, w = rects.height[image, slot], rects.width[image, slot]
     anchor = image * (height * width) + rects.top[image, slot] * width + rects.left[image, slot]
     value = rects.value[image, slot].to(out.dtype)
-    for group in _rect_groups(h, w):
-        gh, gw = h[group], w[group]
+    start = 0
+    for size in sizes:
+        if size == 0:
+            continue
+        part = slice(start, start + size)
+        start += size
+        gh, gw = h[part], w[part]
         p, q = int(gh.max()), int(gw.max())
         # rectangles fit in their image, so every patch pixel off the image is outside
         # the rectangle and 0
         inside = ((torch.arange(p, device=out.device) < gh[:, None])[:, :, None]
                   & (torch.arange(q, device=out.device) < gw[:, None])[:, None, :])
         if pixel_noise:
-            patch = torch.randn((group.numel(), p, q), generator=generator, device=out.device,
+            patch = torch.randn((size, p, q), generator=generator, device=out.device,
                                 dtype=out.dtype)
-            patch.clamp_(min=0).mul_(inside).mul_(value[group][:, None, None])
+            patch.clamp_(min=0).mul_(inside).mul_(value[part][:, None, None])
         else:
-            patch = value[group][:, None, None] * inside
-        _add_patches(out, anchor[group], patch)
+            patch = value[part][:, None, None] * inside
+        _add_patches(out, anchor[part], patch)
     return out
 
 
