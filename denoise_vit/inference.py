@@ -183,7 +183,7 @@ def size_multiple(config):
 class Denoiser:
     """A model wrapped to denoise images and stacks of any size.
 
-    tile: spatial tile side in pixels (a multiple of the patch); None: twice the training size;
+    tile: spatial tile side in pixels (a multiple of the patch); None: the training size;
         0: always the whole image (padded to the patch), however large.
     overlap: pixels shared by neighbouring tiles (None: a quarter of the tile).
     frame_overlap: video models only, frames shared by consecutive temporal windows
@@ -201,8 +201,8 @@ class Denoiser:
         self.frames = getattr(cfg, "num_frames", 1)
         size = getattr(cfg, "img_size", 64)
         train_side = max(size) if isinstance(size, (tuple, list)) else size
-        if tile is None:
-            tile = 2 * train_side if self.kind == "image" else train_side
+        if tile is None:  # the size it was trained on: measured best (docs/DENOISE.md)
+            tile = train_side
         if tile < 0 or tile % self.patch:
             raise DenoiseVitError(f"--tile {tile} must be 0 (whole image) or a positive multiple "
                                   f"of {self.patch} (the model's patch size)")

@@ -47,6 +47,44 @@ from denoise_vit.metrics import psnr  # noqa: E402
 
 OFFSET, GAIN = 100.0, 20000.0
 
+USAGE = """\
+    denoise-vit denoise INPUT... --checkpoint CKPT -o OUT [--axes YX|ZYX|TYX|YXC...]
+        [--tile N] [--overlap N] [--frame-overlap N] [--batch-size N] [--dtype input|float32]
+        [--normalize stack|frame|none] [--overwrite] [--device auto|cpu|cuda] [--no-progress]
+
+- **Inputs**: files and/or folders (the PNG, JPEG, TIFF and .npy files in them, not recursive).
+  TIFF: single page, multi-page, ImageJ hyperstacks and tifffile's shaped files (whose axes
+  are read from the file). Pixels: uint8, uint16, other integers, floats.
+- **Output**: `-o FILE` for one input file; otherwise `-o` is a folder and each output keeps its
+  input's name (JPEG inputs are written as PNG, float output from PNG/JPEG as TIFF). Same shape
+  and axes as the input, in the input's dtype (integers rounded and clipped) or
+  `--dtype float32`. An existing output is refused unless `--overwrite`; an output never
+  replaces its input. Files are written atomically.
+- **Axes**: `--axes`, else the TIFF's recorded axes, else a guess from the shape, always
+  logged: 2-D is YX; 3-D is YXC when the last axis has 3-4 entries (colour), else a stack: ZYX
+  for an image model (each plane denoised on its own), TYX for a video model (sliding temporal
+  window). 4-D needs `--axes` unless its last axis is colour.
+- **Any size**: each plane is reflect-padded to a multiple of the patch and cropped back. Planes
+  larger than `--tile` (default: the model's training size, 64) are cut into tiles overlapping
+  by `--overlap` (default a quarter of the tile) and blended with weights that are 0 at a tile's
+  outer quarter-overlap, rise as a half-Hann ramp and sum to 1, so there are no seams; tiles go
+  through the model `--batch-size` at a time with a progress bar. `--tile 0` runs whole planes.
+  Video models slide a window of `num_frames` frames along T (overlap `--frame-overlap`,
+  default half the window), with the stack's ends reflect-padded by half a window.
+- **Intensities**: the 1st and 99.8th percentiles of each file (`--normalize stack`, default;
+  `frame`: of each plane) are mapped onto the values those percentiles had in the model's
+  training inputs (recorded in the checkpoint as `intensity`), and the output is mapped back,
+  so a uint16 camera image comes out in its own counts. `--normalize none` passes pixels as
+  they are (for float images already in the model's range).
+- **Record**: every file written adds a JSON line to `denoise_log.jsonl` beside it: input,
+  output, checkpoint, axes and how they were found, the intensity mapping, tiling, time.
+- **Bad input** (unreadable or empty file, no pixel rows or one, NaN or inf pixels, axes that do
+  not fit the shape, a colour image for a 1-channel model, an existing output) is one line
+  naming the file, exit status 2. In a run over several files a bad file is reported
+  (`skipped ...`) and the others are still written; the run ends with
+  `error: K of N inputs failed` and exit status 2.
+""".splitlines() + [""]
+
 
 def to_counts(x):
     return np.clip(np.rint(OFFSET + GAIN * np.asarray(x)), 0, 65535).astype(np.uint16)
@@ -104,7 +142,8 @@ def main():
               else f"{info.get('step', '?')} steps")
     machine = (f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} "
                f"torch threads, {'GPU' if torch.cuda.is_available() else 'no GPU'}")
-    lines = ["# Denoising real files of any size", "",
+    lines = ["# Denoising real files of any size", "", *USAGE,
+             "## Measurements", "",
              f"Figures from `flock /work/cpu.lock python experiments/denoise_demo.py --checkpoint "
              f"{os.path.relpath(ckpt, ROOT)}"
              + (f" --video-checkpoint {args.video_checkpoint}" if args.video_checkpoint else "")

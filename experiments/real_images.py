@@ -207,7 +207,7 @@ def main():
              f"Clutter: the course's rectangles at each photo's size (per-pixel rates 0.0003, "
              f"sizes x{args.clutter_scale:g}), seed {args.seed}. Photos scaled to 0..1; PSNR with "
              "data range 1 against the clean photo; denoised by `denoise-vit denoise FOLDER "
-             "--checkpoint CKPT -o OUT` (default tiling: 128x128 tiles, overlap 32).", "",
+             "--checkpoint CKPT -o OUT` (default tiling: 64x64 tiles, overlap 16).", "",
              "![photos](real_images.png)", "",
              "| photo | size | cluttered (dB) | denoised, percentile normalisation (default) | "
              "denoised, `--normalize none` |", "|---|---|---|---|---|"]

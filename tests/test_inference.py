@@ -118,8 +118,8 @@ def test_tiled_equals_whole_image_for_a_local_model(h, w, tile, overlap):
 @torch.no_grad()
 def test_vit_tiled_equals_whole_when_the_image_fits_one_tile():
     model = build_model("vit_denoiser", img_size=32, depth=1, embed_dim=16, num_heads=2).eval()
-    x = torch.rand(1, 1, 45, 61)  # padded to 48x64: one tile of the default 64
-    tiled = Denoiser(model).denoise(x)
+    x = torch.rand(1, 1, 45, 61)  # padded to 48x64: one tile of 64
+    tiled = Denoiser(model, tile=64).denoise(x)
     whole = Denoiser(model, tile=0).denoise(x)
     padded, crop = pad_to_multiple(x, {2: 8, 3: 8})
     assert (tiled - whole).abs().max() < 1e-3

@@ -171,7 +171,8 @@ def test_denoise_tyx_stack_with_image_and_video_models(checkpoint, video_checkpo
                                                        capsys):
     stack = RNG.random((6, 40, 50)).astype(np.float32)
     write_image(tmp_path / "s.tif", stack, "TYX")
-    assert denoise(tmp_path / "s.tif", "--checkpoint", checkpoint, "-o", tmp_path / "a.tif") == 0
+    assert denoise(tmp_path / "s.tif", "--checkpoint", checkpoint, "-o", tmp_path / "a.tif",
+                   "--tile", "64") == 0
     assert "6 planes, each whole image" in capsys.readouterr().out
     assert denoise(tmp_path / "s.tif", "--checkpoint", video_checkpoint, "-o",
                    tmp_path / "b.tif") == 0
