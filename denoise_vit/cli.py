@@ -150,8 +150,7 @@ def build_parser():
     p.add_argument("--axes", help="axes of the inputs, e.g. YX, ZYX, TYX, YXC (default: recorded "
                                   "in the TIFF, else guessed from the shape and logged)")
     p.add_argument("--tile", type=int, help="tile side in pixels, a multiple of the patch "
-                                            "(default: twice the training size for image models, "
-                                            "the training size for video models; 0: whole image)")
+                                            "(default: the model's training size; 0: whole image)")
     p.add_argument("--overlap", type=int, help="pixels shared by neighbouring tiles "
                                                "(default: a quarter of the tile)")
     p.add_argument("--frame-overlap", type=int, help="video models: frames shared by consecutive "
