@@ -4,6 +4,8 @@ Token mixing is read off gradients: with tubelet 1, input frame t / patch s feed
 only, so d forward_features(x)[t, s] / d x, summed over each frame's patch, is a (nt, ns) map
 of the tokens that output token depends on (exactly zero where no path exists).
 """
+from pathlib import Path
+
 import pytest
 import torch
 from einops import rearrange
@@ -328,3 +330,22 @@ def test_framewise_refuses_images():
 def test_bad_config_is_one_clear_error(kwargs, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         build_model("video_denoiser", **kwargs)
+
+
+# --- the command line on a video experiment -------------------------------------------------------
+
+def test_video_run_writes_sequence_figure_and_gif(tmp_path, capsys):
+    from denoise_vit.cli import main
+    config = Path(__file__).parents[1] / "experiments" / "video_factorised_dot_product.toml"
+    args = ["train", "--config", str(config), "--out-dir", str(tmp_path),
+            "--no-progress", "model.depth=1", "data.size=16", "data.frames=4", "batch_size=2",
+            "steps_per_epoch=2", "epochs=1", "warmup_steps=1", "data.eval_size=2", "name=v"]
+    assert main(args) == 0
+    run = tmp_path / "v"
+    assert (run / "samples.png").read_bytes()[:4] == b"\x89PNG"
+    assert (run / "samples.gif").read_bytes()[:6] == b"GIF89a"
+    out = tmp_path / "clip.png"
+    assert main(["visualize", "--checkpoint", str(run / "checkpoint_last.pt"), "-o", str(out)]) == 0
+    assert out.exists() and out.with_suffix(".gif").exists()
+    assert main(["evaluate", "--checkpoint", str(run / "checkpoint_last.pt")]) == 0
+    assert "evaluation set: 2 videos" in capsys.readouterr().out
