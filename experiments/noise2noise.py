@@ -1,6 +1,6 @@
 """Noise2Noise against clean targets at the same budget; writes docs/NOISE2NOISE.md.
 
-    flock /work/cpu.lock python experiments/noise2noise.py      # ~10 minutes on a 2-core CPU
+    flock /work/cpu.lock python experiments/noise2noise.py      # ~15 minutes on a 2-core CPU
 
 Two runs of the course preset with the same recipe, steps, batch and seeds, differing only in the
 training target:
@@ -38,7 +38,7 @@ def machine():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--steps-per-epoch", type=int, default=90)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--eval-size", type=int, default=512)
