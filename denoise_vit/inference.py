@@ -145,9 +145,7 @@ def tiled_apply(fn, x, tiles, overlaps, *, batch_size=8, progress=False, desc="t
     weights = {starts: window(sizes, tiles, overlaps, starts).to(x.device, torch.float32)
                for starts in grid}
     jobs = list(product(range(x.shape[0]), grid))
-    acc, norm = None, torch.zeros(sizes, dtype=torch.float32, device=x.device)
-    for starts in grid:
-        norm[tuple(slice(s, s + t) for s, t in zip(starts, tiles))] += weights[starts]
+    acc, norm = None, weight_sum(sizes, tiles, overlaps).to(x.device, torch.float32)
     # progress=True shows the bar on a terminal only (tqdm's disable=None)
     with tqdm(total=len(jobs), desc=desc, unit="tile", disable=None if progress else True,
               leave=False, dynamic_ncols=True) as bar:
