@@ -3,7 +3,8 @@
     python experiments/bench_generator.py            # full run, updates docs/GENERATOR.md
     python experiments/bench_generator.py --quick    # smoke run, prints only
 
-Measures, on this machine's CPU (torch's default thread count):
+Measures, on this machine's CPU, with torch's default thread count (or each count given to
+``--threads``, e.g. ``--threads 1 2``):
   * generate_images at 64 x 64, batch 256: images/s (median over repeats);
   * the same distribution drawn the naive way, one image, one cell and one rectangle at a
     time in numpy (written below), and the speed-up of the vectorised generator over it;
@@ -109,7 +110,7 @@ def training_rate(batch: int, steps: int) -> float | None:
 def machine() -> dict:
     return {
         "CPU cores (os.cpu_count)": os.cpu_count(),
-        "torch threads": torch.get_num_threads(),
+        "torch threads by default": torch.get_num_threads(),
         # other work on the machine slows every figure, torch's 2-thread kernels most
         "load average (1 min) at start": f"{os.getloadavg()[0]:.2f}",
         "torch": torch.__version__,
@@ -146,66 +147,60 @@ def write_doc(block: str) -> None:
     DOC.write_text(text.rstrip("\n") + "\n")
 
 
+def measure(threads: int, quick: bool, naive: float) -> list[tuple[str, str]]:
+    """Generator and training figures with ``threads`` torch threads, as table rows."""
+    torch.set_num_threads(threads)
+    repeats = 3 if quick else 15
+    batch, size, clips, frames, train_batch = 256, 64, 32, 8, 64
+    tag = f"{threads} thread{'s' if threads > 1 else ''}"
+    g = torch.Generator().manual_seed(0)
+
+    vec = median_rate(lambda: generate_images(batch, size, generator=g), batch, repeats)
+    video = median_rate(lambda: generate_videos(clips, frames, size, generator=g),
+                        clips * frames, repeats)
+    train = training_rate(train_batch, 3 if quick else 10)
+    train_text = "n/a" if train is None else f"{train:,.0f} images/s"
+    ratio_text = "n/a" if train is None else f"{vec / train:.0f}x"
+    rows = [
+        (f"`generate_images`, batch {batch}, {size}x{size}, {tag}", f"{vec:,.0f} images/s"),
+        (f"speed-up over the per-image loop, {tag}", f"{vec / naive:.1f}x"),
+        (f"`generate_videos`, {clips} clips x {frames} frames, {size}x{size}, {tag}",
+         f"{video:,.0f} frames/s"),
+        (f"training `vit_denoiser` (course preset), Adam + MSE, batch {train_batch}, {tag}",
+         train_text),
+        (f"generator / training, {tag}", ratio_text),
+    ]
+    for name, value in rows:
+        print(f"{name}: {value}")
+    return rows
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="few repeats, small reference; prints only (no doc update)")
     parser.add_argument("--no-write", action="store_true", help=f"do not update {DOC.name}")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (default: torch's own choice)")
+    parser.add_argument("--threads", type=int, nargs="+", default=None,
+                        help="torch intra-op thread counts to measure (default: torch's own)")
     args = parser.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    quick = args.quick
-    repeats = 3 if quick else 15
-    batch, size = 256, 64
+    threads = args.threads or [torch.get_num_threads()]
 
     info = machine()
     for key, value in info.items():
         print(f"{key}: {value}")
 
-    g = torch.Generator().manual_seed(0)
-    vec = median_rate(lambda: generate_images(batch, size, generator=g), batch, repeats)
-    print(f"generate_images, batch {batch}, {size}x{size}: {vec:,.0f} images/s")
-
+    size, naive_batch = 64, 32 if args.quick else 256
     rng = np.random.default_rng(0)
-    naive_batch = 32 if quick else 256
     naive = median_rate(lambda: naive_images(naive_batch, size, rng), naive_batch,
-                        1 if quick else 5)
-    print(f"per-image numpy loop (reference), {size}x{size}: {naive:,.0f} images/s")
-    print(f"vectorised / per-image loop: {vec / naive:.1f}x")
-
-    clips, frames = 32, 8
-    video = median_rate(lambda: generate_videos(clips, frames, size, generator=g),
-                        clips * frames, repeats)
-    print(f"generate_videos, {clips} clips x {frames} frames, {size}x{size}: "
-          f"{video:,.0f} frames/s")
-
-    train_batch = 64
-    train = training_rate(train_batch, 3 if quick else 10)
-    if train is None:
-        train_text = ratio_text = "n/a"
-    else:
-        train_text = f"{train:,.0f} images/s"
-        ratio_text = f"{vec / train:.0f}x"
-        print(f"training vit_denoiser (course preset), Adam + MSE, batch {train_batch}: "
-              f"{train_text}")
-    print(f"generator / training: {ratio_text}")
-
-    rows = [
-        (f"`generate_images`, batch {batch}, {size}x{size} (median of {repeats})",
-         f"{vec:,.0f} images/s"),
-        (f"per-image numpy loop, same distribution ({naive_batch} images)",
-         f"{naive:,.0f} images/s"),
-        ("speed-up of the vectorised generator", f"{vec / naive:.1f}x"),
-        (f"`generate_videos`, {clips} clips x {frames} frames, {size}x{size}",
-         f"{video:,.0f} frames/s"),
-        (f"training `vit_denoiser` (course preset), Adam + MSE, batch {train_batch}",
-         train_text),
-        ("generator / training", ratio_text),
-    ]
-    if not (quick or args.no_write):
-        flags = f" --threads {args.threads}" if args.threads is not None else ""
+                        1 if args.quick else 5)
+    rows = [(f"per-image numpy loop, same distribution, {size}x{size} ({naive_batch} images)",
+             f"{naive:,.0f} images/s")]
+    print(f"{rows[0][0]}: {rows[0][1]}")
+    for n in threads:
+        rows += measure(n, args.quick, naive)
+    info["load average (1 min) at end"] = f"{os.getloadavg()[0]:.2f}"
+    if not (args.quick or args.no_write):
+        flags = " --threads " + " ".join(map(str, args.threads)) if args.threads else ""
         write_doc(markdown(info, rows, COMMAND + flags))
         print(f"wrote {DOC.relative_to(ROOT)}")
 
