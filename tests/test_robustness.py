@@ -19,6 +19,8 @@ import torch
 from denoise_vit import engine
 from denoise_vit.checkpoint import read_checkpoint
 from denoise_vit.cli import main
+from denoise_vit.engine import StopFlag
+from denoise_vit.train import SignalStop
 
 # Dropout, stochastic depth (global torch RNG), BatchNorm (conv decoder), a cosine schedule with
 # warm-up and Adam's moments: everything a resume has to restore.
@@ -323,3 +325,16 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_last(run_copy, bad, mon
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert (run / "checkpoint_last.pt").read_bytes() == before
     assert read_checkpoint(run / "checkpoint_last.pt")["step"] == 6
+
+
+def test_a_repeated_signal_is_one_request_and_a_later_one_aborts():
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    stop = StopFlag()
+    with SignalStop(stop) as handler:
+        os.kill(os.getpid(), signal.SIGTERM)  # a job scheduler signals every process...
+        os.kill(os.getpid(), signal.SIGTERM)  # ...and torchrun forwards it once more
+        assert (stop.reason, stop.signum) == ("SIGTERM", signal.SIGTERM)
+        handler.REPEAT_SECONDS = 0.0  # the user insists, later
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
