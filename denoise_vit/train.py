@@ -4,6 +4,12 @@ Run folder (out_dir/name): config.json (resolved config), metrics.csv (one row p
 checkpoint_last.pt (+ checkpoint_prev.pt, the one before), checkpoint_best.pt (best eval
 PSNR), curves.png (loss and PSNR), samples.png (the course's figure on the evaluation set;
 for videos the first evaluation clip frame by frame, plus samples.gif, noisy beside denoised).
+
+Interruptions: SIGINT / SIGTERM write checkpoint_last.pt at the current step and end the run
+(the CLI exits 128 + signal number: 130, 143); after SIGKILL, a crash or a corrupt last file,
+`--resume` continues from the newest complete checkpoint (last, else prev). Checkpoints hold the
+model, optimizer, scheduler, step, the epoch in progress, the RNG states and every rank's data
+stream, so with deterministic=true a resumed run ends with the uninterrupted run's weights.
 """
 import csv
 import math
