@@ -231,6 +231,8 @@ def restore(path, ckpt, model, optimizer, scheduler, stream, info, log):
 def _run(cfg, info, *, resume, progress, log):
     device = distributed.resolve_device(cfg.device, info.local_rank)
     if cfg.deterministic:
+        # cuBLAS is deterministic only with a fixed workspace; read when its first handle is made
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
     seed_everything(cfg.seed)  # same initial weights on every rank
