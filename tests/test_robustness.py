@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from denoise_vit import engine
-from denoise_vit.checkpoint import read_checkpoint
+from denoise_vit.checkpoint import atomic_save, read_checkpoint
 from denoise_vit.cli import main
 from denoise_vit.engine import StopFlag
 from denoise_vit.train import SignalStop
@@ -338,3 +338,21 @@ def test_a_repeated_signal_is_one_request_and_a_later_one_aborts():
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_the_latest_checkpoint_exists_at_every_moment_of_a_save(tmp_path, monkeypatch):
+    """checkpoint_prev is made by a hard link, not by renaming checkpoint_last away."""
+    last, prev = tmp_path / "last.pt", tmp_path / "prev.pt"
+    atomic_save({"n": 1}, last, previous=prev)
+    real = os.replace
+
+    def die_before_the_new_file_lands(src, dst):
+        if str(dst) == str(last):
+            raise KeyboardInterrupt  # stands for a kill at this instant
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", die_before_the_new_file_lands)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_save({"n": 2}, last, previous=prev)
+    assert torch.load(last)["n"] == 1 and torch.load(prev)["n"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "prev.pt"]
