@@ -121,7 +121,9 @@ def build_parser():
                                    "with key=value overrides, e.g. lr=3e-4 model.depth=6.")
     p.add_argument("--config", "-c", help="config file or experiment name (e.g. quick)")
     p.add_argument("overrides", nargs="*", metavar="key=value")
-    p.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run from its newest complete checkpoint (checkpoint_last.pt, "
+                        "else checkpoint_prev.pt). SIGINT / SIGTERM write one and exit 130 / 143")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--out-dir", help="parent folder of the run folder (default: runs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
