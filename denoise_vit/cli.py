@@ -157,7 +157,8 @@ def build_parser():
                                                "(default: a quarter of the tile)")
     p.add_argument("--frame-overlap", type=int, help="video models: frames shared by consecutive "
                                                      "temporal windows (default: half the window)")
-    p.add_argument("--batch-size", type=int, default=8, help="tiles per model call (default 8)")
+    p.add_argument("--batch-size", type=int, help="tiles per model call (default: 32 tiles of "
+                                                  "64x64 pixels or as many pixels of larger ones)")
     p.add_argument("--dtype", choices=("input", "float32"), default="input",
                    help="output pixel type (default: the input's)")
     p.add_argument("--normalize", choices=("stack", "frame", "none"), default="stack",
