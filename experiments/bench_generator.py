@@ -71,19 +71,26 @@ def naive_images(n: int, size: int, rng: np.random.Generator):
     return inputs, targets
 
 
-def median_rate(fn, items: int, repeats: int) -> float:
-    """Items per second: ``items`` over the median time of ``repeats`` calls, after a warm-up.
+def median_rates(jobs: dict, repeats: int) -> dict:
+    """Items per second of each job, ``{name: (fn, items)}``: items over the median call time.
 
-    Each result is kept until the next call returns, as a training loop keeps its batch, so the
-    memory allocator sees the same pattern as in training.
+    The jobs take turns, one call each per round after a warm-up, so a change in the load of a
+    shared machine affects them alike and their ratio stays fair. Each result is kept until
+    the job's next call returns, as a training loop keeps its batch, so the memory allocator
+    sees the same pattern as in training.
     """
-    held = [fn()]
-    times = []
+    held = {name: fn() for name, (fn, _) in jobs.items()}
+    times = {name: [] for name in jobs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        held[0] = fn()  # the previous result is released only after this call
-        times.append(time.perf_counter() - start)
-    return items / statistics.median(times)
+        for name, (fn, _) in jobs.items():
+            start = time.perf_counter()
+            held[name] = fn()  # the previous result is released only after this call
+            times[name].append(time.perf_counter() - start)
+    return {name: items / statistics.median(times[name]) for name, (_, items) in jobs.items()}
+
+
+def median_rate(fn, items: int, repeats: int) -> float:
+    return median_rates({"job": (fn, items)}, repeats)["job"]
 
 
 def training_rate(batch: int, steps: int) -> float | None:
@@ -147,15 +154,20 @@ def write_doc(block: str) -> None:
     DOC.write_text(text.rstrip("\n") + "\n")
 
 
-def measure(threads: int, quick: bool, naive: float) -> list[tuple[str, str]]:
-    """Generator and training figures with ``threads`` torch threads, as table rows."""
+def measure(threads: int, quick: bool) -> list[tuple[str, str]]:
+    """Generator, reference and training figures with ``threads`` torch threads (table rows)."""
     torch.set_num_threads(threads)
     repeats = 3 if quick else 15
-    batch, size, clips, frames, train_batch = 256, 64, 32, 8, 64
+    batch, size, naive_batch, clips, frames, train_batch = 256, 64, 32, 32, 8, 64
     tag = f"{threads} thread{'s' if threads > 1 else ''}"
     g = torch.Generator().manual_seed(0)
+    rng = np.random.default_rng(0)
 
-    vec = median_rate(lambda: generate_images(batch, size, generator=g), batch, repeats)
+    rates = median_rates({
+        "vectorised": (lambda: generate_images(batch, size, generator=g), batch),
+        "naive": (lambda: naive_images(naive_batch, size, rng), naive_batch),
+    }, repeats)
+    vec, naive = rates["vectorised"], rates["naive"]
     video = median_rate(lambda: generate_videos(clips, frames, size, generator=g),
                         clips * frames, repeats)
     train = training_rate(train_batch, 3 if quick else 10)
@@ -163,6 +175,8 @@ def measure(threads: int, quick: bool, naive: float) -> list[tuple[str, str]]:
     ratio_text = "n/a" if train is None else f"{vec / train:.0f}x"
     rows = [
         (f"`generate_images`, batch {batch}, {size}x{size}, {tag}", f"{vec:,.0f} images/s"),
+        (f"per-image numpy loop, same distribution ({naive_batch} images per call, "
+         f"measured in turns with the line above)", f"{naive:,.0f} images/s"),
         (f"speed-up over the per-image loop, {tag}", f"{vec / naive:.1f}x"),
         (f"`generate_videos`, {clips} clips x {frames} frames, {size}x{size}, {tag}",
          f"{video:,.0f} frames/s"),
@@ -178,7 +192,7 @@ def measure(threads: int, quick: bool, naive: float) -> list[tuple[str, str]]:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="few repeats, small reference; prints only (no doc update)")
+                        help="few repeats; prints only (no doc update)")
     parser.add_argument("--no-write", action="store_true", help=f"do not update {DOC.name}")
     parser.add_argument("--threads", type=int, nargs="+", default=None,
                         help="torch intra-op thread counts to measure (default: torch's own)")
@@ -189,15 +203,9 @@ def main(argv=None) -> None:
     for key, value in info.items():
         print(f"{key}: {value}")
 
-    size, naive_batch = 64, 32 if args.quick else 256
-    rng = np.random.default_rng(0)
-    naive = median_rate(lambda: naive_images(naive_batch, size, rng), naive_batch,
-                        1 if args.quick else 5)
-    rows = [(f"per-image numpy loop, same distribution, {size}x{size} ({naive_batch} images)",
-             f"{naive:,.0f} images/s")]
-    print(f"{rows[0][0]}: {rows[0][1]}")
+    rows = []
     for n in threads:
-        rows += measure(n, args.quick, naive)
+        rows += measure(n, args.quick)
     info["load average (1 min) at end"] = f"{os.getloadavg()[0]:.2f}"
     if not (args.quick or args.no_write):
         flags = " --threads " + " ".join(map(str, args.threads)) if args.threads else ""
