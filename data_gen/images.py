@@ -352,7 +352,7 @@ def _patch_offsets(p: int, q: int, width: int, device) -> Tensor:
     table = _OFFSETS.get(key)
     if table is None:
         rows = torch.arange(p, device=device)[:, None] * width
-        table = (rows + torch.arange(q, device=device)).reshape(-1).to(torch.int32)
+        table = (rows + torch.arange(q, device=device)).reshape(-1)
         if len(_OFFSETS) > 256:  # a long-lived process may see many sizes
             _OFFSETS.clear()
         _OFFSETS[key] = table
@@ -375,21 +375,13 @@ def _add_patches(out: Tensor, anchor: Tensor, patch: Tensor) -> None:
     r, p, q = patch.shape
     if r == 0:
         return
-    local = _patch_offsets(p, q, w, out.device)
-    # anchors lie within one patch of the buffer, so this bounds every index; the sum in int32
-    # then one widening pass measured faster on the CPU than the sum in int64
-    small = out.numel() + 2 * (p * w + q) < 2**31
-    if small:
-        index = anchor.to(torch.int32)[:, None] + local
-    else:
-        index = anchor[:, None] + local.long()
+    index = anchor[:, None] + _patch_offsets(p, q, w, out.device)
     lowest, highest = torch.aminmax(anchor)
     if lowest < 0 or highest + (p - 1) * w + q > out.numel():  # rare: skip the pass otherwise
         index = index.clamp_(0, out.numel() - 1)
-    index = index.reshape(-1).long()
     flat = out.view(-1)  # out is contiguous (checked by _output), so this writes through
     # scatter_add_ is deterministic on the CPU and measured faster there than index_add_
-    flat.scatter_add_(0, index, patch.reshape(-1))
+    flat.scatter_add_(0, index.reshape(-1), patch.reshape(-1))
 
 
 def _output(out: Tensor | None, batch: int, height: int, width: int, like: Tensor) -> Tensor:
