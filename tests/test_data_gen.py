@@ -527,3 +527,22 @@ def test_public_api():
         "generate_images", "generate_noise2noise", "generate_videos", "SyntheticStream",
         "make_eval_set",
     }
+
+
+def test_benchmark_reference_draws_the_same_distribution():
+    """experiments/bench_generator.py compares against a per-image loop: it must be fair."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "bench_generator.py"
+    spec = importlib.util.spec_from_file_location("bench_generator", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    inp, target = bench.naive_images(400, 64, np.random.default_rng(0))
+    ours_inp, ours_target = generate_images(2000, generator=gen(40))
+    # per-image mean brightness of the cells and of the clutter agree within 5 standard errors
+    for ref, ours in ((target, ours_target), (inp - target, ours_inp - ours_target)):
+        ref = torch.from_numpy(ref).mean(dim=(1, 2, 3)).double()
+        ours = ours.mean(dim=(1, 2, 3)).double()
+        se = math.sqrt(ref.var() / len(ref) + ours.var() / len(ours))
+        assert abs(ref.mean() - ours.mean()) < 5 * se
