@@ -239,7 +239,8 @@ def test_odd_sizes_shapes_and_every_parameter_gets_a_gradient(variant, extra):
     out = model(x)
     assert out.shape == x.shape
     out.square().mean().backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    missing = [n for n, p in model.named_parameters()
+               if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing, f"parameters without gradient: {missing}"
 
 
@@ -297,7 +298,7 @@ def test_factorised_encoder_depths_default_to_a_two_to_one_split():
     assert build_model("video_denoiser").config.variant in VARIANTS
 
 
-# --- bad input: one clear ConfigError each ---------------------------------------------------------
+# --- bad input: one clear ConfigError each -------------------------------------------------------
 
 @pytest.mark.parametrize("shape, message", [
     ((1, 1, 5, 16, 16), "clip of 5 frames is not divisible by tubelet_size 2"),
@@ -317,8 +318,9 @@ def test_framewise_refuses_images():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(variant="model5"), "unknown variant 'model5'; valid variants: joint, factorised_encoder, "
-                             "factorised_self_attention, factorised_dot_product, divided_space_time"),
+    (dict(variant="model5"), "unknown variant 'model5'; valid variants: joint, "
+                             "factorised_encoder, factorised_self_attention, "
+                             "factorised_dot_product, divided_space_time"),
     (dict(num_frames=6, tubelet_size=4), "num_frames 6 is not divisible by tubelet_size 4"),
     (dict(variant="factorised_dot_product", num_heads=3, embed_dim=24), "num_heads must be even"),
     (dict(variant="joint", spatial_depth=2), "apply to variant='factorised_encoder' only"),

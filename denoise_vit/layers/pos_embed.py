@@ -78,7 +78,8 @@ class PosEmbedSpaceTime(nn.Module):
     def __init__(self, num_tubelets, grid, embed_dim, kind="learned", layout="separate"):
         super().__init__()
         if layout not in POS_EMBED_LAYOUTS:
-            raise ConfigError(f"pos_embed_layout must be one of {POS_EMBED_LAYOUTS}, not {layout!r}")
+            raise ConfigError(f"pos_embed_layout must be one of {POS_EMBED_LAYOUTS}, "
+                              f"not {layout!r}")
         if layout == "joint" and kind != "learned":
             raise ConfigError("pos_embed_layout='joint' needs pos_embed='learned' (a fixed sin-cos "
                               "embedding is always the sum of a spatial and a temporal one)")

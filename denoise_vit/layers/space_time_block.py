@@ -75,7 +75,10 @@ class TokenMixer(nn.Module):
 
 
 class SpaceTimeBlock(nn.Module):
-    """x = x + mixer(x) for each mixer in `mixing`, then x = x + mlp(norm2(x)); tokens (B, nt, ns, D)."""
+    """x = x + mixer(x) for each mixer in `mixing`, then x = x + mlp(norm2(x)).
+
+    Tokens (B, nt, ns, D) -> (B, nt, ns, D).
+    """
 
     def __init__(self, dim, num_heads, mixing=("joint",), *, temporal_fc=False, mlp_ratio=4.0,
                  qkv_bias=True, drop=0.0, attn_drop=0.0, drop_path=0.0, act_layer=nn.GELU,

@@ -40,5 +40,8 @@ def ungroup(x, over, nt, ns):
 
 
 def within(fn, x, over):
-    """Apply `fn` ((B', L, D) -> (B', L, D), e.g. an Attention) to each group of tokens (B, nt, ns, D)."""
+    """Apply `fn` ((B', L, D) -> (B', L, D), e.g. an Attention) to each group of tokens.
+
+    x: (B, nt, ns, D) -> (B, nt, ns, D).
+    """
     return ungroup(fn(group(x, over)), over, nt=x.shape[1], ns=x.shape[2])
