@@ -373,8 +373,11 @@ NOTES = """## Notes (on the run recorded in docs/video.json)
   tests/test_video_models.py). What differs from Model 3: temporal attention comes first, and
   the extra `temporal_fc` is initialised like every Linear (trunc-normal 0.02), whereas
   TimeSformer zero-initialises it to start from a pretrained image ViT, which we do not have.
-  A pilot (600 steps, 32 evaluation clips) showed the same gap, so it looks like slower early
-  training rather than noise. Not investigated further: an open item.
+  It does use the other frames (replacing frames 1-7 of a clip by another clip's changes its
+  frame-0 output about as much as Model 3's), and it does not overfit: its training loss stays
+  about 2.5x Model 3's all along (runs/compare_video/*/metrics.csv). It learns slower; a pilot
+  (600 steps, 32 evaluation clips) showed the same gap. Not investigated further (e.g.
+  temporal_fc initialised to the identity, or more steps): an open item.
 - **Joint attention is the expensive one**: the slowest step at every T and the steepest growth
   with T, in FLOPs and time, while Models 2-4 and TimeSformer stay close to the per-frame
   model. Model 3 and TimeSformer carry a second attention per layer (more parameters, more
