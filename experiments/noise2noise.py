@@ -95,7 +95,8 @@ def main():
     lines += [
         "",
         "\\* diagnostic only: the PSNR after subtracting the set's mean output-minus-target offset "
-        "(it uses the clean targets, which Noise2Noise training never sees).",
+        "(it uses the clean targets, which Noise2Noise training never sees). Train times differ "
+        "with the load other jobs put on the shared cores; the step budgets are equal.",
         "",
         "Why the gap: Noise2Noise learns E[target | input]. It recovers the clean image only when "
         "the noise has zero mean; the course's clutter is additive and never negative (filled "
