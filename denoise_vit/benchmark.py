@@ -108,6 +108,43 @@ def time_per_image(fn, inputs, *, repeats=2):
     return 1e3 * best / inputs.shape[0], out
 
 
+class ForeignLoad:
+    """Share of the machine's CPU used by *other* processes between start() and stop().
+
+    The benchmark's timings mean something only on an otherwise idle machine; this measures
+    whether it was (Linux /proc/stat; None elsewhere): all busy CPU time minus this process's.
+    """
+
+    def __init__(self):
+        self.start()
+
+    @staticmethod
+    def _busy_seconds():
+        try:
+            with open("/proc/stat") as f:
+                values = [int(v) for v in f.readline().split()[1:8]]
+        except (OSError, ValueError):
+            return None
+        user, nice, system, idle, iowait, irq, softirq = values
+        return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _own_seconds():
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def start(self):
+        self.t0, self.busy0, self.own0 = time.perf_counter(), self._busy_seconds(), self._own_seconds()
+
+    def stop(self):
+        busy = self._busy_seconds()
+        wall = time.perf_counter() - self.t0
+        if busy is None or self.busy0 is None or wall <= 0:
+            return None
+        foreign = (busy - self.busy0) - (self._own_seconds() - self.own0)
+        return max(0.0, foreign / (wall * (os.cpu_count() or 1)))
+
+
 def data_ms_per_batch(data, batch_size, *, batches=5):
     """Time the training stream takes to draw one batch (part of every training step)."""
     stream = make_train_stream(data, batch_size, seed=0, device=torch.device("cpu"))
@@ -186,20 +223,23 @@ def train_with_marks(cfg, marks, eval_inputs, eval_targets, *, cosine_to=None, l
     points, step, images = [], 0, 0
     for mark in marks:
         stop = StopFlag()
+        load = ForeignLoad()
         step_start[0] = time.perf_counter()
         done, loss_sum, n, secs = train_steps(
             model, stream, optimizer, scheduler, first_step=step, last_step=2 ** 62,
             device=device, grad_clip=cfg.grad_clip, stop=stop,
             deadline=time.monotonic() + (mark - seconds), progress=False)
         step_start[0] = None
+        foreign = load.stop()
         step, seconds, images = step + done, seconds + secs, images + n
         metrics = evaluate(model, eval_inputs, eval_targets, device=device,
                            batch_size=cfg.eval_batch_size)
         points.append({"budget_s": mark, "train_seconds": seconds, "steps": step,
                        "images": images, "train_loss": loss_sum / max(done, 1),
-                       "lr": scheduler.get_last_lr()[0], **metrics})
+                       "lr": scheduler.get_last_lr()[0], "foreign_cpu": foreign, **metrics})
         log(f"  {cfg.name}: {seconds:6.0f} s, {step} steps, eval PSNR {metrics['psnr']:.2f} dB, "
-            f"SSIM {metrics['ssim']:.3f}")
+            f"SSIM {metrics['ssim']:.3f}" + (f"; other processes used {100 * foreign:.0f} % of "
+                                             f"the CPU meanwhile" if foreign else ""))
     return model, points
 
 
@@ -235,6 +275,8 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, separate_runs=False,
            "model": cfg.model, "lr": cfg.lr, "batch_size": cfg.batch_size,
            "warmup_steps": cfg.warmup_steps, "train_flops_per_image": train_flops,
            "images_per_s": images_per_s, "train_gflops_per_s": train_flops * images_per_s / 1e9,
+           "foreign_cpu_max": max((p["foreign_cpu"] for p in points
+                                   if p["foreign_cpu"] is not None), default=None),
            "curve": points}
     if matmul_rate:
         rec["fraction_of_matmul_rate"] = rec["train_gflops_per_s"] / matmul_rate

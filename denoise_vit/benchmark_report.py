@@ -261,17 +261,20 @@ def render_markdown(results, ablation=None, fig_rel=FIG_DIR):
     lines += ["", f"![PSNR against training time]({fig_rel}/psnr_vs_time.png)", "",
               "## Training cost", "",
               "Throughput counts the whole training step, including drawing the batch from the "
-              "synthetic generator (timed alone in the last column). The FLOP rate is forward + "
-              "backward FLOPs per image times images/s, as a fraction of the matmul rate above.", "",
+              "synthetic generator (timed alone in the 'data' column). The FLOP rate is forward + "
+              "backward FLOPs per image times images/s, as a fraction of the matmul rate above. "
+              "'Other load' is the largest share of the machine's CPU that other processes used "
+              "while a network trained (from /proc/stat): near 0 % means the timings are clean.", "",
               "| network | images/s | train MFLOP/img | GFLOP/s reached | of matmul rate | "
-              "data ms/batch |",
-              "|---|---:|---:|---:|---:|---:|"]
+              "data ms/batch | other load |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     for r in networks(results):
         data_ms = results["data_ms_per_batch"].get(str(r["batch_size"]),
                                                    results["data_ms_per_batch"].get(r["batch_size"]))
         lines.append(f"| {r['name']} | {r['images_per_s']:.0f} | {r['train_flops_per_image'] / 1e6:.0f} "
                      f"| {r['train_gflops_per_s']:.1f} | {100 * r['fraction_of_matmul_rate']:.1f} % "
-                     f"| {fmt_num(data_ms, 0)} |")
+                     f"| {fmt_num(data_ms, 0)} | "
+                     f"{fmt_num(r.get('foreign_cpu_max') and 100 * r['foreign_cpu_max'], 0)} % |")
     lines += ["", "## Quality against size", "",
               f"![PSNR against parameters]({fig_rel}/psnr_vs_params.png)", "",
               "## Same inputs, every method", "",
