@@ -183,8 +183,9 @@ def main():
         vin, vclean = (t[0, 0].numpy() for t in generate_videos(1, frames=32, size=256, generator=g))
         tifffile.imwrite(tmp / "movie.tif", to_counts(vin), imagej=True, metadata={"axes": "TYX"})
         lines += ["## A 32-frame TYX stack (256x256 frames, uint16, ImageJ hyperstack)", "",
-                  "| checkpoint | how | time (whole command) | PSNR noisy -> denoised |",
-                  "|---|---|---|---|"]
+                  "| checkpoint | trained on | how the stack is cut | time (whole command) | "
+                  "PSNR noisy -> denoised |",
+                  "|---|---|---|---|---|"]
         commands = []
         for i, path in enumerate([ckpt, *(Path(p).resolve() for p in args.video_checkpoint)]):
             name = f"movie_{i}.tif"
@@ -198,12 +199,17 @@ def main():
             trained = vinfo.get("config", {})
             lines.append(f"| `{os.path.relpath(path, ROOT)}`: `{vinfo['model_name']}`"
                          + (f" {variant}" if variant else "")
-                         + f", trained on {trained.get('data', {}).get('kind', '?')} | {how} | "
+                         + f", depth {vinfo['model_args'].get('depth')} | "
+                           f"{trained.get('data', {}).get('kind', '?')}, {vinfo.get('step', '?')} "
+                           f"steps of batch {trained.get('batch_size', '?')} | {how} | "
                            f"{wall:.1f} s | {score(to_counts(vin), vclean):.2f} -> "
                            f"{score(out, vclean):.2f} dB |")
             commands.append(f"    denoise-vit denoise movie.tif --checkpoint "
                             f"{os.path.relpath(path, ROOT)} -o {name}")
         lines += ["", *commands, "",
+                  "The models had different training, so compare rows only with that in mind "
+                  "(the video-trained pair, `video_joint` and `framewise_vit`, share one budget; "
+                  "docs/VIDEO.md compares the video models properly). "
                   "The axes (TYX) are read from the ImageJ metadata; a stack without metadata is "
                   "taken as ZYX (image model) or TYX (video model) and the guess is logged; "
                   "`--axes` overrides it.", ""]
