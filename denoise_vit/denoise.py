@@ -169,6 +169,11 @@ def denoise_file(src, dst, denoiser, record, options, log):
                              "replace it")
     if dst.resolve() == src.resolve():
         raise ImageFileError(f"{src}: the output would overwrite the input; choose another -o")
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImageFileError(f"{dst.parent}: cannot create the output folder "
+                             f"({exc.strerror or exc})") from exc
     array, meta = read_image(src)
     stack, axes, how = prepare(array, meta, src, denoiser, options)
     dtype = array.dtype if options.dtype == "input" else np.dtype(options.dtype)
@@ -185,7 +190,6 @@ def denoise_file(src, dst, denoiser, record, options, log):
         + f"; {denoiser.describe(stack.shape[2], stack.shape[3], stack.shape[0])}")
     out = denoiser.denoise(torch.from_numpy(np.ascontiguousarray(stack)), norms).numpy()
     result = cast(from_stack(out, axes), dtype)
-    dst.parent.mkdir(parents=True, exist_ok=True)
     write_image(dst, result, axes, imagej=meta.get("imagej", False))
     seconds = time.perf_counter() - start
     log(f"  wrote {dst} ({result.dtype}, {shape_text(result.shape)}) in {seconds:.1f} s")

@@ -286,3 +286,11 @@ def test_output_format_that_cannot_hold_the_result_is_refused_before_work(checkp
     captured = capsys.readouterr()
     assert "cannot store a ZYX stack" in captured.err and "use .tif" in captured.err
     assert "planes" not in captured.out   # refused before any denoising was logged
+
+
+def test_output_folder_that_cannot_be_created_is_one_message(checkpoint, tmp_path, capsys):
+    write_image(tmp_path / "in.png", np.ones((30, 30), np.uint8), "YX")
+    (tmp_path / "taken").write_text("a file where the output folder should go")
+    assert denoise(tmp_path / "in.png", "--checkpoint", checkpoint, "-o",
+                   tmp_path / "taken" / "out.png") == 2
+    assert "cannot create the output folder" in one_error_line(capsys)
