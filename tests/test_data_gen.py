@@ -302,8 +302,8 @@ def test_noise2noise_pairs_share_clean_cells_and_differ_in_clutter():
     a0, b0, clean0 = generate_noise2noise(32, generator=gen(20), filled_rate=0, noisy_rate=0)
     assert torch.equal(a0, clean0) and torch.equal(b0, clean0)
     # noise2noise clutter is denser than the image default (rates 0.0005 vs 0.0003)
-    inp, target = generate_images(400, generator=gen(21))
-    a, b, clean = generate_noise2noise(400, generator=gen(21))
+    inp, target = generate_images(250, generator=gen(21))
+    a, b, clean = generate_noise2noise(250, generator=gen(21))
     assert (a - clean).mean() > 1.3 * (inp - target).mean()
 
 
@@ -538,8 +538,8 @@ def test_benchmark_reference_draws_the_same_distribution():
     spec = importlib.util.spec_from_file_location("bench_generator", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    inp, target = bench.naive_images(400, 64, np.random.default_rng(0))
-    ours_inp, ours_target = generate_images(2000, generator=gen(40))
+    inp, target = bench.naive_images(250, 64, np.random.default_rng(0))
+    ours_inp, ours_target = generate_images(1000, generator=gen(40))
     # per-image mean brightness of the cells and of the clutter agree within 5 standard errors
     for ref, ours in ((target, ours_target), (inp - target, ours_inp - ours_target)):
         ref = torch.from_numpy(ref).mean(dim=(1, 2, 3)).double()
