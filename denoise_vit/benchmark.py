@@ -145,6 +145,21 @@ class ForeignLoad:
         return max(0.0, foreign / (wall * (os.cpu_count() or 1)))
 
 
+def wait_for_idle(*, threshold=0.1, window=3.0, max_wait=1200.0, log=None):
+    """Wait until other processes use less than `threshold` of the CPU over `window` seconds
+    (at most `max_wait` seconds); returns the last share measured (None where unknown)."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        load = ForeignLoad()
+        time.sleep(window)
+        share = load.stop()
+        if share is None or share < threshold or time.monotonic() > deadline:
+            return share
+        if log:
+            log(f"  waiting: other processes use {100 * share:.0f} % of the CPU")
+        time.sleep(30)
+
+
 def data_ms_per_batch(data, batch_size, *, batches=5):
     """Time the training stream takes to draw one batch (part of every training step)."""
     stream = make_train_stream(data, batch_size, seed=0, device=torch.device("cpu"))
@@ -200,14 +215,18 @@ def warmup_constant(cfg, optimizer):
         optimizer, lambda step: min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0)
 
 
-def train_with_marks(cfg, marks, eval_inputs, eval_targets, *, cosine_to=None, log=log_default):
+def train_with_marks(cfg, marks, eval_inputs, eval_targets, *, cosine_to=None, idle_wait=1200.0,
+                     log=log_default):
     """Train `cfg` on the CPU until the training time reaches each of `marks` (seconds, sorted)
     and evaluate there. Evaluation time is not training time.
 
     Schedule: warm-up then constant, or with `cosine_to` (seconds) a cosine timed to end there.
+    First waits up to `idle_wait` seconds for other processes to leave the CPU (0: no wait).
     Returns (model, points): one dict per mark with seconds, steps, images, eval psnr / ssim.
     """
     device = torch.device("cpu")
+    if idle_wait:
+        wait_for_idle(max_wait=idle_wait, log=log)
     seed_everything(cfg.seed)
     model = build_model(cfg.model_name, **model_args_for(cfg)).to(device)
     optimizer = make_optimizer(cfg, model)
@@ -244,7 +263,7 @@ def train_with_marks(cfg, marks, eval_inputs, eval_targets, *, cosine_to=None, l
 
 
 def run_network(cfg, budgets, eval_inputs, eval_targets, *, separate_runs=False, runs_dir=None,
-                matmul_rate=None, log=log_default):
+                matmul_rate=None, idle_wait=1200.0, log=log_default):
     """Cost figures and the PSNR-vs-training-time curve of one experiment config."""
     shape = tuple(eval_inputs.shape[1:])
     probe = build_model(cfg.model_name, **model_args_for(cfg))
@@ -256,10 +275,11 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, separate_runs=False,
         points = []
         for budget in budgets:
             model, pts = train_with_marks(cfg, [budget], eval_inputs, eval_targets,
-                                          cosine_to=budget, log=log)
+                                          cosine_to=budget, idle_wait=idle_wait, log=log)
             points += pts
     else:
-        model, points = train_with_marks(cfg, budgets, eval_inputs, eval_targets, log=log)
+        model, points = train_with_marks(cfg, budgets, eval_inputs, eval_targets,
+                                         idle_wait=idle_wait, log=log)
     last = points[-1]
     images_per_s = last["images"] / last["train_seconds"]
     ms, _ = time_per_image(lambda x: predict(model, x, device=torch.device("cpu"),
@@ -301,6 +321,7 @@ class BenchmarkOptions:
     runs_dir: str = "runs/benchmark"
     figure_samples: int = 6
     matmul_seconds: float = 2.0
+    idle_wait: float = 1200.0             # seconds to wait for other processes to go (0: none)
 
     @classmethod
     def from_cli(cls, *, budgets, configs=None, methods=None, workers=None, **kwargs):
@@ -381,7 +402,7 @@ def run_benchmark(opts, *, log=log_default):
     for cfg in cfgs:
         rec, model = run_network(cfg, budgets, eval_inputs, eval_targets,
                                  separate_runs=opts.separate_runs, runs_dir=opts.runs_dir,
-                                 matmul_rate=rate, log=log)
+                                 matmul_rate=rate, idle_wait=opts.idle_wait, log=log)
         records.append(rec)
         samples[cfg.name] = predict(model, eval_inputs[:n], device=torch.device("cpu"))
     return {

@@ -192,7 +192,7 @@ def tiny_benchmark(tmp_path_factory):
     opts = BenchmarkOptions(configs=(str(tmp / "tiny_vit.toml"), str(tmp / "tiny_unet.toml")),
                             budgets_min=(0.005, 0.01), methods=("median",), eval_size=4,
                             val_size=2, workers=1, runs_dir=str(tmp / "runs"),
-                            figure_samples=2, matmul_seconds=0.1)
+                            figure_samples=2, matmul_seconds=0.1, idle_wait=0)
     return run_benchmark(opts, log=lambda msg: None), tmp
 
 
