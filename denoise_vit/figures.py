@@ -5,6 +5,31 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def _image_grid(path, rows, *, column_titles=None, title=None, cell=1.9):
+    """A grid of grey images, one row per label, all on one colour scale [0, 1].
+
+    rows: {label: sequence of 2-D arrays}, every row of the same length.
+    """
+    n = len(next(iter(rows.values())))
+    fig, axes = plt.subplots(len(rows), n, figsize=(cell * n + 0.8, cell * len(rows) + 0.4),
+                             squeeze=False)
+    for r, (label, images) in enumerate(rows.items()):
+        for c in range(n):
+            ax = axes[r, c]
+            im = ax.imshow(images[c], cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0 and column_titles:
+                ax.set_title(column_titles[c], fontsize=9)
+            if c == 0:
+                ax.set_ylabel(label)
+    fig.colorbar(im, ax=axes, shrink=0.6, label="intensity (one scale for all rows)")
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
 def save_batch_figure(path, inputs, targets, outputs, *, title=None):
     """The course's figure: rows of inputs, targets, outputs and |output - target|.
 
@@ -13,22 +38,8 @@ def save_batch_figure(path, inputs, targets, outputs, *, title=None):
     """
     rows = {"input": inputs, "target": targets, "output": outputs,
             "|output - target|": (outputs - targets).abs()}
-    n = inputs.shape[0]
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.9 * n + 0.8, 1.9 * len(rows) + 0.4),
-                             squeeze=False)
-    for r, (label, images) in enumerate(rows.items()):
-        for c in range(n):
-            ax = axes[r, c]
-            im = ax.imshow(images[c, 0].detach().float().cpu().numpy(), cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c == 0:
-                ax.set_ylabel(label)
-    fig.colorbar(im, ax=axes, shrink=0.6, label="intensity (one scale for all rows)")
-    if title:
-        fig.suptitle(title)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    _image_grid(path, {label: [im[0].detach().float().cpu().numpy() for im in images]
+                       for label, images in rows.items()}, title=title)
 
 
 def save_curves(path, rows, *, noisy_psnr=None):
@@ -65,24 +76,8 @@ def save_sequence_figure(path, noisy, clean, denoised, *, title=None):
     """
     rows = {"noisy": _frames(noisy), "clean": _frames(clean), "denoised": _frames(denoised)}
     rows["|denoised - clean|"] = abs(rows["denoised"] - rows["clean"])
-    t = rows["noisy"].shape[0]
-    fig, axes = plt.subplots(len(rows), t, figsize=(1.7 * t + 0.8, 1.7 * len(rows) + 0.4),
-                             squeeze=False)
-    for r, (label, frames) in enumerate(rows.items()):
-        for c in range(t):
-            ax = axes[r, c]
-            im = ax.imshow(frames[c], cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(f"frame {c}", fontsize=9)
-            if c == 0:
-                ax.set_ylabel(label)
-    fig.colorbar(im, ax=axes, shrink=0.6, label="intensity (one scale for all rows)")
-    if title:
-        fig.suptitle(title)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    _image_grid(path, rows, column_titles=[f"frame {c}" for c in range(len(rows["noisy"]))],
+                title=title, cell=1.7)
 
 
 def save_sequence_gif(path, noisy, denoised, *, fps=4, title=None):
