@@ -27,6 +27,12 @@ CONFIGS = [
     dict(img_size=32, patch_size=2, depth=1, embed_dim=24, num_heads=2, in_chans=3),
     dict(img_size=16, patch_size=1, depth=1, embed_dim=8, num_heads=2),
     dict(img_size=32, patch_size=8, depth=2, pos_embed="sincos", residual=True),
+    dict(img_size=(32, 48), depth=1, embed="conv_stem"),
+    dict(img_size=(32, 48), depth=1, embed="conv_stem", stem_skips=True, image_skip=True,
+         decoder_width=16),
+    dict(img_size=32, patch_size=4, depth=1, embed_dim=16, num_heads=2, image_skip=True),
+    dict(img_size=32, patch_size=2, depth=1, embed_dim=16, num_heads=2, embed="conv_stem",
+         stem_skips=True, in_chans=2),
 ]
 
 
@@ -50,6 +56,29 @@ def test_conv_decoder_halves_channels_per_stage():
     ups = [m for m in model.decoder.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
     assert [m.in_channels for m in ups] == [64, 32, 16, 8]
     assert model.decoder.out.in_channels == 4
+
+
+def test_conv_stem_halves_resolution_and_doubles_channels_per_stage():
+    model = build_model("vit_denoiser", embed="conv_stem", embed_dim=64, patch_size=16,
+                        img_size=32, depth=1, stem_skips=True, image_skip=True)
+    x = torch.rand(2, 1, 32, 32)
+    tokens, maps = model.encoder(x, stem_maps=True)
+    assert [tuple(m.shape[1:]) for m in maps] == [(8, 16, 16), (16, 8, 8), (32, 4, 4), (64, 2, 2)]
+    assert tokens.shape == (2, 4, 64)
+    # each decoder stage takes the stem map of its output resolution, the last one the image
+    assert model.decoder.skip_chans == [32, 16, 8, 1]
+
+
+def test_skips_carry_the_input_past_the_tokens():
+    # with the transformer's output zeroed, only the skip connections can pass the input on
+    x1, x2 = torch.rand(2, 1, 1, 32, 32)
+    for kwargs, skips in [(dict(), False), (dict(image_skip=True), True),
+                          (dict(embed="conv_stem", stem_skips=True), True)]:
+        model = build_model("vit_denoiser", img_size=32, depth=1, **kwargs).eval()
+        model.encoder.norm.register_forward_hook(lambda m, a, out: torch.zeros_like(out))
+        with torch.no_grad():
+            differs = not torch.allclose(model(x1), model(x2))
+        assert differs == skips, kwargs
 
 
 @pytest.mark.parametrize("n_tokens", [1, 7, 64])
@@ -122,6 +151,12 @@ def test_residual_mode_subtracts_the_prediction():
     (dict(pos_embed="sincos", embed_dim=30, num_heads=3), "divisible by 4"),
     (dict(depth=0), "depth must be a positive integer"),
     (dict(emb_dim=64), "unknown vit_denoiser key(s) 'emb_dim'"),
+    (dict(embed="convs"), "embed must be one of"),
+    (dict(embed="conv_stem", patch_size=6, img_size=48), "power-of-two patch_size >= 2"),
+    (dict(stem_skips=True), "stem_skips needs embed='conv_stem'"),
+    (dict(image_skip=True, decoder="linear"), "need decoder='conv'"),
+    (dict(decoder_width=16, decoder="linear"), "need decoder='conv'"),
+    (dict(image_skip=True, patch_size=1, img_size=8), "image_skip needs patch_size > 1"),
 ])
 def test_bad_config_is_one_clear_error(kwargs, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):

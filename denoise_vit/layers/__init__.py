@@ -1,10 +1,11 @@
 """Building blocks written once and shared by every model."""
 from .attention import Attention
 from .block import Block
+from .conv_stem import ConvStem
 from .patch_embed import PatchEmbed
 from .pos_embed import PosEmbed2d, PosEmbedSpaceTime
 from .space_time_block import SpaceTimeBlock
 from .tubelet_embed import TubeletEmbed
 
-__all__ = ["Attention", "Block", "PatchEmbed", "PosEmbed2d", "PosEmbedSpaceTime",
+__all__ = ["Attention", "Block", "ConvStem", "PatchEmbed", "PosEmbed2d", "PosEmbedSpaceTime",
            "SpaceTimeBlock", "TubeletEmbed"]

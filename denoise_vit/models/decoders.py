@@ -1,6 +1,7 @@
 """Decoders from a grid of tokens back to pixels."""
 import math
 
+import torch
 from einops import rearrange
 from torch import nn
 
@@ -20,11 +21,16 @@ class DoubleConv(nn.Sequential):
 
 
 class UpStage(nn.Sequential):
-    """Doubles the resolution (ConvTranspose2d k=2, s=2), then a double conv to `out_ch`."""
+    """Doubles the resolution (ConvTranspose2d k=2, s=2), then a double conv to `out_ch`;
+    with `skip_ch`, a map of that many channels at the new resolution is concatenated first."""
 
-    def __init__(self, in_ch, out_ch):
+    def __init__(self, in_ch, out_ch, skip_ch=0):
         super().__init__(nn.ConvTranspose2d(in_ch, in_ch, kernel_size=2, stride=2),
-                         DoubleConv(in_ch, out_ch))
+                         DoubleConv(in_ch + skip_ch, out_ch))
+
+    def forward(self, x, skip=None):
+        x = self[0](x)
+        return self[1](x if skip is None else torch.cat([x, skip], dim=1))
 
 
 class ConvDecoder(nn.Module):
@@ -32,24 +38,38 @@ class ConvDecoder(nn.Module):
 
     tokens (B, gh*gw, D) -> map (B, D, gh, gw) -> log2(p) up-stages halving the channels
     -> 1x1 conv -> (B, C, gh*p, gw*p). With the course preset (D=32, p=8): 32->16->8->4->1.
+    `width` sets the channels of the first stage (default D; a 1x1 conv maps D to it).
+    `skip_chans` (one entry per stage, 0 for none) makes stage i concatenate a map of that many
+    channels at its output resolution before its convolutions, as a U-Net's decoder does; the
+    maps are passed to `forward` as `skips`, in the same order (coarsest first).
     """
 
-    def __init__(self, embed_dim, patch_size, out_chans):
+    def __init__(self, embed_dim, patch_size, out_chans, *, width=None, skip_chans=None):
         super().__init__()
-        stages = math.log2(patch_size)
-        if patch_size < 1 or stages != int(stages):
+        n = math.log2(patch_size)
+        if patch_size < 1 or n != int(n):
             raise ConfigError(f"decoder='conv' needs a power-of-two patch_size (got {patch_size}); "
                               "use decoder='linear' for other patch sizes")
-        stages, ch = [], embed_dim
-        for _ in range(int(math.log2(patch_size))):
-            stages.append(UpStage(ch, max(ch // 2, 1)))
+        n = int(n)
+        skip_chans = list(skip_chans or [0] * n)
+        if len(skip_chans) != n:
+            raise ConfigError(f"skip_chans needs one entry per up-stage ({n}), got {skip_chans}")
+        width = width or embed_dim
+        self.proj = nn.Conv2d(embed_dim, width, 1) if width != embed_dim else nn.Identity()
+        stages, ch = [], width
+        for skip in skip_chans:
+            stages.append(UpStage(ch, max(ch // 2, 1), skip))
             ch = max(ch // 2, 1)
         self.up = nn.Sequential(*stages)
         self.out = nn.Conv2d(ch, out_chans, kernel_size=1)
+        self.skip_chans = skip_chans
 
-    def forward(self, tokens, grid):
-        x = rearrange(tokens, "b (gh gw) d -> b d gh gw", gh=grid[0], gw=grid[1])
-        return self.out(self.up(x))
+    def forward(self, tokens, grid, skips=None):
+        x = self.proj(rearrange(tokens, "b (gh gw) d -> b d gh gw", gh=grid[0], gw=grid[1]))
+        skips = skips or [None] * len(self.up)
+        for stage, skip, chans in zip(self.up, skips, self.skip_chans):
+            x = stage(x, skip if chans else None)
+        return self.out(x)
 
 
 class LinearDecoder(nn.Module):
@@ -63,15 +83,17 @@ class LinearDecoder(nn.Module):
         self.patch_size = patch_size
         self.head = nn.Linear(embed_dim, patch_size * patch_size * out_chans)
 
-    def forward(self, tokens, grid):
+    def forward(self, tokens, grid, skips=None):
         p = self.patch_size
         return rearrange(self.head(tokens), "b (gh gw) (p1 p2 c) -> b c (gh p1) (gw p2)",
                          gh=grid[0], gw=grid[1], p1=p, p2=p)
 
 
-def build_decoder(kind, embed_dim, patch_size, out_chans):
+def build_decoder(kind, embed_dim, patch_size, out_chans, *, width=None, skip_chans=None):
     if kind == "conv":
-        return ConvDecoder(embed_dim, patch_size, out_chans)
+        return ConvDecoder(embed_dim, patch_size, out_chans, width=width, skip_chans=skip_chans)
     if kind == "linear":
+        if width or any(skip_chans or ()):
+            raise ConfigError("decoder_width and skip connections need decoder='conv'")
         return LinearDecoder(embed_dim, patch_size, out_chans)
     raise ConfigError(f"decoder must be one of {DECODERS}, not {kind!r}")

@@ -7,7 +7,7 @@ from timm.layers import trunc_normal_
 from torch import nn
 
 from ..errors import ConfigError
-from ..layers import Block, PatchEmbed, PosEmbed2d
+from ..layers import Block, ConvStem, PatchEmbed, PosEmbed2d
 from ..registry import register_model
 from .decoders import build_decoder
 
@@ -19,6 +19,9 @@ def to_2tuple(size):
     if len(size) != 2:
         raise ConfigError(f"img_size must be an int or (height, width), not {size!r}")
     return size
+
+
+EMBEDS = ("patch", "conv_stem")
 
 
 @dataclass
@@ -34,6 +37,10 @@ class ViTDenoiserConfig:
     qkv_bias: bool = True
     pos_embed: str = "learned"       # "learned" | "sincos"
     decoder: str = "conv"            # "conv" | "linear"
+    embed: str = "patch"             # "patch" (one p x p Conv2d) | "conv_stem" (stride-2 convs)
+    decoder_width: int = 0           # conv decoder: channels of its first stage (0: embed_dim)
+    stem_skips: bool = False         # conv decoder gets the conv stem's maps (U-Net-like skips)
+    image_skip: bool = False         # conv decoder gets the input image at full resolution
     drop_rate: float = 0.0
     attn_drop_rate: float = 0.0
     drop_path_rate: float = 0.0
@@ -46,6 +53,14 @@ class ViTDenoiserConfig:
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{key} must be a positive integer, not {value!r}")
+        if self.embed not in EMBEDS:
+            raise ConfigError(f"embed must be one of {EMBEDS}, not {self.embed!r}")
+        if self.stem_skips and self.embed != "conv_stem":
+            raise ConfigError("stem_skips needs embed='conv_stem'")
+        if (self.stem_skips or self.image_skip) and self.decoder != "conv":
+            raise ConfigError("stem_skips and image_skip need decoder='conv'")
+        if self.image_skip and self.patch_size == 1:
+            raise ConfigError("image_skip needs patch_size > 1 (the decoder has no up-stage)")
         h, w = self.img_size
         if h % self.patch_size or w % self.patch_size:
             raise ConfigError(f"img_size {h}x{w} is not divisible by patch_size {self.patch_size}")
@@ -57,7 +72,8 @@ class ViTEncoder(nn.Module):
     def __init__(self, cfg: ViTDenoiserConfig):
         super().__init__()
         self.patch_size = cfg.patch_size
-        self.patch_embed = PatchEmbed(cfg.patch_size, cfg.in_chans, cfg.embed_dim)
+        embed = ConvStem if cfg.embed == "conv_stem" else PatchEmbed
+        self.patch_embed = embed(cfg.patch_size, cfg.in_chans, cfg.embed_dim)
         grid = (cfg.img_size[0] // cfg.patch_size, cfg.img_size[1] // cfg.patch_size)
         self.pos_embed = PosEmbed2d(grid, cfg.embed_dim, cfg.pos_embed)
         self.pos_drop = nn.Dropout(cfg.drop_rate)
@@ -77,12 +93,14 @@ class ViTEncoder(nn.Module):
                               "pad it to a multiple of the patch first")
         return h // p, w // p
 
-    def forward(self, x):
+    def forward(self, x, stem_maps=False):
+        """Tokens; with `stem_maps` (conv stem only) also the stem's maps, finest first."""
         grid = self.grid_of(x)
-        x = self.pos_drop(self.pos_embed(self.patch_embed(x), grid))
+        x, maps = self.patch_embed(x, features=True) if stem_maps else (self.patch_embed(x), None)
+        x = self.pos_drop(self.pos_embed(x, grid))
         for block in self.blocks:
             x = block(x)
-        return self.norm(x)
+        return (self.norm(x), maps) if stem_maps else self.norm(x)
 
 
 def init_weights(module):
@@ -109,7 +127,8 @@ class ViTDenoiser(nn.Module):
         self.config = config
         self.encoder = ViTEncoder(config)
         self.decoder = build_decoder(config.decoder, config.embed_dim, config.patch_size,
-                                     config.in_chans)
+                                     config.in_chans, width=config.decoder_width,
+                                     skip_chans=self.skip_chans())
         self.encoder.apply(init_weights)
         self.decoder.apply(init_weights)
 
@@ -125,7 +144,27 @@ class ViTDenoiser(nn.Module):
         self.check_input(x)
         return self.encoder(x)
 
+    def skip_chans(self):
+        """Channels joining each decoder stage (coarsest first): stem maps, then the image."""
+        cfg = self.config
+        if cfg.decoder != "conv":
+            return None
+        stages = cfg.patch_size.bit_length() - 1      # log2 of a power-of-two patch
+        chans = [0] * stages
+        if cfg.stem_skips:   # stem maps at H/2 ... H/(p/2) join the stages ending there
+            chans[:stages - 1] = list(reversed(self.encoder.patch_embed.channels[:-1]))
+        if cfg.image_skip:
+            chans[-1] = cfg.in_chans
+        return chans
+
     def forward(self, x):
-        tokens = self.forward_features(x)
-        out = self.decoder(tokens, self.encoder.grid_of(x))
+        self.check_input(x)
+        grid = self.encoder.grid_of(x)
+        if self.config.stem_skips:
+            tokens, maps = self.encoder(x, stem_maps=True)
+        else:
+            tokens, maps = self.encoder(x), [None] * (self.config.patch_size.bit_length() - 1)
+        # one map per decoder stage, coarsest first; the decoder uses those it was built for
+        skips = list(reversed(maps[:-1])) + [x]
+        out = self.decoder(tokens, grid, skips)
         return x - out if self.config.residual else out
