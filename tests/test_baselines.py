@@ -238,3 +238,22 @@ def test_benchmark_report_files(tiny_benchmark):
         assert (tmp / "docs" / "benchmarks" / f"{png}.png").stat().st_size > 1000
     # the report can be re-rendered from the JSON alone (no sample images there)
     assert render_markdown(saved) == text
+
+
+def test_where_vit_loses_names_only_rivals_of_the_best_vit():
+    from denoise_vit.benchmark_report import where_vit_loses
+
+    def net(name, model, psnr, curve, ms=1.0, params=10_000, flops=10):
+        return {"name": name, "label": name, "kind": "network", "model": {"name": model},
+                "psnr": psnr, "ssim": 0.9, "infer_ms_per_image": ms, "params": params,
+                "flops": flops, "curve": [{"budget_s": 60 * (i + 1), "psnr": p}
+                                          for i, p in enumerate(curve)]}
+    best = net("vit_fast", "vit_denoiser", 33.0, [30.0, 33.0])
+    small_vit = net("course", "vit_denoiser", 30.0, [25.0, 30.0], ms=0.5, params=1_000, flops=1)
+    unet = net("unet", "unet_denoiser", 32.0, [31.0, 32.0], ms=5.0, params=5_000, flops=100)
+    lines = where_vit_loses({"methods": [best, small_vit, unet]})
+    assert lines == ["- Size: unet has fewer parameters (5 k vs 10 k).",
+                     "- Training time: at 1 min unet is higher (31.00 vs 30.00 dB)."]
+    unet["curve"][0]["psnr"], unet["params"] = 29.0, 20_000
+    assert where_vit_loses({"methods": [best, small_vit, unet]}) == [
+        "- Nowhere in these measurements."]
