@@ -426,15 +426,17 @@ def run_benchmark(opts, *, log=log_default):
 
 def run_and_report(opts, out_dir="docs", *, log=log_default):
     """Run the benchmark and write out_dir/BENCHMARKS.md, benchmarks.json and the plots."""
-    from .benchmark_report import load_ablation, write_report
+    from .benchmark_report import load_ablation, load_crosscheck, write_report
     results = run_benchmark(opts, log=log)
-    return write_report(results, out_dir, ablation=load_ablation(out_dir))
+    return write_report(results, out_dir, ablation=load_ablation(out_dir),
+                        crosscheck=load_crosscheck(out_dir))
 
 
 def rebuild_report(out_dir="docs"):
     """Rewrite BENCHMARKS.md and the plots from out_dir/benchmarks.json (and ablation.json)."""
-    from .benchmark_report import load_ablation, write_report
+    from .benchmark_report import load_ablation, load_crosscheck, write_report
     path = Path(out_dir) / "benchmarks.json"
     if not path.exists():
         raise ConfigError(f"{path} does not exist; run the benchmark first")
-    return write_report(json.loads(path.read_text()), out_dir, ablation=load_ablation(out_dir))
+    return write_report(json.loads(path.read_text()), out_dir, ablation=load_ablation(out_dir),
+                        crosscheck=load_crosscheck(out_dir))

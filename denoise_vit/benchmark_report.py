@@ -219,7 +219,24 @@ def ablation_section(ablation, fig_rel):
     return lines
 
 
-def render_markdown(results, ablation=None, fig_rel=FIG_DIR):
+def crosscheck_section(check):
+    """The same networks trained once per budget with the rate decayed to that budget."""
+    budgets = check["budgets_s"]
+    lines = ["## Cross-check: learning rate decayed to each budget", "",
+             f"Produced by `{check['command']}` ({check['date']}, {duration(check['wall_seconds'])} "
+             f"of wall clock, same machine and evaluation set): one training run per network and "
+             f"budget, with a cosine decay timed to end at that budget. Each figure is then an "
+             f"end-of-schedule model rather than a snapshot taken at full rate, so it moves less "
+             f"from run to run (see the ablation's note on snapshots).", "",
+             "| network | " + " | ".join(f"PSNR @ {minutes(b)}" for b in budgets) + " | steps |",
+             "|---|" + "---:|" * (len(budgets) + 1)]
+    for r in networks(check):
+        lines.append(f"| {r['name']} | " + " | ".join(f"{p['psnr']:.2f}" for p in r["curve"])
+                     + " | " + ", ".join(str(p["steps"]) for p in r["curve"]) + " |")
+    return lines + [""]
+
+
+def render_markdown(results, ablation=None, fig_rel=FIG_DIR, crosscheck=None):
     ev, budgets = results["eval_set"], results["budgets_s"]
     cmd = results.get("command") or "denoise-vit benchmark"
     budget_text = ", ".join(minutes(b) for b in budgets)
@@ -239,7 +256,9 @@ def render_markdown(results, ablation=None, fig_rel=FIG_DIR):
         f"- **Networks**: trained on this CPU by the training engine of `denoise-vit train` "
         f"(Adam, MSE, fresh synthetic batches every step), with training-time budgets of "
         f"{budget_text} (evaluation time excluded). Schedule: {results['schedule']}.", "",
-        "## Verdict", "", *comparison(results), "",
+        "## Verdict", "", *comparison(results),
+        *([f"- Cross-check with the rate decayed to each budget (below, `{crosscheck['command']}`):"]
+          + ["  " + line for line in comparison(crosscheck)] if crosscheck else []), "",
         "## All methods", "",
         f"PSNR and SSIM on the evaluation set; networks after the largest budget "
         f"({minutes(budgets[-1])}). FLOPs are per 64 x 64 image, forward pass, as counted by "
@@ -267,6 +286,7 @@ def render_markdown(results, ablation=None, fig_rel=FIG_DIR):
                      + f" | {r['curve'][-1]['steps']} | {r['lr']:g}, {r['batch_size']}, "
                        f"{r['warmup_steps']} |")
     lines += ["", f"![PSNR against training time]({fig_rel}/psnr_vs_time.png)", "",
+              *(crosscheck_section(crosscheck) if crosscheck else []),
               "## Training cost", "",
               "Throughput counts the whole training step, including drawing the batch from the "
               "synthetic generator (timed alone in the 'data' column). The FLOP rate is forward + "
@@ -297,7 +317,7 @@ def render_markdown(results, ablation=None, fig_rel=FIG_DIR):
     return "\n".join(lines)
 
 
-def write_report(results, out_dir="docs", *, ablation=None):
+def write_report(results, out_dir="docs", *, ablation=None, crosscheck=None):
     """BENCHMARKS.md, benchmarks.json and the PNG figures under out_dir."""
     out = Path(out_dir)
     figs = out / FIG_DIR
@@ -317,10 +337,19 @@ def write_report(results, out_dir="docs", *, ablation=None):
                       f"eval set {ev['size']} images (seed {ev['seed']})")
     (out / "benchmarks.json").write_text(
         json.dumps({k: v for k, v in results.items() if not k.startswith("_")}, indent=1) + "\n")
-    (out / "BENCHMARKS.md").write_text(render_markdown(results, ablation, FIG_DIR))
+    (out / "BENCHMARKS.md").write_text(render_markdown(results, ablation, FIG_DIR, crosscheck))
     return out / "BENCHMARKS.md"
 
 
 def load_ablation(out_dir="docs"):
     path = Path(out_dir) / "ablation.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+CROSSCHECK_DIR = "cosine"   # out_dir/cosine: a --separate-runs benchmark of some networks
+
+
+def load_crosscheck(out_dir="docs"):
+    """The --separate-runs benchmark in out_dir/cosine/benchmarks.json, if there is one."""
+    path = Path(out_dir) / CROSSCHECK_DIR / "benchmarks.json"
     return json.loads(path.read_text()) if path.exists() else None

@@ -257,3 +257,21 @@ def test_where_vit_loses_names_only_rivals_of_the_best_vit():
     unet["curve"][0]["psnr"], unet["params"] = 29.0, 20_000
     assert where_vit_loses({"methods": [best, small_vit, unet]}) == [
         "- Nowhere in these measurements."]
+
+
+def test_report_adds_the_decayed_rate_cross_check(tiny_benchmark, tmp_path):
+    import json
+
+    from denoise_vit.benchmark import rebuild_report
+    results, _ = tiny_benchmark
+    before = write_report(results, tmp_path).read_text()
+    assert "## Cross-check" not in before
+    check = json.loads((tmp_path / "benchmarks.json").read_text())
+    check["command"] = "denoise-vit benchmark --separate-runs"
+    (tmp_path / "cosine").mkdir()
+    (tmp_path / "cosine" / "benchmarks.json").write_text(json.dumps(check))
+    text = rebuild_report(tmp_path).read_text()
+    assert "## Cross-check: learning rate decayed to each budget" in text
+    assert "- Cross-check with the rate decayed to each budget (below, `denoise-vit benchmark " \
+           "--separate-runs`):" in text
+    assert text.count("| tiny_vit | ") == before.count("| tiny_vit | ") + 1   # its table row
