@@ -41,7 +41,8 @@ class ConvDecoder(nn.Module):
     `width` sets the channels of the first stage (default D; a 1x1 conv maps D to it).
     `skip_chans` (one entry per stage, 0 for none) makes stage i concatenate a map of that many
     channels at its output resolution before its convolutions, as a U-Net's decoder does; the
-    maps are passed to `forward` as `skips`, in the same order (coarsest first).
+    maps are passed to `forward` as `skips`, coarsest first and the finest (full resolution)
+    last: a shorter list goes to the last stages. Stages built without a skip ignore theirs.
     """
 
     def __init__(self, embed_dim, patch_size, out_chans, *, width=None, skip_chans=None):
@@ -66,7 +67,7 @@ class ConvDecoder(nn.Module):
 
     def forward(self, tokens, grid, skips=None):
         x = self.proj(rearrange(tokens, "b (gh gw) d -> b d gh gw", gh=grid[0], gw=grid[1]))
-        skips = skips or [None] * len(self.up)
+        skips = [None] * (len(self.up) - len(skips or ())) + list(skips or ())
         for stage, skip, chans in zip(self.up, skips, self.skip_chans):
             x = stage(x, skip if chans else None)
         return self.out(x)
@@ -93,7 +94,5 @@ def build_decoder(kind, embed_dim, patch_size, out_chans, *, width=None, skip_ch
     if kind == "conv":
         return ConvDecoder(embed_dim, patch_size, out_chans, width=width, skip_chans=skip_chans)
     if kind == "linear":
-        if width or any(skip_chans or ()):
-            raise ConfigError("decoder_width and skip connections need decoder='conv'")
         return LinearDecoder(embed_dim, patch_size, out_chans)
     raise ConfigError(f"decoder must be one of {DECODERS}, not {kind!r}")

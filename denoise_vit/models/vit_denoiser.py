@@ -57,8 +57,8 @@ class ViTDenoiserConfig:
             raise ConfigError(f"embed must be one of {EMBEDS}, not {self.embed!r}")
         if self.stem_skips and self.embed != "conv_stem":
             raise ConfigError("stem_skips needs embed='conv_stem'")
-        if (self.stem_skips or self.image_skip) and self.decoder != "conv":
-            raise ConfigError("stem_skips and image_skip need decoder='conv'")
+        if (self.stem_skips or self.image_skip or self.decoder_width) and self.decoder != "conv":
+            raise ConfigError("stem_skips, image_skip and decoder_width need decoder='conv'")
         if self.image_skip and self.patch_size == 1:
             raise ConfigError("image_skip needs patch_size > 1 (the decoder has no up-stage)")
         h, w = self.img_size
@@ -160,11 +160,11 @@ class ViTDenoiser(nn.Module):
     def forward(self, x):
         self.check_input(x)
         grid = self.encoder.grid_of(x)
-        if self.config.stem_skips:
+        if self.config.stem_skips:   # stem maps coarsest first (the last is the tokens' own)
             tokens, maps = self.encoder(x, stem_maps=True)
+            skips = [*reversed(maps[:-1]), x]
         else:
-            tokens, maps = self.encoder(x), [None] * (self.config.patch_size.bit_length() - 1)
-        # one map per decoder stage, coarsest first; the decoder uses those it was built for
-        skips = list(reversed(maps[:-1])) + [x]
+            tokens, skips = self.encoder(x), [x]
+        # the conv decoder uses those it was built for (skip_chans); the linear one none
         out = self.decoder(tokens, grid, skips)
         return x - out if self.config.residual else out
