@@ -7,8 +7,15 @@ from .errors import DenoiseVitError
 
 
 def cmd_train(args):
-    from .config import load_config
-    from .train import run_training
+    from .training.config import load_config
+    from .training.run import run_training
+    if args.list_configs:
+        from . import presets
+        names = presets.list_presets()
+        width = max(map(len, names))
+        for name in names:
+            print(f"{name:{width}s}  {presets.describe(name)}")
+        return
     overrides = list(args.overrides)
     if args.device:
         overrides.append(f'device="{args.device}"')
@@ -26,8 +33,8 @@ def cmd_train(args):
 
 def eval_data(ckpt, args):
     """The fixed evaluation set of the checkpoint's training run (seed and size overridable)."""
-    from .config import from_dict
-    from .data import make_eval_data
+    from .training.config import from_dict
+    from .training.data import make_eval_data
     data = from_dict({"data": ckpt.get("config", {}).get("data", {})}).data
     if args.n is not None:
         data.eval_size = args.n
@@ -39,14 +46,14 @@ def eval_data(ckpt, args):
 
 def open_checkpoint(args):
     from .checkpoint import model_from_checkpoint, read_checkpoint
-    from .distributed import resolve_device
+    from .device import resolve_device
     ckpt = read_checkpoint(args.checkpoint)
     device = resolve_device(args.device or "auto")
     return ckpt, model_from_checkpoint(ckpt, args.checkpoint).to(device).eval(), device
 
 
 def cmd_evaluate(args):
-    from .engine import evaluate
+    from .training.engine import evaluate
     from .metrics import psnr, ssim
     ckpt, model, device = open_checkpoint(args)
     inputs, targets, n, seed, kind = eval_data(ckpt, args)
@@ -59,7 +66,7 @@ def cmd_evaluate(args):
 
 
 def cmd_visualize(args):
-    from .engine import predict
+    from .training.engine import predict
     from .figures import save_batch_figure, save_clip_figures
     from .metrics import psnr
     ckpt, model, device = open_checkpoint(args)
@@ -86,8 +93,8 @@ def cmd_visualize(args):
 
 
 def cmd_denoise(args):
-    from .denoise import DenoiseOptions, run_denoise
-    from .distributed import resolve_device
+    from .inference.denoise import DenoiseOptions, run_denoise
+    from .device import resolve_device
     from tqdm.auto import tqdm
     options = DenoiseOptions(axes=args.axes, dtype=args.dtype, normalize=args.normalize,
                              overwrite=args.overwrite)
@@ -100,7 +107,7 @@ def cmd_denoise(args):
 
 
 def cmd_benchmark(args):
-    from .benchmark import BenchmarkOptions, rebuild_report, run_and_report
+    from .benchmark.runner import BenchmarkOptions, rebuild_report, run_and_report
     if args.report_only:
         print(f"wrote {rebuild_report(args.out_dir)}")
         return
@@ -117,9 +124,12 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model from an experiment config",
-                       description="Train from a TOML config (a path, or a name in experiments/), "
-                                   "with key=value overrides, e.g. lr=3e-4 model.depth=6.")
-    p.add_argument("--config", "-c", help="config file or experiment name (e.g. quick)")
+                       description="Train from a TOML config (a preset name such as quick, or "
+                                   "the path of your own file), with key=value overrides, e.g. "
+                                   "lr=3e-4 model.depth=6.")
+    p.add_argument("--config", "-c", help="preset name (see --list-configs) or TOML file path")
+    p.add_argument("--list-configs", action="store_true",
+                   help="list the presets that ship with the package, one line each, and exit")
     p.add_argument("overrides", nargs="*", metavar="key=value")
     p.add_argument("--resume", action="store_true",
                    help="continue the run from its newest complete checkpoint (checkpoint_last.pt, "

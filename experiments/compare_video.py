@@ -6,7 +6,7 @@
 
 For each experiments/video_*.toml (the five variants of docs/VIDEO.md and `framewise`), in a
 fresh subprocess each (so its peak memory is its own):
-  * train it with `denoise_vit.train.run_training`, exactly as `denoise-vit train --config` does:
+  * train it with `denoise_vit.training.run.run_training`, exactly as `denoise-vit train --config` does:
     the same number of steps, clips per step and schedule for every model (the budget is in the
     configs and printed in the doc), on the default video task (8 frames of 64 x 64), and
     record PSNR / SSIM of the final weights on the fixed evaluation set, training clips/s and
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from denoise_vit import build_model  # noqa: E402
-from denoise_vit.config import load_config  # noqa: E402
+from denoise_vit.training.config import load_config  # noqa: E402
 from denoise_vit.layers.attention import set_fused_attention  # noqa: E402
 
 COMMAND = "flock /work/cpu.lock python experiments/compare_video.py"
@@ -75,7 +75,7 @@ def in_fresh_process(*args):
 # --- workers (each in its own process) ----------------------------------------------------------
 
 def worker_train(config, out_dir, overrides):
-    from denoise_vit.train import run_training
+    from denoise_vit.training.run import run_training
     cfg = load_config(ROOT / "experiments" / f"{config}.toml",
                       [f'out_dir="{out_dir}"', *overrides])
     summary = run_training(cfg, progress=False, log=lambda *a: None)

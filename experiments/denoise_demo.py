@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT))
 from data_gen import generate_images, generate_videos  # noqa: E402
 from denoise_vit import load_model  # noqa: E402
 from denoise_vit.checkpoint import read_checkpoint  # noqa: E402
-from denoise_vit.inference import Denoiser, tile_starts  # noqa: E402
-from denoise_vit.intensity import Normalization  # noqa: E402
+from denoise_vit.inference.tiling import Denoiser, tile_starts  # noqa: E402
+from denoise_vit.inference.intensity import Normalization  # noqa: E402
 from denoise_vit.metrics import psnr  # noqa: E402
 
 OFFSET, GAIN = 100.0, 20000.0

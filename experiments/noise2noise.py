@@ -23,10 +23,10 @@ sys.path.insert(0, str(ROOT))
 
 from data_gen import make_eval_set  # noqa: E402
 from denoise_vit import load_model  # noqa: E402
-from denoise_vit.config import load_config  # noqa: E402
-from denoise_vit.engine import predict  # noqa: E402
+from denoise_vit.training.config import load_config  # noqa: E402
+from denoise_vit.training.engine import predict  # noqa: E402
 from denoise_vit.metrics import psnr, ssim  # noqa: E402
-from denoise_vit.train import run_training  # noqa: E402
+from denoise_vit.training.run import run_training  # noqa: E402
 
 N2N_RATES = ["data.generator.filled_rate=0.0005", "data.generator.noisy_rate=0.0005"]
 

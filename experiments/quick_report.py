@@ -18,8 +18,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from denoise_vit.config import load_config  # noqa: E402
-from denoise_vit.train import run_training  # noqa: E402
+from denoise_vit.training.config import load_config  # noqa: E402
+from denoise_vit.training.run import run_training  # noqa: E402
 
 
 def machine():
@@ -45,7 +45,7 @@ def main():
     text = f"""# The `quick` experiment
 
 Command: `python experiments/quick_report.py` (the same training as
-`denoise-vit train --config quick`, config `experiments/quick.toml`).
+`denoise-vit train --config quick`, config `presets/quick.toml`).
 
 Machine: {machine()}.
 

@@ -42,8 +42,8 @@ from data_gen.images import render_rects, sample_filled_rects, sample_noisy_rect
 from denoise_vit import build_model  # noqa: E402
 from denoise_vit.checkpoint import atomic_save, make_checkpoint  # noqa: E402
 from denoise_vit.cli import main as cli  # noqa: E402
-from denoise_vit.intensity import training_record  # noqa: E402
-from denoise_vit.io import read_image, write_image  # noqa: E402
+from denoise_vit.inference.intensity import training_record  # noqa: E402
+from denoise_vit.inference.io import read_image, write_image  # noqa: E402
 from denoise_vit.metrics import psnr  # noqa: E402
 
 TEST_PHOTOS = ("camera", "moon", "coins")

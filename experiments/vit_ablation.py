@@ -15,14 +15,14 @@ import json
 import time
 from pathlib import Path
 
-from denoise_vit.benchmark import count_flops, train_with_marks
-from denoise_vit.config import DataConfig, load_config
-from denoise_vit.data import make_eval_data
+from denoise_vit.benchmark.runner import count_flops, train_with_marks
+from denoise_vit.training.config import DataConfig, load_config
+from denoise_vit.training.data import make_eval_data
 from denoise_vit.registry import build_model
-from denoise_vit.train import model_args_for
+from denoise_vit.training.run import model_args_for
 
 # (name, what changes, base experiment config, overrides). Each row states its full difference
-# from the course recipe (experiments/course.toml: patch 8, width 32, depth 12, conv decoder).
+# from the course recipe (presets/course.toml: patch 8, width 32, depth 12, conv decoder).
 STEM = ['model.embed="conv_stem"', "model.stem_skips=true"]
 RUNS = [
     ("course", "course preset: p x p Conv2d patch embedding, conv decoder, Adam 1e-3",

@@ -69,7 +69,7 @@ def test_cnn_wrong_channels():
 # ---------------------------------------------------------------- classical filters
 
 from data_gen import make_eval_set  # noqa: E402
-from denoise_vit.baselines import (METHODS, ClassicalMethod, apply, bm3d_available,  # noqa: E402
+from denoise_vit.benchmark.baselines import (METHODS, ClassicalMethod, apply, bm3d_available,  # noqa: E402
                                    grid_search, validation_set)
 from denoise_vit.metrics import psnr  # noqa: E402
 
@@ -136,9 +136,9 @@ def test_each_classical_filter_beats_the_noisy_input(name):
 
 # ---------------------------------------------------------------- the benchmark
 
-from denoise_vit.benchmark import (RECORD_FIELDS, BenchmarkOptions, budget_cosine,  # noqa: E402
+from denoise_vit.benchmark.runner import (RECORD_FIELDS, BenchmarkOptions, budget_cosine,  # noqa: E402
                                    count_flops, run_benchmark)
-from denoise_vit.benchmark_report import render_markdown, write_report  # noqa: E402
+from denoise_vit.benchmark.report import render_markdown, write_report  # noqa: E402
 
 TINY_VIT = """
 name = "tiny_vit"
@@ -168,7 +168,7 @@ def test_count_flops_of_a_known_layer():
 
 
 def test_budget_cosine_reaches_the_floor_at_the_budget():
-    from denoise_vit.config import from_dict
+    from denoise_vit.training.config import from_dict
     cfg = from_dict({"warmup_steps": 2, "min_lr_ratio": 0.1, "lr": 1.0})
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     now = [0.0]
@@ -241,7 +241,7 @@ def test_benchmark_report_files(tiny_benchmark):
 
 
 def test_where_vit_loses_names_only_rivals_of_the_best_vit():
-    from denoise_vit.benchmark_report import where_vit_loses
+    from denoise_vit.benchmark.report import where_vit_loses
 
     def net(name, model, psnr, curve, ms=1.0, params=10_000, flops=10):
         return {"name": name, "label": name, "kind": "network", "model": {"name": model},
@@ -262,7 +262,7 @@ def test_where_vit_loses_names_only_rivals_of_the_best_vit():
 def test_report_adds_the_decayed_rate_cross_check(tiny_benchmark, tmp_path):
     import json
 
-    from denoise_vit.benchmark import rebuild_report
+    from denoise_vit.benchmark.runner import rebuild_report
     results, _ = tiny_benchmark
     before = write_report(results, tmp_path).read_text()
     assert "## Cross-check" not in before

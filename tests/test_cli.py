@@ -5,8 +5,8 @@ import sys
 import pytest
 
 from denoise_vit.cli import main
-from denoise_vit.train import run_training
-from denoise_vit.config import load_config
+from denoise_vit.training.run import run_training
+from denoise_vit.training.config import load_config
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_train_overrides_after_options(tmp_path, capsys):
     (["train", "learning_rate=1"], "unknown config key 'learning_rate'"),
     (["train", "model.patch_size=6", "model.img_size=48"], "power-of-two patch_size"),
     (["train", "data.size=60"], "not divisible by patch_size"),
-    (["train", "--config", "no-such-experiment"], "config file not found"),
+    (["train", "--config", "no-such-experiment"], "neither a file nor a preset"),
     (["evaluate", "--checkpoint", "missing.pt"], "checkpoint not found"),
     (["visualize", "--checkpoint", "missing.pt"], "checkpoint not found"),
 ])

@@ -4,10 +4,11 @@ from pathlib import Path
 import pytest
 
 from denoise_vit import ConfigError, build_model
-from denoise_vit.config import load_config
-from denoise_vit.train import model_args_for
+from denoise_vit.presets import list_presets
+from denoise_vit.training.config import load_config
+from denoise_vit.training.run import model_args_for
 
-EXPERIMENTS = sorted(Path(__file__).resolve().parents[1].joinpath("experiments").glob("*.toml"))
+PRESETS = list_presets()
 
 
 def test_defaults_are_the_course_recipe():
@@ -15,10 +16,14 @@ def test_defaults_are_the_course_recipe():
     assert (cfg.epochs, cfg.optimizer, cfg.lr, cfg.model_name) == (30, "adam", 1e-3, "vit_denoiser")
 
 
-@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
-def test_every_experiment_config_loads_and_builds(path):
-    cfg = load_config(path)
-    assert cfg.name
+def test_presets_ship_inside_the_package():
+    assert {"quick", "course", "vit_fast", "unet"} <= set(PRESETS)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_preset_loads_and_builds(name):
+    cfg = load_config(name)
+    assert cfg.name == name
     build_model(cfg.model_name, **model_args_for(cfg))
 
 
@@ -46,7 +51,7 @@ def test_bad_keys_and_values(overrides, message):
 
 
 def test_missing_and_invalid_config_files(tmp_path):
-    with pytest.raises(ConfigError, match="config file not found"):
+    with pytest.raises(ConfigError, match="neither a file nor a preset"):
         load_config(tmp_path / "nope.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("epochs = = 3")

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 
 from data_gen import SyntheticStream
 from denoise_vit.checkpoint import read_checkpoint
-from denoise_vit.config import load_config
+from denoise_vit.training.config import load_config
 from denoise_vit.registry import build_model
-from denoise_vit.train import model_args_for, seed_everything
+from denoise_vit.training.run import model_args_for, seed_everything
 
 SPE, EPOCHS = 3, 2
 # no dropout, so one step's gradient can be recomputed here exactly; BatchNorm stays (conv decoder)
@@ -28,7 +28,7 @@ HOOK = textwrap.dedent("""
     import os
     if os.environ.get("DUMP_RANK_STATE") and "RANK" in os.environ:  # torchrun's workers only
         import torch
-        import denoise_vit.train as train
+        import denoise_vit.training.run as train
 
         rank, seen = int(os.environ["RANK"]), {"saves": 0}
 

@@ -8,9 +8,9 @@ from torch import nn
 
 from denoise_vit import build_model
 from denoise_vit.errors import DenoiseVitError
-from denoise_vit.inference import (Denoiser, pad_to_multiple, reflect_indices, reflect_pad,
+from denoise_vit.inference.tiling import (Denoiser, pad_to_multiple, reflect_indices, reflect_pad,
                                    tile_grid, tile_starts, tiled_apply, weight_sum, window)
-from denoise_vit.intensity import Normalization, percentile_range, training_record
+from denoise_vit.inference.intensity import Normalization, percentile_range, training_record
 
 
 class LocalModel(nn.Module):

@@ -8,12 +8,12 @@ from PIL import Image
 
 from denoise_vit.checkpoint import atomic_save, make_checkpoint, read_checkpoint
 from denoise_vit.cli import main
-from denoise_vit.config import load_config
+from denoise_vit.training.config import load_config
 from denoise_vit.errors import DenoiseVitError
-from denoise_vit.io import (ImageFileError, cast, check_axes, from_stack, guess_axes, read_image,
+from denoise_vit.inference.io import (ImageFileError, cast, check_axes, from_stack, guess_axes, read_image,
                             to_stack, write_image)
 from denoise_vit.registry import build_model
-from denoise_vit.train import run_training
+from denoise_vit.training.run import run_training
 
 RNG = np.random.default_rng(0)
 
@@ -273,7 +273,7 @@ def test_checkpoint_without_intensity_record_falls_back_to_its_training_data(che
 
 
 def test_image_model_run_directly_raises_denoise_vit_errors(checkpoint, tmp_path):
-    from denoise_vit.denoise import DenoiseOptions, run_denoise
+    from denoise_vit.inference.denoise import DenoiseOptions, run_denoise
     with pytest.raises(DenoiseVitError, match="no such file or folder"):
         run_denoise([tmp_path / "nope.tif"], tmp_path / "o.tif", checkpoint,
                     options=DenoiseOptions(), denoiser_args={}, log=lambda *a: None)

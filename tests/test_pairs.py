@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from data_gen import generate_noise2noise
-from denoise_vit.config import load_config
-from denoise_vit.data import make_eval_data, make_train_stream
+from denoise_vit.training.config import load_config
+from denoise_vit.training.data import make_eval_data, make_train_stream
 from denoise_vit.errors import ConfigError
-from denoise_vit.io import write_image
-from denoise_vit.pairs import PairStream, load_pairs
-from denoise_vit.train import run_training
+from denoise_vit.inference.io import write_image
+from denoise_vit.training.pairs import PairStream, load_pairs
+from denoise_vit.training.run import run_training
 
 
 def make_pairs(root, n=4, size=(40, 56), clean=True, scale=1.0, dtype=np.float32):

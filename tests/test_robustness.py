@@ -16,11 +16,11 @@ import time
 import pytest
 import torch
 
-from denoise_vit import engine
+from denoise_vit.training import engine
 from denoise_vit.checkpoint import atomic_save, read_checkpoint
 from denoise_vit.cli import main
-from denoise_vit.engine import StopFlag
-from denoise_vit.train import SignalStop
+from denoise_vit.training.engine import StopFlag
+from denoise_vit.training.run import SignalStop
 
 # Dropout, stochastic depth (global torch RNG), BatchNorm (conv decoder), a cosine schedule with
 # warm-up and Adam's moments: everything a resume has to restore.

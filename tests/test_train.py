@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from denoise_vit import TrainingError, load_model
-from denoise_vit import engine
-from denoise_vit.config import load_config
-from denoise_vit.data import make_eval_data
+from denoise_vit.training import engine
+from denoise_vit.training.config import load_config
+from denoise_vit.training.data import make_eval_data
 from denoise_vit.metrics import psnr
-from denoise_vit.train import run_training
+from denoise_vit.training.run import run_training
 
 TINY = ["model.depth=2", "data.size=32", "batch_size=16", "steps_per_epoch=25", "epochs=2",
         "data.eval_size=64", "lr=2e-3", "figure_samples=3"]

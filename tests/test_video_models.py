@@ -338,8 +338,7 @@ def test_bad_config_is_one_clear_error(kwargs, message):
 
 def test_video_run_writes_sequence_figure_and_gif(tmp_path, capsys):
     from denoise_vit.cli import main
-    config = Path(__file__).parents[1] / "experiments" / "video_factorised_dot_product.toml"
-    args = ["train", "--config", str(config), "--out-dir", str(tmp_path),
+    args = ["train", "--config", "video_factorised_dot_product", "--out-dir", str(tmp_path),
             "--no-progress", "model.depth=1", "data.size=16", "data.frames=4", "batch_size=2",
             "steps_per_epoch=2", "epochs=1", "warmup_steps=1", "data.eval_size=2", "name=v"]
     assert main(args) == 0

@@ -25,15 +25,16 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed
-from .checkpoint import atomic_save, make_checkpoint, read_checkpoint, unwrap
+from ..device import resolve_device
+from ..checkpoint import atomic_save, make_checkpoint, read_checkpoint, unwrap
 from .config import save_config, to_dict
 from .data import make_eval_data, make_train_stream
 from .engine import StopFlag, evaluate, predict, train_steps
-from .errors import CheckpointError, TrainingError
-from .figures import save_batch_figure, save_clip_figures, save_curves
-from .intensity import training_record
-from .metrics import psnr
-from .registry import build_model, model_keys
+from ..errors import CheckpointError, TrainingError
+from ..figures import save_batch_figure, save_clip_figures, save_curves
+from ..inference.intensity import training_record
+from ..metrics import psnr
+from ..registry import build_model, model_keys
 
 METRIC_FIELDS = ["epoch", "step", "train_loss", "eval_psnr", "eval_ssim", "images_per_s",
                  "train_seconds", "lr"]
@@ -229,7 +230,7 @@ def restore(path, ckpt, model, optimizer, scheduler, stream, info, log):
 
 
 def _run(cfg, info, *, resume, progress, log):
-    device = distributed.resolve_device(cfg.device, info.local_rank)
+    device = resolve_device(cfg.device, info.local_rank)
     if cfg.deterministic:
         # cuBLAS is deterministic only with a fixed workspace; read when its first handle is made
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .errors import ConfigError
 
 
 @dataclass
@@ -25,25 +24,6 @@ class DistInfo:
     @property
     def is_main(self):
         return self.rank == 0
-
-
-def resolve_device(name="auto", local_rank=0):
-    """auto: cuda (this rank's GPU), then mps, then cpu."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank)
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for, but no CUDA GPU is available here")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("device 'mps' asked for, but MPS is not available here")
-    return device
 
 
 def init_distributed():

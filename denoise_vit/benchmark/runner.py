@@ -2,7 +2,7 @@
 
     denoise-vit benchmark --budgets 1,3,6      # minutes of training per network
 
-1. Classical filters (denoise_vit.baselines), each tuned on a validation set of its own seed.
+1. Classical filters (denoise_vit.benchmark.baselines), each tuned on a validation set of its own seed.
 2. Networks from experiment configs (ViT, U-Net, DnCNN, ...), trained by the training engine
    of `denoise-vit train` (same optimizer, warm-up, data stream), each for the same wall-clock
    budgets, with evaluation PSNR recorded when the training time reaches each budget.
@@ -31,14 +31,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .baselines import (METHODS, VALIDATION_SEED, apply, available_methods, bm3d_available,
                         grid_search, validation_set)
-from .checkpoint import make_checkpoint
-from .config import DataConfig, load_config, to_dict
-from .data import make_eval_data, make_train_stream
-from .engine import StopFlag, evaluate, predict, train_steps
-from .errors import ConfigError
-from .metrics import psnr, ssim
-from .registry import build_model
-from .train import make_optimizer, model_args_for, seed_everything
+from ..checkpoint import make_checkpoint
+from ..training.config import DataConfig, load_config, to_dict
+from ..training.data import make_eval_data, make_train_stream
+from ..training.engine import StopFlag, evaluate, predict, train_steps
+from ..errors import ConfigError
+from ..metrics import psnr, ssim
+from ..registry import build_model
+from ..training.run import make_optimizer, model_args_for, seed_everything
 
 DEFAULT_CONFIGS = ("vit_fast", "unet", "dncnn", "course")
 RECORD_FIELDS = ("name", "psnr", "ssim", "params", "flops", "train_seconds", "infer_ms_per_image")
@@ -426,7 +426,7 @@ def run_benchmark(opts, *, log=log_default):
 
 def run_and_report(opts, out_dir="docs", *, log=log_default):
     """Run the benchmark and write out_dir/BENCHMARKS.md, benchmarks.json and the plots."""
-    from .benchmark_report import load_ablation, load_crosscheck, write_report
+    from .report import load_ablation, load_crosscheck, write_report
     results = run_benchmark(opts, log=log)
     return write_report(results, out_dir, ablation=load_ablation(out_dir),
                         crosscheck=load_crosscheck(out_dir))
@@ -434,7 +434,7 @@ def run_and_report(opts, out_dir="docs", *, log=log_default):
 
 def rebuild_report(out_dir="docs"):
     """Rewrite BENCHMARKS.md and the plots from out_dir/benchmarks.json (and ablation.json)."""
-    from .benchmark_report import load_ablation, load_crosscheck, write_report
+    from .report import load_ablation, load_crosscheck, write_report
     path = Path(out_dir) / "benchmarks.json"
     if not path.exists():
         raise ConfigError(f"{path} does not exist; run the benchmark first")

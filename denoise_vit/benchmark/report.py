@@ -1,4 +1,4 @@
-"""docs/BENCHMARKS.md and its figures, from the results of `denoise_vit.benchmark`.
+"""docs/BENCHMARKS.md and its figures, from the results of `denoise_vit.benchmark.runner`.
 
 `write_report(results, out_dir)` writes BENCHMARKS.md, benchmarks.json and the PNGs under
 out_dir/benchmarks/. The sample-grid figure needs the output images, so it is only drawn

@@ -1,7 +1,7 @@
 """Where a training run's data comes from: the one place train.py asks for batches.
 
 The kinds images, videos and noise2noise are synthetic (data_gen); kind "pairs" reads a folder
-of image pairs (denoise_vit.pairs). Each source returns an iterator of (input, target) batches
+of image pairs (denoise_vit.training.pairs). Each source returns an iterator of (input, target) batches
 on `device` with state_dict / load_state_dict, and an evaluation set (inputs, targets) on the
 CPU.
 """
@@ -9,7 +9,7 @@ from functools import lru_cache
 
 from data_gen import SyntheticStream, make_eval_set
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 @lru_cache(maxsize=2)  # the train stream and the eval set read the folder once per process

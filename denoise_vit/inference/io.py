@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DenoiseVitError
+from ..errors import DenoiseVitError
 
 TIFF = (".tif", ".tiff")
 PIL_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}

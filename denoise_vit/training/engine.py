@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .errors import TrainingError
-from .metrics import psnr, ssim
+from ..errors import TrainingError
+from ..metrics import psnr, ssim
 
 
 def autocast(device, enabled):

@@ -1,7 +1,7 @@
 """`denoise-vit denoise`: files and folders in, denoised files out.
 
-Each input file is read (denoise_vit.io), its axes checked or guessed, its intensities mapped
-onto the range the model was trained on, denoised at any size (denoise_vit.inference), mapped
+Each input file is read (denoise_vit.inference.io), its axes checked or guessed, its intensities mapped
+onto the range the model was trained on, denoised at any size (denoise_vit.inference.tiling), mapped
 back and written in the input's dtype, shape and axes. Every file written adds one JSON line to
 `denoise_log.jsonl` beside it: input, output, checkpoint, axes, the intensity mapping used, the
 tiling and the time taken. With several inputs, a bad file is reported and skipped and the rest
@@ -18,8 +18,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .errors import DenoiseVitError
-from .inference import Denoiser
+from ..errors import DenoiseVitError
+from .tiling import Denoiser
 from .intensity import Normalization, training_record
 from .io import (PIL_FORMATS, SUFFIXES, ImageFileError, check_axes, from_stack, guess_axes,
                  read_image, shape_text, to_stack, writable_suffix, write_image, cast)
@@ -107,8 +107,8 @@ def model_intensity(ckpt, log):
         return ckpt["intensity"]
     data = ckpt.get("config", {}).get("data")
     if data:
-        from .config import from_dict
-        from .data import make_eval_data
+        from ..training.config import from_dict
+        from ..training.data import make_eval_data
         cfg = from_dict({"data": {**data, "eval_size": min(64, data.get("eval_size", 64))}}).data
         try:
             record = training_record(make_eval_data(cfg)[0])
@@ -216,7 +216,7 @@ def run_denoise(inputs, output, checkpoint, *, options, denoiser_args, device="c
     Raises DenoiseVitError for a problem that stops the whole run (checkpoint, options, a single
     bad input) and, after the others are written, when some of several inputs failed.
     """
-    from .checkpoint import model_from_checkpoint, read_checkpoint
+    from ..checkpoint import model_from_checkpoint, read_checkpoint
     warn = warn or (lambda msg: print(f"denoise-vit denoise: skipped {msg}", file=sys.stderr))
     if options.dtype not in ("input", "float32"):
         raise DenoiseVitError(f"--dtype must be 'input' or 'float32', not {options.dtype!r}")

@@ -1,7 +1,7 @@
 """Training data from a folder of image pairs (Noise2Noise: two noisy copies of each scene).
 
 Layout: `pairs_dir/input/NAME` and `pairs_dir/target/NAME` hold the two images of each pair
-under the same file name (any format denoise_vit.io reads; stacks give one pair per plane).
+under the same file name (any format denoise_vit.inference.io reads; stacks give one pair per plane).
 For Noise2Noise both are noisy; with clean images in target/ the same source trains with clean
 targets. An optional `pairs_dir/clean/NAME` is used, when present, as the evaluation target.
 
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from .errors import ConfigError
-from .intensity import Normalization
-from .io import SUFFIXES, guess_axes, read_image, to_stack
+from ..errors import ConfigError
+from ..inference.intensity import Normalization
+from ..inference.io import SUFFIXES, guess_axes, read_image, to_stack
 
 ROLES = ("input", "target", "clean")
 

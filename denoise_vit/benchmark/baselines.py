@@ -24,7 +24,7 @@ from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, denoise_
 
 from data_gen import make_eval_set
 
-from .metrics import psnr
+from ..metrics import psnr
 
 VALIDATION_SEED = 4321   # the evaluation set's default seed is 1234 (DataConfig.eval_seed)
 

@@ -12,7 +12,7 @@
   slide a temporal window of `num_frames` frames along the time axis, with the stack's ends
   reflect-padded by half a window so that the first and last frames also get context on both
   sides, and windows blended in time the same way as tiles in space.
-* Intensity: `Normalization` (denoise_vit.intensity) maps the input onto the training range and
+* Intensity: `Normalization` (denoise_vit.inference.intensity) maps the input onto the training range and
   back; `Denoiser.denoise` applies it around the model.
 """
 import math
@@ -21,7 +21,7 @@ from itertools import product
 import torch
 from tqdm.auto import tqdm
 
-from .errors import DenoiseVitError
+from ..errors import DenoiseVitError
 from .intensity import Normalization
 
 TILE_OVERLAP_FRACTION = 4   # default overlap: a quarter of the tile

@@ -1,6 +1,6 @@
 """Training configuration: small dataclasses, read from a TOML file plus key=value overrides.
 
-An experiment file states only what differs from the defaults, e.g. experiments/quick.toml:
+An experiment file states only what differs from the defaults, e.g. presets/quick.toml:
 
     name = "quick"
     epochs = 8
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 DATA_KINDS = ("images", "videos", "noise2noise", "pairs")
 
@@ -155,28 +155,36 @@ def apply_overrides(values, overrides):
     return values
 
 
-def resolve_config_path(path):
-    """A path, or the name of a file in experiments/ ("quick" -> experiments/quick.toml)."""
+def read_config_text(path):
+    """(TOML text, name) of a config: a file path, else a preset shipped with the package."""
+    from .. import presets
     p = Path(path)
     if p.is_file():
-        return p
-    for candidate in (Path("experiments") / f"{path}.toml", Path("experiments") / path):
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"config file not found: {path}")
+        try:
+            return p.read_text(encoding="utf-8"), p.stem
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {p} is not UTF-8 text") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from exc
+    name = p.stem if p.suffix == ".toml" and p.parent == Path(".") else str(path)
+    if name in presets.list_presets():
+        return presets.read_preset(name), name
+    if p.exists():
+        raise ConfigError(f"config path {p} is not a file")
+    raise ConfigError(f"config {path!r} is neither a file nor a preset; presets: "
+                      f"{', '.join(presets.list_presets())} (denoise-vit train --list-configs)")
 
 
 def load_config(path=None, overrides=()):
+    """TrainConfig from a file or preset name (None: the defaults) plus key=value overrides."""
     values = {}
     if path is not None:
-        p = resolve_config_path(path)
+        text, name = read_config_text(path)
         try:
-            values = tomllib.loads(p.read_text())
+            values = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{p} is not valid TOML: {exc}") from exc
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from exc
-        values.setdefault("name", p.stem)
+            raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
+        values.setdefault("name", name)
     return from_dict(apply_overrides(values, overrides))
 
 

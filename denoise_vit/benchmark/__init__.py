@@ -1,0 +1,1 @@
+"""The `benchmark` command: runner, classical baselines, report."""

@@ -1,0 +1,1 @@
+"""Inference: tiling, intensity mapping, image files, the `denoise` command."""

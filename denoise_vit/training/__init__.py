@@ -1,0 +1,1 @@
+"""Training: config, setup, schedule, engine, the run, data, DDP."""
