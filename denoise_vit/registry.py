@@ -15,6 +15,10 @@ def register_model(name, config_cls):
     def wrap(cls):
         if name in _MODELS:
             raise ValueError(f"model {name!r} is registered twice")
+        from .models.base import DenoisingModel
+        if not issubclass(cls, DenoisingModel) or cls.facts is DenoisingModel.facts:
+            raise TypeError(f"model {name!r} must subclass models.base.DenoisingModel and "
+                            "define `facts` (what inference needs to know of it)")
         _MODELS[name] = (cls, config_cls)
         cls.model_name = name
         return cls

@@ -1,6 +1,4 @@
 """Inference at any size: padding, tiling, blending, stacks, video windows, intensity mapping."""
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
@@ -8,19 +6,21 @@ from torch import nn
 
 from denoise_vit import build_model
 from denoise_vit.errors import DenoiseVitError
+from denoise_vit.models.base import DenoisingModel, ModelFacts
 from denoise_vit.inference.tiling import (Denoiser, pad_to_multiple, reflect_indices, reflect_pad,
                                    tile_grid, tile_starts, tiled_apply, weight_sum, window)
 from denoise_vit.inference.intensity import Normalization, percentile_range, training_record
 
 
-class LocalModel(nn.Module):
+class LocalModel(DenoisingModel):
     """Stand-in denoiser whose output at a pixel depends only on pixels within 2 of it (two 3x3
     convolutions), so tiling with an overlap of at least 8 must reproduce the whole-image
     output exactly."""
+    facts = property(lambda self: self._facts)
 
     def __init__(self, channels=1, patch_size=8, img_size=32):
         super().__init__()
-        self.config = SimpleNamespace(patch_size=patch_size, in_chans=channels, img_size=img_size)
+        self._facts = ModelFacts("image", channels, (patch_size, patch_size), (img_size, img_size))
         self.net = nn.Sequential(nn.Conv2d(channels, 8, 3, padding=1), nn.Tanh(),
                                  nn.Conv2d(8, channels, 3, padding=1))
 
@@ -28,17 +28,18 @@ class LocalModel(nn.Module):
         return self.net(x)
 
 
-class LocalVideoModel(nn.Module):
+class LocalVideoModel(DenoisingModel):
     """Stand-in video model (B, C, T, H, W): a 3x3x3 convolution, local in time and space."""
+    facts = property(lambda self: self._facts)
 
     def __init__(self, num_frames=8, patch_size=8, img_size=32):
         super().__init__()
-        self.config = SimpleNamespace(patch_size=patch_size, in_chans=1, img_size=img_size,
-                                      num_frames=num_frames, tubelet_size=1)
+        self._facts = ModelFacts("video", 1, (1, patch_size, patch_size),
+                                (num_frames, img_size, img_size))
         self.net = nn.Conv3d(1, 1, 3, padding=1)
 
     def forward(self, x):
-        assert x.shape[2] == self.config.num_frames, "the window must be num_frames long"
+        assert x.shape[2] == self.facts.frames, "the window must be num_frames long"
         return self.net(x)
 
 

@@ -177,3 +177,57 @@ def test_bad_input_shape(shape, message):
     model = build_model("vit_denoiser", depth=1)
     with pytest.raises(ConfigError, match=message):
         model(torch.rand(*shape))
+
+
+# --- the one validator of model configs, and the facts every model gives inference ----------
+
+@pytest.mark.parametrize("name, kwargs, message", [
+    ("vit_denoiser", dict(depth=True), "depth must be an integer, not True"),
+    ("vit_denoiser", dict(embed_dim=2.5), "embed_dim must be an integer"),
+    ("vit_denoiser", dict(num_heads="4"), "num_heads must be an integer"),
+    ("vit_denoiser", dict(mlp_ratio=-1), "mlp_ratio must be greater than 0"),
+    ("vit_denoiser", dict(mlp_ratio=float("nan")), "mlp_ratio must be a finite number"),
+    ("vit_denoiser", dict(drop_path_rate=1.5), r"drop_path_rate must be in \[0, 1\)"),
+    ("vit_denoiser", dict(qkv_bias=1), "qkv_bias must be true or false"),
+    ("vit_denoiser", dict(img_size="64"), "img_size must be an int or"),
+    ("vit_denoiser", dict(decoder_width=-8), "decoder_width must be 0"),
+    ("unet_denoiser", dict(levels=True), "levels must be an integer, not True"),
+    ("unet_denoiser", dict(base_channels=0), "base_channels must be a positive integer"),
+    ("dncnn_denoiser", dict(features=-1), "features must be a positive integer"),
+    ("video_denoiser", dict(num_frames=True), "num_frames must be an integer"),
+    ("video_denoiser", dict(attn_drop_rate=-0.1), "attn_drop_rate must be in"),
+    ("framewise_vit", dict(depth=0), "depth must be a positive integer"),
+])
+def test_every_model_config_checks_types_and_ranges(name, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        build_model(name, **kwargs)
+
+
+def test_integer_values_are_accepted_for_float_keys():
+    assert build_model("vit_denoiser", depth=1, mlp_ratio=2).config.mlp_ratio == 2.0
+
+
+@pytest.mark.parametrize("name, kwargs, facts", [
+    ("vit_denoiser", dict(img_size=(48, 80), patch_size=4), ("image", 1, (4, 4), (48, 80))),
+    ("unet_denoiser", dict(levels=2, img_size=32), ("image", 1, (4, 4), (32, 32))),
+    ("dncnn_denoiser", dict(in_chans=3), ("image", 3, (1, 1), (64, 64))),
+    ("framewise_vit", dict(img_size=32), ("image", 1, (8, 8), (32, 32))),
+    ("video_denoiser", dict(num_frames=6, tubelet_size=2, img_size=32),
+     ("video", 1, (2, 8, 8), (6, 32, 32))),
+])
+def test_every_model_states_what_inference_needs(name, kwargs, facts):
+    model = build_model(name, depth=2, **kwargs) if name not in ("unet_denoiser",) else \
+        build_model(name, **kwargs)
+    f = model.facts
+    assert (f.kind, f.in_chans, f.multiple, f.train_size) == facts
+    # the plane model of an image kind takes (B, C, H, W) of the training size
+    if f.kind == "image":
+        h, w = f.train_size
+        assert model.plane_model()(torch.rand(1, f.in_chans, h, w)).shape == (1, f.in_chans, h, w)
+
+
+def test_a_model_without_facts_cannot_be_registered():
+    from torch import nn
+    from denoise_vit import register_model
+    with pytest.raises(TypeError, match="must subclass models.base.DenoisingModel"):
+        register_model("no_facts", dict)(type("NoFacts", (nn.Module,), {}))

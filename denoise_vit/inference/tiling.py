@@ -164,21 +164,6 @@ def tiled_apply(fn, x, tiles, overlaps, *, batch_size=8, progress=False, desc="t
     return acc / norm
 
 
-def model_kind(model):
-    """'video' for models taking (B, C, T, H, W) and mixing frames, else 'image'."""
-    return "video" if hasattr(model.config, "num_frames") else "image"
-
-
-def image_model(model):
-    """The module to run on (B, C, H, W) planes: framewise_vit is an image model per frame."""
-    return getattr(model, "frame_model", model)
-
-
-def size_multiple(config):
-    """What H and W must be divisible by: the patch (ViTs), 2**levels (U-Net), else 1."""
-    return getattr(config, "patch_size", None) or 2 ** getattr(config, "levels", 0)
-
-
 class Denoiser:
     """A model wrapped to denoise images and stacks of any size.
 
@@ -193,17 +178,16 @@ class Denoiser:
 
     def __init__(self, model, *, device="cpu", tile=None, overlap=None, frame_overlap=None,
                  batch_size=None, progress=False):
-        self.kind = model_kind(model)
-        self.model = (model if self.kind == "video" else image_model(model)).to(device).eval()
+        facts = model.facts
+        self.kind = facts.kind
+        self.model = (model if self.kind == "video" else model.plane_model()).to(device).eval()
         self.device = torch.device(device)
-        cfg = model.config
-        self.patch = size_multiple(cfg)
-        self.channels = cfg.in_chans
-        self.frames = getattr(cfg, "num_frames", 1)
-        size = getattr(cfg, "img_size", 64)
-        train_side = max(size) if isinstance(size, (tuple, list)) else size
+        # one spatial multiple for both axes (the models' patches are square)
+        self.patch = max(facts.multiple[-2:])
+        self.channels = facts.in_chans
+        self.frames = facts.frames
         if tile is None:  # the size it was trained on: measured best (docs/DENOISE.md)
-            tile = train_side
+            tile = max(facts.train_size[-2:])
         if tile < 0 or tile % self.patch:
             raise DenoiseVitError(f"--tile {tile} must be 0 (whole image) or a positive multiple "
                                   f"of {self.patch} (the model's patch size)")

@@ -13,14 +13,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import register_model
+from .base import DenoisingModel, ModelFacts, check_config, image_size
 from .decoders import DoubleConv
-
-
-def _check_positive(cfg, keys):
-    for key in keys:
-        value = getattr(cfg, key)
-        if not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{key} must be a positive integer, not {value!r}")
 
 
 def _check_input(model, x):
@@ -41,11 +35,12 @@ class UNetConfig:
     residual: bool = False           # predict the clutter and subtract it from the input
 
     def __post_init__(self):
-        _check_positive(self, ("in_chans", "base_channels", "levels"))
+        self.img_size = image_size(self.img_size)
+        check_config(self, positive=("in_chans", "base_channels", "levels"))
 
 
 @register_model("unet_denoiser", UNetConfig)
-class UNetDenoiser(nn.Module):
+class UNetDenoiser(DenoisingModel):
     """Double-conv encoder-decoder with skip connections, (B, C, H, W) -> (B, C, H, W).
 
     Encoder: DoubleConv at widths c, 2c, ..., c * 2**levels with 2x max-pooling between them.
@@ -63,6 +58,11 @@ class UNetDenoiser(nn.Module):
             nn.ConvTranspose2d(c, c // 2, kernel_size=2, stride=2) for c in reversed(widths[1:]))
         self.fuse = nn.ModuleList(DoubleConv(c, c // 2) for c in reversed(widths[1:]))
         self.out = nn.Conv2d(widths[0], config.in_chans, kernel_size=1)
+
+    @property
+    def facts(self):
+        m = 2 ** self.config.levels   # any size runs (padded inside); multiples pool exactly
+        return ModelFacts("image", self.config.in_chans, (m, m), tuple(self.config.img_size))
 
     def forward(self, x):
         _check_input(self, x)
@@ -89,13 +89,14 @@ class DnCNNConfig:
     features: int = 64
 
     def __post_init__(self):
-        _check_positive(self, ("in_chans", "features"))
-        if not isinstance(self.depth, int) or self.depth < 2:
+        self.img_size = image_size(self.img_size)
+        check_config(self, positive=("in_chans", "features", "depth"))
+        if self.depth < 2:
             raise ConfigError(f"depth must be an integer of at least 2, not {self.depth!r}")
 
 
 @register_model("dncnn_denoiser", DnCNNConfig)
-class DnCNNDenoiser(nn.Module):
+class DnCNNDenoiser(DenoisingModel):
     """conv-ReLU, (depth - 2) x conv-BN-ReLU, conv; predicts the noise, returns x - noise.
 
     (B, C, H, W) -> (B, C, H, W) for any size (3x3 convs, zero padding, no resampling).
@@ -111,6 +112,10 @@ class DnCNNDenoiser(nn.Module):
                        nn.ReLU(inplace=True)]
         layers.append(nn.Conv2d(f, config.in_chans, 3, padding=1))
         self.body = nn.Sequential(*layers)
+
+    @property
+    def facts(self):
+        return ModelFacts("image", self.config.in_chans, (1, 1), tuple(self.config.img_size))
 
     def forward(self, x):
         _check_input(self, x)

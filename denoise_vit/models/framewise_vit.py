@@ -1,14 +1,13 @@
 """The per-frame baseline: the image ViT denoiser applied to every frame of a clip on its own."""
 from einops import rearrange
-from torch import nn
-
 from ..errors import ConfigError
 from ..registry import register_model
+from .base import DenoisingModel
 from .vit_denoiser import ViTDenoiser, ViTDenoiserConfig
 
 
 @register_model("framewise_vit", ViTDenoiserConfig)
-class FramewiseViT(nn.Module):
+class FramewiseViT(DenoisingModel):
     """Clip (B, C, T, H, W) -> (B, C, T, H, W), each frame denoised by one `ViTDenoiser`.
 
     No token ever sees another frame, so this is what the video models must beat: anything
@@ -19,6 +18,14 @@ class FramewiseViT(nn.Module):
         super().__init__()
         self.config = config
         self.frame_model = ViTDenoiser(config)
+
+    @property
+    def facts(self):
+        """An image model: inference runs `plane_model()` on each plane of a stack."""
+        return self.frame_model.facts
+
+    def plane_model(self):
+        return self.frame_model
 
     def check_input(self, x):
         if x.ndim != 5:

@@ -26,7 +26,8 @@ from ..errors import ConfigError
 from ..layers import PosEmbedSpaceTime, SpaceTimeBlock, TubeletEmbed
 from ..registry import register_model
 from .decoders import build_decoder
-from .vit_denoiser import init_weights, to_2tuple
+from .base import DenoisingModel, ModelFacts, check_config, image_size
+from .vit_denoiser import init_weights
 
 VARIANTS = {  # variant -> token mixers of one layer (factorised_encoder: see `layer_mixings`)
     "joint": ("joint",),
@@ -70,12 +71,11 @@ class VideoDenoiserConfig:
         if self.variant not in VARIANTS:
             raise ConfigError(f"unknown variant {self.variant!r}; valid variants: "
                               f"{', '.join(VARIANTS)}")
-        self.img_size = to_2tuple(self.img_size)
-        for key in ("patch_size", "in_chans", "embed_dim", "depth", "num_heads", "num_frames",
-                    "tubelet_size"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{key} must be a positive integer, not {value!r}")
+        self.img_size = image_size(self.img_size)
+        check_config(self, positive=("patch_size", "in_chans", "embed_dim", "depth", "num_heads",
+                                     "num_frames", "tubelet_size"),
+                     fractions=("drop_rate", "attn_drop_rate", "drop_path_rate"),
+                     positive_numbers=("mlp_ratio",))
         h, w = self.img_size
         if h % self.patch_size or w % self.patch_size:
             raise ConfigError(f"img_size {h}x{w} is not divisible by patch_size {self.patch_size}")
@@ -100,10 +100,7 @@ class VideoDenoiserConfig:
             self.spatial_depth = max(1, self.depth - self.temporal_depth)
         if self.temporal_depth is None:
             self.temporal_depth = max(1, self.depth - self.spatial_depth)
-        for key in ("spatial_depth", "temporal_depth"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{key} must be a positive integer, not {value!r}")
+        check_config(self, positive=("spatial_depth", "temporal_depth"))
 
 
 def layer_mixings(cfg):
@@ -164,7 +161,7 @@ class VideoEncoder(nn.Module):
 
 
 @register_model("video_denoiser", VideoDenoiserConfig)
-class VideoDenoiser(nn.Module):
+class VideoDenoiser(DenoisingModel):
     """Clip denoiser (B, C, T, H, W) -> (B, C, T, H, W) for any T divisible by the tubelet and
     H, W divisible by the patch (position embeddings interpolate to other sizes).
 
@@ -180,6 +177,12 @@ class VideoDenoiser(nn.Module):
                                      config.in_chans * config.tubelet_size)
         self.encoder.apply(init_weights)
         self.decoder.apply(init_weights)
+
+    @property
+    def facts(self):
+        cfg = self.config
+        return ModelFacts("video", cfg.in_chans, (cfg.tubelet_size, cfg.patch_size, cfg.patch_size),
+                          (cfg.num_frames, *cfg.img_size))
 
     def forward_features(self, x):
         """(B, C, T, H, W) -> tokens (B, nt, ns, D)."""

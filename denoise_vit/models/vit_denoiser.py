@@ -9,16 +9,8 @@ from torch import nn
 from ..errors import ConfigError
 from ..layers import Block, ConvStem, PatchEmbed, PosEmbed2d
 from ..registry import register_model
+from .base import DenoisingModel, ModelFacts, check_config, image_size
 from .decoders import build_decoder
-
-
-def to_2tuple(size):
-    if isinstance(size, int):
-        return (size, size)
-    size = tuple(size)
-    if len(size) != 2:
-        raise ConfigError(f"img_size must be an int or (height, width), not {size!r}")
-    return size
 
 
 EMBEDS = ("patch", "conv_stem")
@@ -48,11 +40,13 @@ class ViTDenoiserConfig:
     residual: bool = False           # predict the clutter and subtract it from the input
 
     def __post_init__(self):
-        self.img_size = to_2tuple(self.img_size)
-        for key in ("patch_size", "in_chans", "embed_dim", "depth", "num_heads"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{key} must be a positive integer, not {value!r}")
+        self.img_size = image_size(self.img_size)
+        check_config(self, positive=("patch_size", "in_chans", "embed_dim", "depth", "num_heads"),
+                     fractions=("drop_rate", "attn_drop_rate", "drop_path_rate"),
+                     positive_numbers=("mlp_ratio",))
+        if self.decoder_width < 0:
+            raise ConfigError(f"decoder_width must be 0 (embed_dim) or positive, not "
+                              f"{self.decoder_width!r}")
         if self.embed not in EMBEDS:
             raise ConfigError(f"embed must be one of {EMBEDS}, not {self.embed!r}")
         if self.stem_skips and self.embed != "conv_stem":
@@ -115,7 +109,7 @@ def init_weights(module):
 
 
 @register_model("vit_denoiser", ViTDenoiserConfig)
-class ViTDenoiser(nn.Module):
+class ViTDenoiser(DenoisingModel):
     """Image denoiser (B, C, H, W) -> (B, C, H, W), for any H, W divisible by the patch.
 
     `forward_features` gives the encoder tokens (B, N, D). Sizes other than `img_size` work
@@ -131,6 +125,11 @@ class ViTDenoiser(nn.Module):
                                      skip_chans=self.skip_chans())
         self.encoder.apply(init_weights)
         self.decoder.apply(init_weights)
+
+    @property
+    def facts(self):
+        p = self.config.patch_size
+        return ModelFacts("image", self.config.in_chans, (p, p), tuple(self.config.img_size))
 
     def check_input(self, x):
         if x.ndim != 4:

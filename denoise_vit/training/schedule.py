@@ -1,0 +1,76 @@
+"""The learning-rate schedule of every training run: linear warm-up, then constant or cosine.
+
+One function, `lr_factor`, used by `denoise-vit train` and by the benchmark. The cosine's
+progress is measured in steps (epochs x steps_per_epoch), in training seconds (a time budget,
+`max_train_seconds`), or both, whichever is further along: a run ends when the first of its
+limits is reached, and the rate reaches its floor exactly then.
+"""
+import math
+import time
+
+import torch
+
+
+def lr_factor(step, progress, *, warmup_steps=0, schedule="cosine", min_lr_ratio=0.0):
+    """Multiplier of the base rate at optimisation step `step` (0-based).
+
+    progress: the fraction (0..1) of the run done after warm-up; only the cosine reads it.
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, max(0.0, progress))
+    return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class TrainClock:
+    """Seconds spent training (evaluation and checkpoints excluded), readable while it runs.
+
+    A time-based schedule reads it at every step; a resumed run starts it from the seconds
+    stored in its checkpoint, so a time budget means the same in a fresh and a resumed run.
+    """
+
+    def __init__(self, seconds=0.0):
+        self.done = float(seconds)
+        self._since = None
+
+    def start(self):
+        self._since = time.perf_counter()
+
+    def stop(self):
+        if self._since is not None:
+            self.done += time.perf_counter() - self._since
+            self._since = None
+
+    @property
+    def seconds(self):
+        running = time.perf_counter() - self._since if self._since is not None else 0.0
+        return self.done + running
+
+
+def make_scheduler(optimizer, *, schedule="cosine", warmup_steps=0, min_lr_ratio=0.0,
+                   total_steps=None, budget_seconds=None, clock=None):
+    """A LambdaLR stepped once per optimisation step.
+
+    The cosine decays over `total_steps` steps after warm-up, or over `budget_seconds` of
+    `clock.seconds`, or over whichever of the two ends first when both are given.
+    """
+    if schedule == "cosine" and total_steps is None and budget_seconds is None:
+        raise ValueError("a cosine schedule needs total_steps or budget_seconds")
+    if budget_seconds is not None and clock is None:
+        raise ValueError("a time-based schedule needs the run's clock")
+
+    def progress(step):
+        parts = []
+        if total_steps is not None:
+            parts.append((step - warmup_steps) / max(1, total_steps - warmup_steps))
+        if budget_seconds is not None:
+            parts.append(clock.seconds / budget_seconds)
+        return max(parts) if parts else 0.0
+
+    def factor(step):
+        return lr_factor(step, progress(step) if schedule == "cosine" else 0.0,
+                         warmup_steps=warmup_steps, schedule=schedule, min_lr_ratio=min_lr_ratio)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
