@@ -6,13 +6,18 @@ device, and an evaluation set is regenerated from its seed whenever it is needed
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
+
 import torch
 from torch import Tensor
 
-from data_gen.images import check_count, generate_images, generate_noise2noise
+from data_gen.checks import check_count
+from data_gen.images import generate_images, generate_noise2noise
+from data_gen.settings import SETTING_NAMES, GeneratorSettings, unknown_key
 from data_gen.video import generate_videos
 
-__all__ = ["KINDS", "SyntheticStream", "make_eval_set"]
+__all__ = ["KINDS", "SyntheticStream", "check_generator_options", "make_eval_set"]
 
 KINDS = ("images", "videos", "noise2noise")
 
@@ -21,6 +26,51 @@ def _check_kind(kind) -> str:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}, got {kind!r}")
     return kind
+
+
+# what each kind's generator draws by default
+_PRESETS = {
+    "images": GeneratorSettings,
+    "videos": GeneratorSettings,
+    "noise2noise": GeneratorSettings.noise2noise,
+}
+
+# arguments of generate_videos that a stream or a config does not set through generator options
+_NOT_OPTIONS = {"generator", "device", "dtype", "settings"}
+
+
+def _video_keys() -> tuple[str, ...]:
+    """The keywords generate_videos takes besides the settings fields (speed, jitter, ...)."""
+    return tuple(
+        name for name, p in inspect.signature(generate_videos).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in _NOT_OPTIONS
+    )
+
+
+def check_generator_options(kind: str, options: Mapping) -> dict:
+    """Check a config's generator options (``[data.generator]``) for data of ``kind``.
+
+    kind: "images", "noise2noise" or "videos". options: keywords of that kind's generator: the
+    ``GeneratorSettings`` fields, and for videos also generate_videos' own keywords (speed,
+    jitter, persistent_clutter, redraw_pixel_noise, ...). Returns them as a plain dict,
+    unchanged. Raises ValueError: "unknown generator key 'k'; valid keys: ..." for a key that is
+    not one of them, or a message starting with the key for a bad value.
+    """
+    kind = _check_kind(kind)
+    if not isinstance(options, Mapping):
+        raise ValueError(f"generator options must be a table of keys, got {options!r}")
+    video_keys = _video_keys() if kind == "videos" else ()
+    for key in options:
+        if key not in SETTING_NAMES and key not in video_keys:
+            raise unknown_key(key, SETTING_NAMES + video_keys)
+    settings = GeneratorSettings.from_options(
+        {k: v for k, v in options.items() if k not in video_keys}, base=_PRESETS[kind]())
+    if video_keys:
+        # generate_videos checks its own keywords before it draws anything: an empty draw
+        # checks them without this function repeating (or falling behind) those checks
+        generate_videos(0, 1, 1, settings=settings,
+                        **{k: v for k, v in options.items() if k in video_keys})
+    return dict(options)
 
 
 def _draw(kind: str, n: int, size, frames: int, generator: torch.Generator, kwargs: dict):

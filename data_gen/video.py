@@ -24,16 +24,11 @@ import torch
 from torch import Tensor
 
 from data_gen import images
-from data_gen.images import (
-    Cells,
-    Rects,
-    check_count,
-    check_nonnegative,
-    check_range,
-    make_config,
-    render_cells,
-    render_rects,
-)
+from data_gen.checks import check_count, check_flag, check_nonnegative, check_range
+from data_gen.images import Scene
+from data_gen.rendering import render_cells, render_rects
+from data_gen.sampling import Cells, Rects
+from data_gen.settings import GeneratorSettings, settings_from_keywords
 
 __all__ = ["Tracks", "generate_videos", "move_cells"]
 
@@ -152,55 +147,39 @@ def generate_videos(
     jitter: float = 0.3,
     persistent_clutter: bool = False,
     redraw_pixel_noise: bool = False,
-    gaussian_sigma: float = 0.0,
-    photons: float | None = None,
-    cell_rate: float = 0.002,
-    cell_radius: tuple[int, int] = (5, 10),
-    cell_amplitude: tuple[float, float] = (0.6, 1.0),
-    filled_rate: float = 0.0003,
-    filled_long: tuple[int, int] = (20, 50),
-    filled_short: tuple[int, int] = (2, 10),
-    filled_value: tuple[float, float] = (0.0, 0.8),
-    noisy_rate: float = 0.0003,
-    noisy_side: tuple[int, int] = (10, 30),
-    noisy_value: tuple[float, float] = (0.0, 0.8),
+    settings: GeneratorSettings | None = None,
+    **options,
 ) -> tuple[Tensor, Tensor]:
     """Draw ``n`` clips of ``frames`` frames of moving cells under clutter.
 
     speed: (lo, hi) pixels per frame. jitter: per-frame, per-axis standard deviation (pixels)
         added to each step. persistent_clutter / redraw_pixel_noise: see the module docstring.
-    The remaining keywords are those of ``generate_images`` (per frame).
+    settings and the remaining keywords (its fields) are those of ``generate_images``, per frame.
     Returns (input, target), each (n, 1, T, H, W): target = the moving cells of each frame.
     """
     n = check_count("n", n)
     frames = check_count("frames", frames, minimum=1)
     speed = check_range("speed", speed, minimum=0)
     jitter = check_nonnegative("jitter", jitter)
-    for name, flag in (("persistent_clutter", persistent_clutter),
-                       ("redraw_pixel_noise", redraw_pixel_noise)):
-        if not isinstance(flag, bool):
-            raise ValueError(f"{name} must be True or False, got {flag!r}")
-    cfg = make_config(size, generator=generator, device=device, dtype=dtype, cell_rate=cell_rate,
-                      cell_radius=cell_radius, cell_amplitude=cell_amplitude,
-                      filled_rate=filled_rate, filled_long=filled_long, filled_short=filled_short,
-                      filled_value=filled_value, noisy_rate=noisy_rate, noisy_side=noisy_side,
-                      noisy_value=noisy_value, gaussian_sigma=gaussian_sigma, photons=photons)
-    h, w = cfg.height, cfg.width
-    target = torch.zeros((n, frames, h, w), device=cfg.device, dtype=dtype)
-    inp = torch.empty((n, frames, h, w), device=cfg.device, dtype=dtype)
-    clips_per_chunk = max(1, images.chunk_size(cfg.device) // frames)
+    persistent_clutter = check_flag("persistent_clutter", persistent_clutter)
+    redraw_pixel_noise = check_flag("redraw_pixel_noise", redraw_pixel_noise)
+    settings = settings_from_keywords("generate_videos", settings, options)
+    scene = Scene.build(size, settings, generator=generator, device=device, dtype=dtype)
+    h, w = scene.height, scene.width
+    target, inp = scene.zeros(n, frames), scene.empty(n, frames)
+    clips_per_chunk = max(1, images.chunk_size(scene.device) // frames)
     for start in range(0, n, clips_per_chunk):
         part = slice(start, min(start + clips_per_chunk, n))
         m = part.stop - part.start
-        tracks = move_cells(cfg.cells(m, generator), frames, h, w, speed=speed, jitter=jitter,
+        tracks = move_cells(scene.cells(m, generator), frames, h, w, speed=speed, jitter=jitter,
                             generator=generator)
         clean = target[part].view(m * frames, h, w)
         render_cells(tracks.frame_cells(), h, w, out=clean)
         observed = inp[part].view(m * frames, h, w)
         if not persistent_clutter:
-            cfg.noisy_copy(clean, observed, generator)
+            scene.noisy_copy(clean, observed, generator)
             continue
-        filled_rects, noisy_rects = cfg.filled(m, generator), cfg.noisy(m, generator)
+        filled_rects, noisy_rects = scene.filled(m, generator), scene.noisy(m, generator)
         clutter = render_rects(filled_rects, h, w)  # (m, H, W), one per clip
         if redraw_pixel_noise:
             clutter = clutter.repeat_interleave(frames, dim=0)
@@ -210,5 +189,5 @@ def generate_videos(
             render_rects(noisy_rects, h, w, pixel_noise=True, generator=generator, out=clutter)
             clutter = clutter.repeat_interleave(frames, dim=0)
         torch.add(clean, clutter, out=observed)
-        cfg.add_sensor_noise(observed, generator)
+        scene.add_sensor_noise(observed, generator)
     return inp.unsqueeze(1), target.unsqueeze(1)

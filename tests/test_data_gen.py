@@ -4,7 +4,7 @@ Statistical checks draw parameters for many images (cheap: no rendering) and all
 errors, so a correct generator fails them about once in a few million runs.
 """
 
-import inspect
+import dataclasses
 import io
 import math
 
@@ -14,7 +14,9 @@ import torch
 
 import data_gen
 from data_gen import (
+    GeneratorSettings,
     SyntheticStream,
+    check_generator_options,
     generate_images,
     generate_noise2noise,
     generate_videos,
@@ -115,10 +117,18 @@ def assert_fits(rects, height, width):
 
 
 def test_noise2noise_uses_the_course_rectangle_rates():
-    parameters = inspect.signature(generate_noise2noise).parameters
-    defaults = {name: p.default for name, p in parameters.items()}
-    assert defaults["filled_rate"] == defaults["noisy_rate"] == 0.0005
-    rects = img.sample_filled_rects(MANY, 64, 64, rate=defaults["filled_rate"], generator=gen(4))
+    preset = GeneratorSettings.noise2noise()
+    assert preset.filled_rate == preset.noisy_rate == 0.0005
+    # the rest is the course's
+    assert dataclasses.replace(preset, filled_rate=0.0003, noisy_rate=0.0003) == GeneratorSettings()
+    assert GeneratorSettings.noise2noise(noisy_rate=0.001).noisy_rate == 0.001
+    # generate_noise2noise draws with the preset unless told otherwise
+    default = generate_noise2noise(4, 32, generator=gen(4))
+    explicit = generate_noise2noise(4, 32, generator=gen(4), settings=preset)
+    course = generate_noise2noise(4, 32, generator=gen(4), settings=GeneratorSettings())
+    assert all(torch.equal(a, b) for a, b in zip(default, explicit))
+    assert not torch.equal(default[0], course[0])
+    rects = img.sample_filled_rects(MANY, 64, 64, rate=preset.filled_rate, generator=gen(4))
     assert_mean(rects.counts, 0.0005 * 64 * 64, sd=math.sqrt(0.0005 * 64 * 64))
 
 
@@ -524,8 +534,8 @@ def test_make_eval_set_rejects_unknown_keywords():
 
 def test_public_api():
     assert set(data_gen.__all__) == {
-        "generate_images", "generate_noise2noise", "generate_videos", "SyntheticStream",
-        "make_eval_set",
+        "generate_images", "generate_noise2noise", "generate_videos", "GeneratorSettings",
+        "SyntheticStream", "check_generator_options", "make_eval_set",
     }
 
 

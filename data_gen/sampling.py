@@ -1,0 +1,190 @@
+"""Drawing the objects of a batch: every object of every image at once, as tensors.
+
+``sample_cells`` / ``sample_filled_rects`` / ``sample_noisy_rects`` draw object parameters as
+tensors padded to K slots per image (K = the largest count in the batch), with a ``valid`` mask
+of shape (n, K). Their defaults are the course's (``GeneratorSettings()``); the laws are in the
+``data_gen.images`` docstring. Drawing nothing but parameters is cheap, which is what the
+statistical tests rely on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from data_gen.checks import resolve_device
+from data_gen.settings import GeneratorSettings
+
+__all__ = ["Cells", "Rects", "sample_cells", "sample_filled_rects", "sample_noisy_rects"]
+
+_COURSE = GeneratorSettings()
+
+
+@dataclass
+class Cells:
+    """Discs, padded to K slots per image (slots where ``valid`` is False are ignored).
+
+    centre_y, centre_x: (B, K) pixel coordinates; int64 for still images, floating point for
+        moving cells (rendering handles both).
+    radius: (B, K) int64.
+    amplitude: (B, K) float.
+    valid: (B, K) bool.
+    """
+
+    centre_y: Tensor
+    centre_x: Tensor
+    radius: Tensor
+    amplitude: Tensor
+    valid: Tensor
+
+    @property
+    def counts(self) -> Tensor:
+        """(B,) int64: number of cells per image."""
+        return self.valid.sum(dim=1)
+
+
+@dataclass
+class Rects:
+    """Axis-aligned rectangles, padded to K slots per image.
+
+    top, left: (B, K) int64, the top-left pixel (always inside the image).
+    height, width: (B, K) int64, at least 1 and at most the image size.
+    value: (B, K) float, the constant (filled) or the scale of the per-pixel noise (noisy).
+    valid: (B, K) bool.
+    """
+
+    top: Tensor
+    left: Tensor
+    height: Tensor
+    width: Tensor
+    value: Tensor
+    valid: Tensor
+
+    @property
+    def counts(self) -> Tensor:
+        """(B,) int64: number of rectangles per image."""
+        return self.valid.sum(dim=1)
+
+
+
+def _poisson_counts(n: int, mean: float, generator, device) -> Tensor:
+    """(n,) int64 draws from Poisson(mean)."""
+    rates = torch.full((n,), float(mean), device=device)
+    return torch.poisson(rates, generator=generator).long()
+
+
+def _slots(counts: Tensor) -> tuple[int, Tensor]:
+    """K = the largest count, and the (n, K) mask of slots in use."""
+    k = int(counts.max()) if counts.numel() else 0
+    valid = torch.arange(k, device=counts.device) < counts[:, None]
+    return k, valid
+
+
+def _uniform(lo: float, hi: float, shape, generator, device, dtype) -> Tensor:
+    return lo + (hi - lo) * torch.rand(shape, generator=generator, device=device, dtype=dtype)
+
+
+def _randint(lo: int, hi: int, shape, generator, device) -> Tensor:
+    """Uniform integers in [lo, hi], inclusive."""
+    return torch.randint(lo, hi + 1, shape, generator=generator, device=device)
+
+
+def _randint_between(lo: Tensor, hi: Tensor, generator) -> Tensor:
+    """Uniform integers in [lo, hi] with per-element bounds (int64 tensors, lo <= hi)."""
+    u = torch.rand(lo.shape, generator=generator, device=lo.device)
+    span = hi - lo + 1
+    # u * span can round up to span in float32; the clamp keeps the draw in range
+    return lo + torch.minimum((u * span).long(), span - 1)
+
+
+def sample_cells(
+    n: int,
+    height: int,
+    width: int,
+    *,
+    rate: float = _COURSE.cell_rate,
+    radius: tuple[int, int] = _COURSE.cell_radius,
+    amplitude: tuple[float, float] = _COURSE.cell_amplitude,
+    generator: torch.Generator | None = None,
+    device=None,
+    dtype: torch.dtype = torch.float32,
+) -> Cells:
+    """Draw the discs of ``n`` images of size (height, width). Returns ``Cells`` of shape (n, K).
+
+    Centres are int64; K is the largest count in the batch.
+    """
+    device = resolve_device(generator, device)
+    counts = _poisson_counts(n, rate * height * width, generator, device)
+    k, valid = _slots(counts)
+    r = _randint(radius[0], radius[1], (n, k), generator, device)
+    centres = []
+    for size in (height, width):
+        # [r, size - r] keeps the disc inside; when it is empty (tiny image) the bounds swap
+        lo = torch.minimum(r, size - r)
+        hi = torch.maximum(r, size - r)
+        centres.append(_randint_between(lo, hi, generator))
+    amp = _uniform(amplitude[0], amplitude[1], (n, k), generator, device, dtype)
+    return Cells(centre_y=centres[0], centre_x=centres[1], radius=r, amplitude=amp, valid=valid)
+
+
+def _place_rects(height, width, h, w, value, valid, generator) -> Rects:
+    # a side longer than the image is cut to the image, then the top-left is uniform so it fits
+    h = h.clamp(max=height)
+    w = w.clamp(max=width)
+    top = _randint_between(torch.zeros_like(h), height - h, generator)
+    left = _randint_between(torch.zeros_like(w), width - w, generator)
+    return Rects(top=top, left=left, height=h, width=w, value=value, valid=valid)
+
+
+def sample_filled_rects(
+    n: int,
+    height: int,
+    width: int,
+    *,
+    rate: float = _COURSE.filled_rate,
+    long: tuple[int, int] = _COURSE.filled_long,
+    short: tuple[int, int] = _COURSE.filled_short,
+    value: tuple[float, float] = _COURSE.filled_value,
+    generator: torch.Generator | None = None,
+    device=None,
+    dtype: torch.dtype = torch.float32,
+) -> Rects:
+    """Draw the filled rectangles of ``n`` images. Returns ``Rects`` of shape (n, K)."""
+    device = resolve_device(generator, device)
+    counts = _poisson_counts(n, rate * height * width, generator, device)
+    k, valid = _slots(counts)
+    long_side = _randint(long[0], long[1], (n, k), generator, device)
+    short_side = _randint(short[0], short[1], (n, k), generator, device)
+    vertical = torch.rand((n, k), generator=generator, device=device) < 0.5
+    h = torch.where(vertical, long_side, short_side)
+    w = torch.where(vertical, short_side, long_side)
+    val = _uniform(value[0], value[1], (n, k), generator, device, dtype)
+    return _place_rects(height, width, h, w, val, valid, generator)
+
+
+def sample_noisy_rects(
+    n: int,
+    height: int,
+    width: int,
+    *,
+    rate: float = _COURSE.noisy_rate,
+    side: tuple[int, int] = _COURSE.noisy_side,
+    value: tuple[float, float] = _COURSE.noisy_value,
+    generator: torch.Generator | None = None,
+    device=None,
+    dtype: torch.dtype = torch.float32,
+) -> Rects:
+    """Draw the noisy rectangles of ``n`` images. Returns ``Rects`` of shape (n, K).
+
+    The per-pixel noise is drawn at rendering time (``render_rects(..., pixel_noise=True)``).
+    """
+    device = resolve_device(generator, device)
+    counts = _poisson_counts(n, rate * height * width, generator, device)
+    k, valid = _slots(counts)
+    h = _randint(side[0], side[1], (n, k), generator, device)
+    w = _randint(side[0], side[1], (n, k), generator, device)
+    val = _uniform(value[0], value[1], (n, k), generator, device, dtype)
+    return _place_rects(height, width, h, w, val, valid, generator)
+
