@@ -16,12 +16,9 @@ def cmd_train(args):
         for name in names:
             print(f"{name:{width}s}  {presets.describe(name)}")
         return
-    overrides = list(args.overrides)
-    if args.device:
-        overrides.append(f'device="{args.device}"')
-    if args.out_dir:
-        overrides.append(f'out_dir="{args.out_dir}"')
-    cfg = load_config(args.config, overrides)
+    options = {"device": args.device, "out_dir": args.out_dir}   # values, never parsed as TOML
+    cfg = load_config(args.config, args.overrides,
+                      {key: value for key, value in options.items() if value is not None})
     summary = run_training(cfg, resume=args.resume, progress=not args.no_progress)
     if summary["signal"]:  # stopped by SIGINT / SIGTERM after writing a checkpoint
         return 128 + summary["signal"]  # the shell's code for a signal: `&&` chains stop here

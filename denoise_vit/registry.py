@@ -47,6 +47,22 @@ def make_config(config_cls, kwargs, what="model"):
     return config_cls(**kwargs)
 
 
+def check_model_args(name, kwargs, prefix=""):
+    """Build (and so validate) the config of model `name` without the model; the message of a
+    bad value names the key with `prefix` (e.g. "model.depth must be ...")."""
+    from . import models  # noqa: F401
+    if name not in _MODELS:
+        raise ConfigError(f"unknown {prefix}name {name!r}; available: {', '.join(list_models())}")
+    config_cls = _MODELS[name][1]
+    try:
+        return make_config(config_cls, kwargs, what=f"{prefix}{name}")
+    except ConfigError as exc:
+        msg = str(exc)
+        if prefix and msg.split(" ", 1)[0] in {f.name for f in dataclasses.fields(config_cls)}:
+            raise ConfigError(prefix + msg) from None
+        raise
+
+
 def build_model(name="vit_denoiser", **kwargs):
     """Build a registered model; every key has a default (`build_model("vit_denoiser")` is the
     course preset). Raises ConfigError for an unknown name, key or an unusable value."""
@@ -54,7 +70,7 @@ def build_model(name="vit_denoiser", **kwargs):
     if name not in _MODELS:
         raise ConfigError(f"unknown model {name!r}; available: {', '.join(list_models())}")
     cls, config_cls = _MODELS[name]
-    return cls(make_config(config_cls, kwargs, what=f"{name}"))
+    return cls(make_config(config_cls, kwargs, what=name))
 
 
 def model_spec(model):

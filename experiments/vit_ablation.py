@@ -19,7 +19,7 @@ from denoise_vit.benchmark.runner import count_flops, train_with_marks
 from denoise_vit.training.config import DataConfig, load_config
 from denoise_vit.training.data import make_eval_data
 from denoise_vit.registry import build_model
-from denoise_vit.training.run import model_args_for
+from denoise_vit.training.setup import model_args_for
 
 # (name, what changes, base experiment config, overrides). Each row states its full difference
 # from the course recipe (presets/course.toml: patch 8, width 32, depth 12, conv decoder).

@@ -6,7 +6,7 @@ import pytest
 from denoise_vit import ConfigError, build_model
 from denoise_vit.presets import list_presets
 from denoise_vit.training.config import load_config
-from denoise_vit.training.run import model_args_for
+from denoise_vit.training.setup import model_args_for
 
 PRESETS = list_presets()
 
@@ -38,16 +38,73 @@ def test_overrides_are_typed_and_nested(tmp_path):
 @pytest.mark.parametrize("overrides, message", [
     (["learning_rate=1e-3"], "unknown config key 'learning_rate'"),
     (["data.sise=32"], "unknown config key 'data.sise'"),
-    (["epochs=two"], "'epochs' must be a int"),
-    (["amp=1"], "must be true or false"),
-    (["epochs=0"], "epochs must be at least 1"),
-    (["schedule=linear"], "schedule must be"),
+    (["epochs=two"], "epochs must be an integer, not 'two'"),
+    (["amp=1"], "amp must be true or false"),
+    (["epochs=0"], "epochs must be a positive integer"),
+    (["epochs=2.5"], "epochs must be an integer"),
+    (["batch_size=-4"], "batch_size must be a positive integer"),
+    (["eval_batch_size=0"], "eval_batch_size must be a positive integer"),
+    (["schedule=linear"], "schedule must be one of"),
+    (["optimizer=sgd"], "optimizer must be one of"),
     (["data.kind=audio"], "data.kind must be one of"),
     (["lr"], "not of the form key=value"),
+    (["lr=-1e-3"], "lr must be greater than 0"),
+    (["lr=nan"], "lr must be a finite number"),
+    (["lr=inf"], "lr must be a finite number"),
+    (["weight_decay=-0.1"], "weight_decay must be at least 0"),
+    (["warmup_steps=-5"], "warmup_steps must be at least 0"),
+    (["figure_samples=-1"], "figure_samples must be at least 0"),
+    (["max_train_seconds=-1"], "max_train_seconds must be greater than 0"),
+    (["max_train_seconds=0"], "max_train_seconds must be greater than 0"),
+    (["grad_clip=0"], "grad_clip must be greater than 0"),
+    (["min_lr_ratio=1.5"], r"min_lr_ratio must be in \[0, 1\]"),
+    (["seed=-1"], r"seed must be an integer in \[0, 4294967295\]"),
+    (["seed=99999999999999999999"], "seed must be an integer in"),
+    (["data.size=0"], "data.size must be at least 1 pixel"),
+    (["data.size=2.5"], "data.size must be an int or"),
+    (['data.size="64"'], "data.size must be an int or"),
+    (["data.size=[64]"], "data.size must be an int or"),
+    (["data.eval_size=0"], "data.eval_size must be a positive integer"),
+    (["data.frames=-2"], "data.frames must be a positive integer"),
+    (["data.eval_seed=-3"], "data.eval_seed must be an integer in"),
+    (["data.generator.cel_rate=0.1"], "unknown config key 'data.generator.cel_rate'"),
+    (["data.generator.cell_rate=-1"], "data.generator.cell_rate"),
+    (["data.generator.speed=1"], "unknown config key 'data.generator.speed'"),
+    (["data.kind=videos", "data.generator.speed=[3, 1]"], "data.generator.speed"),
+    (["model.depth=true"], "model.depth must be an integer, not True"),
+    (["model.depth=0"], "model.depth must be a positive integer"),
+    (["model.mlp_ratio=-2"], "model.mlp_ratio must be greater than 0"),
+    (["model.drop_path_rate=1.5"], r"model.drop_path_rate must be in \[0, 1\)"),
+    (["model.dept=3"], "unknown model.vit_denoiser key"),
+    (["model.name=vit"], "unknown model.name 'vit'"),
+    (["data.size=60"], "img_size 60x60 is not divisible by patch_size 8"),
+    (["name=../escape"], "name must be a plain folder name"),
+    (["name=/tmp/abs"], "name must be a plain folder name"),
+    (["name=.."], "name must be a plain folder name"),
+    (['name="a\\\\b"'], "name must be a plain folder name"),
+    (['name=""'], "name must be a plain folder name"),
 ])
 def test_bad_keys_and_values(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, overrides)
+
+
+def test_command_line_values_are_taken_as_they_are_not_parsed_as_toml(tmp_path):
+    odd = str(tmp_path / "odd" / "a\\new") + '"quoted'
+    cfg = load_config(None, [], {"out_dir": odd, "device": "cpu"})
+    assert cfg.out_dir == odd and cfg.device == "cpu"
+
+
+def test_non_utf8_config_file_is_one_message(tmp_path):
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes("name = 'caf\xe9'".encode("latin-1"))
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        load_config(bad)
+
+
+def test_a_preset_name_works_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_config("quick").name == "quick"
 
 
 def test_missing_and_invalid_config_files(tmp_path):

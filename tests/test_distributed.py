@@ -17,7 +17,7 @@ from data_gen import SyntheticStream
 from denoise_vit.checkpoint import read_checkpoint
 from denoise_vit.training.config import load_config
 from denoise_vit.registry import build_model
-from denoise_vit.training.run import model_args_for, seed_everything
+from denoise_vit.training.setup import model_args_for, seed_everything
 
 SPE, EPOCHS = 3, 2
 # no dropout, so one step's gradient can be recomputed here exactly; BatchNorm stays (conv decoder)
@@ -32,8 +32,8 @@ HOOK = textwrap.dedent("""
 
         rank, seen = int(os.environ["RANK"]), {"saves": 0}
 
-        def build_model(*args, **kwargs):
-            seen["model"] = model = real_build_model(*args, **kwargs)
+        def build_run_model(*args, **kwargs):
+            seen["model"] = model = real_build_run_model(*args, **kwargs)
             return model
 
         def make_optimizer(cfg, model):
@@ -70,7 +70,7 @@ HOOK = textwrap.dedent("""
                        os.path.join(os.environ["DUMP_RANK_STATE"], f"rank{rank}.pt"))
             return summary
 
-        real_build_model, train.build_model = train.build_model, build_model
+        real_build_run_model, train.build_run_model = train.build_run_model, build_run_model
         real_make_optimizer, train.make_optimizer = train.make_optimizer, make_optimizer
         real_make_train_stream, train.make_train_stream = train.make_train_stream, make_train_stream
         real_atomic_save, train.atomic_save = train.atomic_save, atomic_save
@@ -137,5 +137,5 @@ def test_rank_zero_alone_writes_logs_and_checkpoints(ddp_run):
     assert proc.stdout.count("epoch 1:") == 1 and proc.stdout.count("world size 2") == 1
     assert f"done: {SPE * EPOCHS} steps" in proc.stdout
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "checkpoint_best.pt", "checkpoint_last.pt", "checkpoint_prev.pt", "config.json",
+        ".lock", "checkpoint_best.pt", "checkpoint_last.pt", "checkpoint_prev.pt", "config.json",
         "curves.png", "metrics.csv", "samples.png"]

@@ -38,7 +38,8 @@ from ..training.engine import StopFlag, evaluate, predict, train_steps
 from ..errors import ConfigError
 from ..metrics import psnr, ssim
 from ..registry import build_model
-from ..training.run import make_optimizer, model_args_for, seed_everything
+from ..training.schedule import TrainClock, make_scheduler
+from ..training.setup import build_run_model, make_optimizer, model_args_for
 
 DEFAULT_CONFIGS = ("vit_fast", "unet", "dncnn", "course")
 RECORD_FIELDS = ("name", "psnr", "ssim", "params", "flops", "train_seconds", "infer_ms_per_image")
@@ -199,22 +200,6 @@ def run_classical(eval_inputs, eval_targets, *, methods=None, val_size=32, worke
 
 # ---------------------------------------------------------------- networks
 
-def budget_cosine(cfg, optimizer, budget_seconds, clock):
-    """Warm-up over cfg.warmup_steps, then a cosine decay over *training time*, reaching
-    cfg.min_lr_ratio exactly at `budget_seconds` (read from `clock()`, seconds trained)."""
-    def factor(step):
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        progress = min(1.0, clock() / budget_seconds)
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def warmup_constant(cfg, optimizer):
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0)
-
-
 def train_with_marks(cfg, marks, eval_inputs, eval_targets, *, cosine_to=None, idle_wait=1200.0,
                      log=log_default):
     """Train `cfg` on the CPU until the training time reaches each of `marks` (seconds, sorted)
@@ -227,30 +212,25 @@ def train_with_marks(cfg, marks, eval_inputs, eval_targets, *, cosine_to=None, i
     device = torch.device("cpu")
     if idle_wait:
         wait_for_idle(max_wait=idle_wait, log=log)
-    seed_everything(cfg.seed)
-    model = build_model(cfg.model_name, **model_args_for(cfg)).to(device)
+    model = build_run_model(cfg, device)
     optimizer = make_optimizer(cfg, model)
-    seconds = 0.0
-    step_start = [None]   # perf_counter at the start of the current train_steps call
-
-    def clock():  # training seconds so far, read by the time-based cosine during a call
-        return seconds + (time.perf_counter() - step_start[0] if step_start[0] else 0.0)
-
-    scheduler = (budget_cosine(cfg, optimizer, cosine_to, clock) if cosine_to
-                 else warmup_constant(cfg, optimizer))
+    clock = TrainClock()
+    scheduler = make_scheduler(optimizer, schedule="cosine" if cosine_to else "constant",
+                               warmup_steps=cfg.warmup_steps, min_lr_ratio=cfg.min_lr_ratio,
+                               budget_seconds=cosine_to, clock=clock)
     stream = make_train_stream(cfg.data, cfg.batch_size, seed=cfg.seed * 1000, device=device)
     points, step, images = [], 0, 0
     for mark in marks:
         stop = StopFlag()
         load = ForeignLoad()
-        step_start[0] = time.perf_counter()
-        done, loss_sum, n, secs = train_steps(
+        clock.start()
+        done, loss_sum, n, _ = train_steps(
             model, stream, optimizer, scheduler, first_step=step, last_step=2 ** 62,
             device=device, grad_clip=cfg.grad_clip, stop=stop,
-            deadline=time.monotonic() + (mark - seconds), progress=False)
-        step_start[0] = None
+            deadline=time.monotonic() + (mark - clock.seconds), progress=False)
+        clock.stop()
         foreign = load.stop()
-        step, seconds, images = step + done, seconds + secs, images + n
+        step, images, seconds = step + done, images + n, clock.seconds
         metrics = evaluate(model, eval_inputs, eval_targets, device=device,
                            batch_size=cfg.eval_batch_size)
         points.append({"budget_s": mark, "train_seconds": seconds, "steps": step,

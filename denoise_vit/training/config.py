@@ -1,6 +1,7 @@
 """Training configuration: small dataclasses, read from a TOML file plus key=value overrides.
 
-An experiment file states only what differs from the defaults, e.g. presets/quick.toml:
+A preset (denoise_vit/presets/NAME.toml) or a user's file states only what differs from the
+defaults, e.g. presets/quick.toml:
 
     name = "quick"
     epochs = 8
@@ -10,18 +11,24 @@ An experiment file states only what differs from the defaults, e.g. presets/quic
     eval_size = 256
 
 Overrides use dotted keys: `lr=3e-4 model.embed_dim=64 data.generator.gaussian_sigma=0.05`.
-Every run writes its resolved config (config.json) beside its outputs.
+Every key and value is checked when the config loads (`from_dict`), model and generator keys
+included, so a mistake stops with one message naming the key before any work starts. Every
+run writes its resolved config (config.json) beside its outputs.
 """
 import dataclasses
 import json
 import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Optional
 
+from ..checks import check_choice, check_config, check_int_range, image_size
 from ..errors import ConfigError
 
 DATA_KINDS = ("images", "videos", "noise2noise", "pairs")
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("constant", "cosine")
+SEED_MAX = 2**32 - 1      # numpy's seed range; the streams derive seed * 1000 + rank from it
 
 
 @dataclass
@@ -47,12 +54,12 @@ class TrainConfig:
     batch_size: int = 64
     optimizer: str = "adam"       # adam | adamw
     lr: float = 1e-3
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0     # on weight matrices and kernels only (not norms, biases, pos)
     schedule: str = "constant"    # constant | cosine (after linear warm-up)
     warmup_steps: int = 0
     min_lr_ratio: float = 0.0     # cosine floor, as a fraction of lr
     grad_clip: Optional[float] = None
-    max_train_seconds: Optional[float] = None   # stop (and evaluate) once training time exceeds this
+    max_train_seconds: Optional[float] = None   # training time budget (evaluation not counted)
     seed: int = 0
     device: str = "auto"          # auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps
     amp: bool = False             # bf16 autocast (for GPUs)
@@ -82,48 +89,75 @@ def _check_keys(cls, values, prefix=""):
                               f"{' under ' + prefix[:-1] if prefix else ''}: {', '.join(sorted(names))}")
 
 
-def _typed(cls, key, value, prefix):
-    """Check a value against the type of the default (ints are accepted for floats)."""
-    f = next(f for f in dataclasses.fields(cls) if f.name == key)
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-    if default is None or value is None or isinstance(default, (dict, DataConfig)) or key == "size":
-        return value
-    if isinstance(default, bool) != isinstance(value, bool):
-        raise ConfigError(f"config key {prefix + key!r} must be true or false, not {value!r}")
-    if isinstance(default, float) and isinstance(value, int):
-        return float(value)
-    if not isinstance(value, type(default)):
-        raise ConfigError(f"config key {prefix + key!r} must be a {type(default).__name__}, "
-                          f"not {value!r}")
-    return value
+def _table(values, key):
+    table = values.pop(key, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"config key {key!r} must be a table, not {table!r}")
+    return table
+
+
+def check_run_name(name):
+    """A run name is one folder name inside out_dir: no separators, not '.' or '..'."""
+    parts = {PurePosixPath(name).name, PureWindowsPath(name).name}
+    if not name.strip() or parts != {name} or name in (".", "..") or "\0" in name:
+        raise ConfigError(f"name must be a plain folder name (no '/', '\\\\', '.' or '..'), "
+                          f"not {name!r}")
+    return name
+
+
+def check_data(data):
+    check_config(data, positive=("frames", "eval_size"), prefix="data.")
+    check_choice("data.kind", data.kind, DATA_KINDS)
+    image_size(data.size, "data.size")
+    check_int_range("data.eval_seed", data.eval_seed, 0, 2**63 - 1)
+    if data.kind == "pairs":
+        if not data.pairs_dir:
+            raise ConfigError("data.kind='pairs' needs data.pairs_dir (a folder with input/ "
+                              "and target/)")
+        if data.generator:
+            raise ConfigError("data.generator keys apply to synthetic data, not to "
+                              "data.kind='pairs'")
+        return
+    from data_gen import check_generator_options
+    try:
+        check_generator_options(data.kind, data.generator)
+    except (TypeError, ValueError) as exc:
+        msg = str(exc)
+        unknown = "unknown generator key '"
+        raise ConfigError(msg.replace(unknown, "unknown config key 'data.generator.", 1)
+                          if msg.startswith(unknown) else f"data.generator.{msg}") from None
+
+
+def check_train(cfg):
+    check_config(cfg, positive=("epochs", "steps_per_epoch", "batch_size", "eval_batch_size"),
+                 nonnegative=("weight_decay", "warmup_steps", "figure_samples"),
+                 positive_numbers=("lr", "grad_clip", "max_train_seconds"))
+    check_run_name(cfg.name)
+    if not cfg.out_dir:
+        raise ConfigError("out_dir must name a folder")
+    check_choice("optimizer", cfg.optimizer, OPTIMIZERS)
+    check_choice("schedule", cfg.schedule, SCHEDULES)
+    if not 0 <= cfg.min_lr_ratio <= 1:
+        raise ConfigError(f"min_lr_ratio must be in [0, 1], not {cfg.min_lr_ratio!r}")
+    check_int_range("seed", cfg.seed, 0, SEED_MAX)
+    if not isinstance(cfg.model.get("name", ""), str):
+        raise ConfigError(f"model.name must be a string, not {cfg.model['name']!r}")
+    from ..registry import check_model_args
+    from .setup import model_args_for
+    check_model_args(cfg.model_name, {}, prefix="model.")   # the name first
+    check_model_args(cfg.model_name, model_args_for(cfg), prefix="model.")
 
 
 def from_dict(values):
-    """TrainConfig from a nested dict, checking every key and type."""
+    """TrainConfig from a nested dict, checking every key and value."""
     values = dict(values)
     _check_keys(TrainConfig, values)
-    data = values.pop("data", {})
-    if not isinstance(data, dict):
-        raise ConfigError("config key 'data' must be a table")
+    data, model = _table(values, "data"), _table(values, "model")
     _check_keys(DataConfig, data, "data.")
-    data = DataConfig(**{k: _typed(DataConfig, k, v, "data.") for k, v in data.items()})
-    if data.kind not in DATA_KINDS:
-        raise ConfigError(f"data.kind must be one of {DATA_KINDS}, not {data.kind!r}")
-    if data.kind == "pairs" and not data.pairs_dir:
-        raise ConfigError("data.kind='pairs' needs data.pairs_dir (a folder with input/ and target/)")
-    model = values.pop("model", {})
-    if not isinstance(model, dict):
-        raise ConfigError("config key 'model' must be a table")
-    cfg = TrainConfig(**{k: _typed(TrainConfig, k, v, "") for k, v in values.items()},
-                      data=data, model={"name": "vit_denoiser", **model})
-    for key in ("epochs", "steps_per_epoch", "batch_size", "eval_size"):
-        holder = cfg.data if key == "eval_size" else cfg
-        if getattr(holder, key) < 1:
-            raise ConfigError(f"{key} must be at least 1 (got {getattr(holder, key)})")
-    if cfg.optimizer not in ("adam", "adamw"):
-        raise ConfigError(f"optimizer must be 'adam' or 'adamw', not {cfg.optimizer!r}")
-    if cfg.schedule not in ("constant", "cosine"):
-        raise ConfigError(f"schedule must be 'constant' or 'cosine', not {cfg.schedule!r}")
+    data = DataConfig(**data)
+    check_data(data)
+    cfg = TrainConfig(**values, data=data, model={"name": "vit_denoiser", **model})
+    check_train(cfg)
     return cfg
 
 
@@ -145,13 +179,19 @@ def apply_overrides(values, overrides):
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r} is not of the form key=value")
-        node = values
-        *parents, leaf = key.strip().split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {part!r} is not a table")
-        node[leaf] = parse_value(raw.strip())
+        set_key(values, key.strip(), parse_value(raw.strip()), item)
+    return values
+
+
+def set_key(values, key, value, what=None):
+    """values['a']['b']['c'] = value for key 'a.b.c' (tables created as needed)."""
+    node = values
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {what or key!r}: {part!r} is not a table")
+    node[leaf] = value
     return values
 
 
@@ -166,26 +206,30 @@ def read_config_text(path):
             raise ConfigError(f"config file {p} is not UTF-8 text") from None
         except OSError as exc:
             raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from exc
-    name = p.stem if p.suffix == ".toml" and p.parent == Path(".") else str(path)
-    if name in presets.list_presets():
-        return presets.read_preset(name), name
+    if str(path) in presets.list_presets():
+        return presets.read_preset(str(path)), str(path)
     if p.exists():
         raise ConfigError(f"config path {p} is not a file")
-    raise ConfigError(f"config {path!r} is neither a file nor a preset; presets: "
+    raise ConfigError(f"config {str(path)!r} is neither a file nor a preset; presets: "
                       f"{', '.join(presets.list_presets())} (denoise-vit train --list-configs)")
 
 
-def load_config(path=None, overrides=()):
-    """TrainConfig from a file or preset name (None: the defaults) plus key=value overrides."""
-    values = {}
+def load_config(path=None, overrides=(), values=None):
+    """TrainConfig from a file or preset name (None: the defaults), key=value overrides, then
+    `values` ({dotted key: Python value}, e.g. from command-line options: taken as they are,
+    never parsed as TOML)."""
+    config = {}
     if path is not None:
         text, name = read_config_text(path)
         try:
-            values = tomllib.loads(text)
+            config = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
-        values.setdefault("name", name)
-    return from_dict(apply_overrides(values, overrides))
+        config.setdefault("name", name)
+    apply_overrides(config, overrides)
+    for key, value in (values or {}).items():
+        set_key(config, key, value)
+    return from_dict(config)
 
 
 def save_config(cfg, path):
