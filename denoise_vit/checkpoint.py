@@ -152,8 +152,9 @@ def model_from_checkpoint(ckpt, path="checkpoint"):
     return model
 
 
-def load_model(path, *, device="cpu", expect=None):
-    """Rebuild a model from its checkpoint alone, in eval mode, on `device`.
+def open_checkpoint(path, *, device="cpu", expect=None):
+    """(checkpoint dict, model rebuilt from it in eval mode on `device`): the one way every
+    command and `load_model` open a checkpoint.
 
     `expect`: a model name or a tuple of names; a checkpoint of another kind is refused.
     """
@@ -163,4 +164,9 @@ def load_model(path, *, device="cpu", expect=None):
         if ckpt["model_name"] not in names:
             raise CheckpointError(f"{path} holds a {ckpt['model_name']!r} model; this needs "
                                   f"{' or '.join(map(repr, names))}")
-    return model_from_checkpoint(ckpt, path).to(device).eval()
+    return ckpt, model_from_checkpoint(ckpt, path).to(device).eval()
+
+
+def load_model(path, *, device="cpu", expect=None):
+    """Rebuild a model from its checkpoint alone, in eval mode, on `device`."""
+    return open_checkpoint(path, device=device, expect=expect)[1]

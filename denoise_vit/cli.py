@@ -41,18 +41,17 @@ def eval_data(ckpt, args):
     return inputs, targets, data.eval_size, data.eval_seed, data.kind
 
 
-def open_checkpoint(args):
-    from .checkpoint import model_from_checkpoint, read_checkpoint
+def checkpoint_and_model(args):
+    from .checkpoint import open_checkpoint
     from .device import resolve_device
-    ckpt = read_checkpoint(args.checkpoint)
     device = resolve_device(args.device or "auto")
-    return ckpt, model_from_checkpoint(ckpt, args.checkpoint).to(device).eval(), device
+    return (*open_checkpoint(args.checkpoint, device=device), device)
 
 
 def cmd_evaluate(args):
     from .training.engine import evaluate
     from .metrics import psnr, ssim
-    ckpt, model, device = open_checkpoint(args)
+    ckpt, model, device = checkpoint_and_model(args)
     inputs, targets, n, seed, kind = eval_data(ckpt, args)
     metrics = evaluate(model, inputs, targets, device=device)
     print(f"evaluation set: {n} {kind}, seed {seed}; model {ckpt['model_name']} "
@@ -66,7 +65,7 @@ def cmd_visualize(args):
     from .training.engine import predict
     from .figures import save_batch_figure, save_clip_figures
     from .metrics import psnr
-    ckpt, model, device = open_checkpoint(args)
+    ckpt, model, device = checkpoint_and_model(args)
     args.n = args.n or 6
     inputs, targets, n, seed, kind = eval_data(ckpt, args)
     out = Path(args.output)
@@ -115,10 +114,17 @@ def cmd_benchmark(args):
     print(f"wrote {run_and_report(opts, args.out_dir)}")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with usage mistakes as one line (exit 2), like every other error here."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="denoise-vit", description="Train, evaluate and look at transformer denoisers.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("train", help="train a model from an experiment config",
                        description="Train from a TOML config (a preset name such as quick, or "

@@ -1,8 +1,5 @@
 """Figures people look at: denoised batches and training curves (PNG, no screen needed)."""
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure   # no pyplot: no global backend or figure state
 
 
 def _image_grid(path, rows, *, column_titles=None, title=None, cell=1.9):
@@ -11,8 +8,8 @@ def _image_grid(path, rows, *, column_titles=None, title=None, cell=1.9):
     rows: {label: sequence of 2-D arrays}, every row of the same length.
     """
     n = len(next(iter(rows.values())))
-    fig, axes = plt.subplots(len(rows), n, figsize=(cell * n + 0.8, cell * len(rows) + 0.4),
-                             squeeze=False)
+    fig = Figure(figsize=(cell * n + 0.8, cell * len(rows) + 0.4))
+    axes = fig.subplots(len(rows), n, squeeze=False)
     for r, (label, images) in enumerate(rows.items()):
         for c in range(n):
             ax = axes[r, c]
@@ -27,7 +24,6 @@ def _image_grid(path, rows, *, column_titles=None, title=None, cell=1.9):
     if title:
         fig.suptitle(title)
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
 
 def save_batch_figure(path, inputs, targets, outputs, *, title=None):
@@ -45,7 +41,8 @@ def save_batch_figure(path, inputs, targets, outputs, *, title=None):
 def save_curves(path, rows, *, noisy_psnr=None):
     """Train loss and eval PSNR against epoch, from the metrics rows (dicts) of a run."""
     epochs = [r["epoch"] for r in rows]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    (ax1, ax2) = fig.subplots(1, 2)
     ax1.plot(epochs, [r["train_loss"] for r in rows], marker="o")
     ax1.set_yscale("log")
     ax1.set_xlabel("epoch")
@@ -60,7 +57,6 @@ def save_curves(path, rows, *, noisy_psnr=None):
     ax2.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def _frames(clip):
@@ -84,7 +80,8 @@ def save_sequence_gif(path, noisy, denoised, *, fps=4, title=None):
     """Animated GIF of one clip, noisy beside denoised, frame by frame (tensors (C, T, H, W))."""
     from matplotlib.animation import FuncAnimation, PillowWriter
     panels = {"noisy": _frames(noisy), "denoised": _frames(denoised)}
-    fig, axes = plt.subplots(1, 2, figsize=(5.2, 2.9))
+    fig = Figure(figsize=(5.2, 2.9))
+    axes = fig.subplots(1, 2)
     images = []
     for ax, (label, frames) in zip(axes, panels.items()):
         images.append(ax.imshow(frames[0], cmap="gray", vmin=0, vmax=1))
@@ -101,7 +98,6 @@ def save_sequence_gif(path, noisy, denoised, *, fps=4, title=None):
 
     animation = FuncAnimation(fig, show, frames=len(panels["noisy"]), blit=False)
     animation.save(path, writer=PillowWriter(fps=fps), dpi=80)
-    plt.close(fig)
 
 
 def save_clip_figures(png, gif, noisy, clean, denoised, *, title=None):

@@ -18,7 +18,6 @@ the cosine of `experiments/*.toml` is step-based and would decay at a different 
 every model). `separate_runs=True` instead trains once per budget with a cosine decay timed
 to end exactly at that budget (costs the sum of the budgets rather than the largest).
 """
-import json
 import math
 import os
 import platform
@@ -37,6 +36,7 @@ from ..training.data import make_eval_data, make_train_stream
 from ..training.engine import StopFlag, evaluate, predict, train_steps
 from ..errors import ConfigError
 from ..metrics import psnr, ssim
+from ..paths import read_json, writable_folder
 from ..registry import build_model
 from ..training.schedule import TrainClock, make_scheduler
 from ..training.setup import build_run_model, make_optimizer, model_args_for
@@ -319,7 +319,22 @@ class BenchmarkOptions:
             opts.methods = () if methods.strip() == "none" else split(methods)
         if workers is not None:
             opts.workers = workers
-        return opts
+        return opts.check()
+
+    def check(self):
+        """Every option checked before any work (one message naming the option)."""
+        if not self.budgets_min or not all(math.isfinite(b) and b > 0 for b in self.budgets_min):
+            raise ConfigError(f"--budgets must be positive, finite minutes, not "
+                              f"{','.join(f'{b:g}' for b in self.budgets_min) or 'nothing'}")
+        for name, value, minimum in (("--eval-size", self.eval_size, 1),
+                                     ("--val-size", self.val_size, 1),
+                                     ("--workers", self.workers, 1),
+                                     ("figure_samples", self.figure_samples, 0)):
+            if value is not None and value < minimum:
+                raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+        if not self.configs:
+            raise ConfigError("--configs names no network")
+        return self
 
     def command_line(self):
         """The `denoise-vit benchmark` command that reproduces these options."""
@@ -341,9 +356,8 @@ class BenchmarkOptions:
 def run_benchmark(opts, *, log=log_default):
     """Everything of one benchmark run, as a dict (what benchmarks.json holds)."""
     started = time.time()
+    opts.check()
     budgets = sorted(float(b) * 60 for b in opts.budgets_min)
-    if not budgets or budgets[0] <= 0:
-        raise ConfigError("budgets must be positive numbers of minutes")
     data = DataConfig()
     if opts.eval_size is not None:
         data.eval_size = opts.eval_size
@@ -407,16 +421,19 @@ def run_benchmark(opts, *, log=log_default):
 def run_and_report(opts, out_dir="docs", *, log=log_default):
     """Run the benchmark and write out_dir/BENCHMARKS.md, benchmarks.json and the plots."""
     from .report import load_ablation, load_crosscheck, write_report
+    opts.check()
+    writable_folder(out_dir, "report folder (--out-dir)")
+    writable_folder(opts.runs_dir, "folder of the trained networks (--runs-dir)")
+    ablation, crosscheck = load_ablation(out_dir), load_crosscheck(out_dir)  # readable, up front
     results = run_benchmark(opts, log=log)
-    return write_report(results, out_dir, ablation=load_ablation(out_dir),
-                        crosscheck=load_crosscheck(out_dir))
+    return write_report(results, out_dir, ablation=ablation, crosscheck=crosscheck)
 
 
 def rebuild_report(out_dir="docs"):
     """Rewrite BENCHMARKS.md and the plots from out_dir/benchmarks.json (and ablation.json)."""
     from .report import load_ablation, load_crosscheck, write_report
-    path = Path(out_dir) / "benchmarks.json"
-    if not path.exists():
-        raise ConfigError(f"{path} does not exist; run the benchmark first")
-    return write_report(json.loads(path.read_text()), out_dir, ablation=load_ablation(out_dir),
+    results = read_json(Path(out_dir) / "benchmarks.json", "benchmark results (run the benchmark first)")
+    if not isinstance(results, dict) or not isinstance(results.get("methods"), list):
+        raise ConfigError(f"{Path(out_dir) / 'benchmarks.json'} is not a benchmark's results")
+    return write_report(results, out_dir, ablation=load_ablation(out_dir),
                         crosscheck=load_crosscheck(out_dir))

@@ -216,15 +216,14 @@ def run_denoise(inputs, output, checkpoint, *, options, denoiser_args, device="c
     Raises DenoiseVitError for a problem that stops the whole run (checkpoint, options, a single
     bad input) and, after the others are written, when some of several inputs failed.
     """
-    from ..checkpoint import model_from_checkpoint, read_checkpoint
+    from ..checkpoint import open_checkpoint
     warn = warn or (lambda msg: print(f"denoise-vit denoise: skipped {msg}", file=sys.stderr))
     if options.dtype not in ("input", "float32"):
         raise DenoiseVitError(f"--dtype must be 'input' or 'float32', not {options.dtype!r}")
     jobs, single = plan(inputs, output, options.dtype)
     if single and jobs[0][2]:
         raise ImageFileError(jobs[0][2])
-    ckpt = read_checkpoint(checkpoint)
-    model = model_from_checkpoint(ckpt, checkpoint)
+    ckpt, model = open_checkpoint(checkpoint, device=device)
     denoiser = Denoiser(model, device=device, **denoiser_args)
     record = model_intensity(ckpt, log)
     written, failed = 0, 0

@@ -1,5 +1,4 @@
 """Multi-head self-attention with a fused and a plain path."""
-import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn

@@ -8,10 +8,10 @@
 - Temporary files of interrupted writes (`.NAME.tmp-PID`) are removed when a run claims the
   folder.
 """
-import os
 from pathlib import Path
 
 from ..errors import TrainingError
+from ..paths import writable_folder
 
 try:
     import fcntl
@@ -32,14 +32,7 @@ class RunFolder:
 
     def claim(self, *, resume):
         """Create, probe, lock and check the folder; TrainingError (one line) if it is not ours."""
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            probe = self.path / f".write-test-{os.getpid()}"
-            probe.write_bytes(b"ok")
-            probe.unlink()
-        except OSError as exc:
-            raise TrainingError(f"cannot write to run folder {self.path}: "
-                                f"{exc.strerror or exc}") from exc
+        writable_folder(self.path, "run folder", error=TrainingError)
         self._take_lock()
         if not resume:
             found = self.existing_run_files()
