@@ -5,17 +5,11 @@ import sys
 import pytest
 
 from denoise_vit.cli import main
-from denoise_vit.training.run import run_training
-from denoise_vit.training.config import load_config
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("cli")
-    cfg = load_config(None, ["model.depth=1", "data.size=32", "batch_size=8", "steps_per_epoch=3",
-                             "epochs=1", "data.eval_size=16", f'out_dir="{tmp}"', 'name="c"'])
-    run_training(cfg, progress=False, log=lambda *a: None)
-    return tmp / "c" / "checkpoint_last.pt"
+@pytest.fixture()
+def checkpoint(trained_checkpoint):
+    return trained_checkpoint
 
 
 def test_evaluate_prints_noisy_and_denoised(checkpoint, capsys):
@@ -60,6 +54,7 @@ def test_visualize_into_missing_folder(checkpoint, capsys):
     assert "output folder does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_python_dash_m_entry_point_reports_errors():
     proc = subprocess.run([sys.executable, "-m", "denoise_vit", "evaluate", "--checkpoint",
                            "/nonexistent.pt"], capture_output=True, text=True)

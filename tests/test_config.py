@@ -1,5 +1,4 @@
 """Configs: experiment files, overrides, and clear errors for keys that do not exist."""
-from pathlib import Path
 
 import pytest
 

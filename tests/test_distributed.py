@@ -19,6 +19,8 @@ from denoise_vit.training.config import load_config
 from denoise_vit.registry import build_model
 from denoise_vit.training.setup import model_args_for, seed_everything
 
+pytestmark = pytest.mark.slow   # subprocess scenarios (CI runs them)
+
 SPE, EPOCHS = 3, 2
 # no dropout, so one step's gradient can be recomputed here exactly; BatchNorm stays (conv decoder)
 ARGS = ["model.depth=1", "data.size=16", "batch_size=4", f"steps_per_epoch={SPE}",

@@ -8,25 +8,18 @@ from PIL import Image
 
 from denoise_vit.checkpoint import atomic_save, make_checkpoint, read_checkpoint
 from denoise_vit.cli import main
-from denoise_vit.training.config import load_config
 from denoise_vit.errors import DenoiseVitError
 from denoise_vit.inference.io import (ImageFileError, cast, check_axes, from_stack, guess_axes, read_image,
                             to_stack, write_image)
 from denoise_vit.registry import build_model
-from denoise_vit.training.run import run_training
 
 RNG = np.random.default_rng(0)
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
+@pytest.fixture()
+def checkpoint(trained_checkpoint):
     """A briefly trained image model (its checkpoint records the training intensities)."""
-    tmp = tmp_path_factory.mktemp("ckpt")
-    cfg = load_config(None, ["model.depth=1", "model.embed_dim=16", "model.num_heads=2",
-                             "data.size=32", "batch_size=8", "steps_per_epoch=2", "epochs=1",
-                             "data.eval_size=16", f'out_dir="{tmp}"', 'name="c"'])
-    run_training(cfg, progress=False, log=lambda *a: None)
-    return tmp / "c" / "checkpoint_last.pt"
+    return trained_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,12 @@ def test_course_preset():
     x = torch.rand(3, 1, 64, 64)
     assert model.forward_features(x).shape == (3, 64, 32)
     assert model(x).shape == x.shape
-    assert "vit_denoiser" in list_models()
+
+
+def test_every_listed_model_builds_with_its_defaults_and_states_its_facts():
+    for name in list_models():
+        model = build_model(name)
+        assert model.model_name == name and model.facts.kind in ("image", "video")
 
 
 CONFIGS = [

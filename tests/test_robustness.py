@@ -22,6 +22,8 @@ from denoise_vit.cli import main
 from denoise_vit.training.engine import StopFlag
 from denoise_vit.training.run import SignalStop
 
+pytestmark = pytest.mark.slow   # subprocess scenarios (CI runs them)
+
 # Dropout, stochastic depth (global torch RNG), BatchNorm (conv decoder), a cosine schedule with
 # warm-up and Adam's moments: everything a resume has to restore.
 SPE, EPOCHS = 20, 3

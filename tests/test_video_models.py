@@ -4,7 +4,6 @@ Token mixing is read off gradients: with tubelet 1, input frame t / patch s feed
 only, so d forward_features(x)[t, s] / d x, summed over each frame's patch, is a (nt, ns) map
 of the tokens that output token depends on (exactly zero where no path exists).
 """
-from pathlib import Path
 
 import pytest
 import torch
