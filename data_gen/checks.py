@@ -30,16 +30,16 @@ def _is_finite_number(value) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def image_size(size) -> tuple[int, int]:
+def image_size(size, name: str = "size") -> tuple[int, int]:
     """``size`` as (H, W): an int gives a square image, a pair gives (H, W)."""
     if _is_int(size):
         hw = (int(size), int(size))
     elif isinstance(size, (tuple, list)) and len(size) == 2 and all(map(_is_int, size)):
         hw = (int(size[0]), int(size[1]))
     else:
-        raise ValueError(f"size must be an int or a pair of ints (H, W), got {size!r}")
+        raise ValueError(f"{name} must be an int or a pair of ints (H, W), got {size!r}")
     if min(hw) < 1:
-        raise ValueError(f"size must be at least 1 pixel on each side, got {size!r}")
+        raise ValueError(f"{name} must be at least 1 pixel on each side, got {size!r}")
     return hw
 
 

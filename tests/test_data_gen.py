@@ -283,6 +283,10 @@ def test_more_images_than_one_chunk(monkeypatch):
     assert inp.shape == (7, 1, 64, 64)
     assert torch.equal(inp[:3], first) and torch.equal(target[:3], first_target)
     assert not torch.equal(inp[3:6], first)
+    # videos chunk by whole clips: 3 frames per chunk is one clip of 2 frames
+    clips, _ = generate_videos(3, frames=2, size=32, generator=gen(15))
+    one, _ = generate_videos(1, frames=2, size=32, generator=gen(15))
+    assert torch.equal(clips[:1], one) and not torch.equal(clips[1:2], one)
 
 
 def test_seeding():
@@ -358,6 +362,143 @@ def test_generator_and_device_must_agree():
 def test_unknown_keyword_is_rejected():
     with pytest.raises(TypeError, match="cel_rate"):
         generate_images(2, cel_rate=0.1)
+
+
+# ---------------------------------------------------------------- pinned output
+
+
+def sums(tensors):
+    return [t.double().sum().item() for t in tensors]
+
+
+def test_seeded_output_is_pinned():
+    """Checksums of small seeded batches, recorded from the generator as it was before the
+    settings refactor: a change that alters any generated value (or the order of random draws)
+    fails here. Update the numbers only for a change meant to alter the data."""
+    clutter = dict(filled_rate=0.002, noisy_rate=0.002)  # rectangles in every small clip
+    cases = [
+        (generate_images(16, 32, generator=gen(0)), [1543.908358, 1120.051277]),
+        (generate_noise2noise(8, 32, generator=gen(1)), [542.646287, 715.390582, 238.682706]),
+        (generate_images(16, (24, 40), generator=gen(3), cell_rate=0.01, cell_radius=(2, 6),
+                         noisy_rate=0.002, photons=50.0, gaussian_sigma=0.05),
+         [3057.860629, 1223.072837]),
+        (generate_videos(3, frames=4, size=32, generator=gen(2), **clutter),
+         [3327.701749, 777.964993]),
+        (generate_videos(3, frames=4, size=32, generator=gen(2), persistent_clutter=True,
+                         **clutter), [3722.092921, 777.964993]),
+        (generate_videos(3, frames=4, size=32, generator=gen(2), persistent_clutter=True,
+                         redraw_pixel_noise=True, **clutter), [3609.087675, 777.964993]),
+    ]
+    for batch, expected in cases:
+        assert sums(batch) == pytest.approx(expected, rel=1e-6, abs=1e-6)
+
+
+# ---------------------------------------------------------------- settings
+
+
+@pytest.mark.parametrize(
+    "changes,name",
+    [
+        (dict(cell_rate=-0.1), "cell_rate"),
+        (dict(filled_long=(50, 20)), "filled_long"),
+        (dict(cell_rate=True), "cell_rate"),
+        (dict(cell_radius=(True, 5)), "cell_radius"),
+        (dict(photons=True), "photons"),
+        (dict(noisy_rate=float("nan")), "noisy_rate"),
+        (dict(gaussian_sigma=float("inf")), "gaussian_sigma"),
+        (dict(cell_amplitude=(0.5, float("nan"))), "cell_amplitude"),
+        (dict(photons=float("inf")), "photons"),
+        (dict(noisy_side="10-30"), "noisy_side"),
+    ],
+)
+def test_settings_are_checked_when_built(changes, name):
+    with pytest.raises(ValueError, match=f"^{name} must"):
+        GeneratorSettings(**changes)
+    with pytest.raises(ValueError, match=f"^{name} must"):
+        GeneratorSettings.from_options(changes)
+
+
+def test_settings_name_a_misspelt_key():
+    with pytest.raises(ValueError, match=r"^unknown generator key 'cel_rate'; valid keys: "
+                                         r"cell_rate, cell_radius, .*photons$"):
+        GeneratorSettings.from_options({"cel_rate": 0.1})
+    with pytest.raises(TypeError, match="cel_rate"):
+        GeneratorSettings(cel_rate=0.1)
+
+
+def test_settings_are_frozen_normalised_and_comparable():
+    settings = GeneratorSettings.from_options({"cell_radius": [3, 4], "cell_rate": 0})
+    assert settings.cell_radius == (3, 4) and isinstance(settings.cell_radius, tuple)
+    assert settings.cell_rate == 0.0 and isinstance(settings.cell_rate, float)
+    assert settings.filled_value == (0.0, 0.8)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.cell_rate = 0.1
+    assert settings == GeneratorSettings(cell_radius=(3, 4), cell_rate=0.0)
+    assert hash(settings) == hash(GeneratorSettings(cell_radius=(3, 4), cell_rate=0.0))
+    base = GeneratorSettings.noise2noise()
+    assert GeneratorSettings.from_options({}, base=base) is base
+    assert GeneratorSettings.from_options({"photons": 10}, base=base).filled_rate == 0.0005
+
+
+def test_generators_take_settings_and_keywords():
+    settings = GeneratorSettings(cell_rate=0.01, filled_rate=0)
+    by_settings = generate_images(4, 32, generator=gen(50), settings=settings)
+    by_keywords = generate_images(4, 32, generator=gen(50), cell_rate=0.01, filled_rate=0)
+    assert all(torch.equal(a, b) for a, b in zip(by_settings, by_keywords))
+    # a keyword changes that field of the given settings
+    both = generate_images(4, 32, generator=gen(50), settings=settings, noisy_rate=0)
+    alone = generate_images(4, 32, generator=gen(50), cell_rate=0.01, filled_rate=0,
+                            noisy_rate=0)
+    assert all(torch.equal(a, b) for a, b in zip(both, alone))
+    with pytest.raises(ValueError, match="settings"):
+        generate_images(2, settings={"cell_rate": 0.01})
+    with pytest.raises(TypeError, match="cel_rate"):
+        generate_videos(2, cel_rate=0.1)
+    with pytest.raises(TypeError, match="speed"):
+        generate_images(2, speed=(1, 2))
+
+
+# ---------------------------------------------------------------- config options
+
+
+@pytest.mark.parametrize("kind", ["images", "noise2noise", "videos"])
+def test_check_generator_options_accepts_and_returns_valid_options(kind):
+    options = {"cell_radius": [3, 6], "filled_rate": 0.001, "photons": 30}  # as TOML gives
+    checked = check_generator_options(kind, options)
+    assert checked == options and type(checked) is dict
+    assert check_generator_options(kind, {}) == {}
+
+
+@pytest.mark.parametrize("kind", ["images", "noise2noise", "videos"])
+def test_check_generator_options_names_the_key(kind):
+    with pytest.raises(ValueError, match=r"^unknown generator key 'cel_rate'; valid keys: "):
+        check_generator_options(kind, {"cel_rate": 0.1})
+    with pytest.raises(ValueError, match=r"^cell_radius must"):
+        check_generator_options(kind, {"cell_radius": [9, 3]})
+    with pytest.raises(ValueError, match=r"^noisy_rate must"):
+        check_generator_options(kind, {"noisy_rate": True})
+    for key in ("frames", "device", "dtype", "generator", "settings", "n", "size"):
+        with pytest.raises(ValueError, match=f"^unknown generator key '{key}'"):
+            check_generator_options(kind, {key: 1})
+
+
+def test_check_generator_options_video_keywords():
+    video = {"speed": [0.5, 3.0], "jitter": 0, "persistent_clutter": True,
+             "redraw_pixel_noise": False}
+    assert check_generator_options("videos", video) == video
+    for key in video:  # video keywords are not image settings
+        with pytest.raises(ValueError, match=f"^unknown generator key '{key}'"):
+            check_generator_options("images", {key: video[key]})
+    with pytest.raises(ValueError, match="valid keys: .*photons, speed, jitter"):
+        check_generator_options("videos", {"sped": [1, 2]})
+    for bad in ({"speed": [2, 1]}, {"speed": [-1, 1]}, {"jitter": -0.1},
+                {"jitter": float("nan")}, {"persistent_clutter": "yes"},
+                {"redraw_pixel_noise": 1}):
+        (key,) = bad
+        with pytest.raises(ValueError, match=f"^{key} must"):
+            check_generator_options("videos", bad)
+    with pytest.raises(ValueError, match="kind"):
+        check_generator_options("movies", {})
 
 
 # ---------------------------------------------------------------- videos
