@@ -8,21 +8,18 @@ import math
 import typing
 from numbers import Integral, Real
 
+from data_gen.checks import image_size as data_gen_image_size
+
 from .errors import ConfigError
 
 
 def image_size(value, key="img_size"):
-    """An int or a pair of positive ints as (H, W); ConfigError naming `key` otherwise."""
-    if isinstance(value, Integral) and not isinstance(value, bool):
-        hw = (int(value), int(value))
-    elif (isinstance(value, (tuple, list)) and len(value) == 2
-          and all(isinstance(v, Integral) and not isinstance(v, bool) for v in value)):
-        hw = (int(value[0]), int(value[1]))
-    else:
-        raise ConfigError(f"{key} must be an int or [height, width] of ints, not {value!r}")
-    if min(hw) < 1:
-        raise ConfigError(f"{key} must be at least 1 pixel on each side, not {value!r}")
-    return hw
+    """An int or a pair of positive ints as (H, W) (data_gen's one parser of sizes);
+    ConfigError naming `key` otherwise."""
+    try:
+        return data_gen_image_size(value, key)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _type_ok(value, annotation):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ..checks import image_size
 from ..errors import ConfigError
 from ..inference.intensity import Normalization
 from ..inference.io import SUFFIXES, guess_axes, read_image, to_stack
@@ -22,11 +23,7 @@ ROLES = ("input", "target", "clean")
 
 
 def crop_size(size):
-    if isinstance(size, int):
-        return size, size
-    if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(s, int) for s in size):
-        return tuple(size)
-    raise ConfigError(f"data.size must be an int or [height, width] for pairs, not {size!r}")
+    return image_size(size, "data.size")
 
 
 def _planes(path):
