@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..checks import check_config, image_size  # noqa: F401  (the models' validators)
+from ..errors import ConfigError
 
 KINDS = ("image", "video")
 
@@ -41,3 +42,14 @@ class DenoisingModel(nn.Module):
     def plane_model(self):
         """The module that denoises (B, C, H, W) planes: the model itself for image models."""
         return self
+
+    def check_input(self, x):
+        """One message for an input of the wrong rank or channel count."""
+        facts = self.facts
+        ndim, layout = (4, "images (B, C, H, W)") if facts.kind == "image" else \
+            (5, "clips (B, C, T, H, W)")
+        if x.ndim != ndim:
+            raise ConfigError(f"{self.model_name} expects {layout}, got shape {tuple(x.shape)}")
+        if x.shape[1] != facts.in_chans:
+            raise ConfigError(f"{self.model_name} was built for {facts.in_chans} channel(s), "
+                              f"got {x.shape[1]}")

@@ -17,14 +17,6 @@ from .base import DenoisingModel, ModelFacts, check_config, image_size
 from .decoders import DoubleConv
 
 
-def _check_input(model, x):
-    if x.ndim != 4:
-        raise ConfigError(f"{model.model_name} expects images (B, C, H, W), got shape {tuple(x.shape)}")
-    if x.shape[1] != model.config.in_chans:
-        raise ConfigError(f"{model.model_name} was built for {model.config.in_chans} channel(s), "
-                          f"got {x.shape[1]}")
-
-
 @dataclass
 class UNetConfig:
     """The course's U-Net: 16 base channels doubled at each of 3 down-samplings (~0.48 M weights)."""
@@ -65,7 +57,7 @@ class UNetDenoiser(DenoisingModel):
         return ModelFacts("image", self.config.in_chans, (m, m), tuple(self.config.img_size))
 
     def forward(self, x):
-        _check_input(self, x)
+        self.check_input(x)
         h, w = x.shape[-2:]
         m = 2 ** self.config.levels
         # pad to a multiple of 2**levels so every pooled map halves exactly, crop back at the end
@@ -118,5 +110,5 @@ class DnCNNDenoiser(DenoisingModel):
         return ModelFacts("image", self.config.in_chans, (1, 1), tuple(self.config.img_size))
 
     def forward(self, x):
-        _check_input(self, x)
+        self.check_input(x)
         return x - self.body(x)

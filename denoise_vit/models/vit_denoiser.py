@@ -131,13 +131,6 @@ class ViTDenoiser(DenoisingModel):
         p = self.config.patch_size
         return ModelFacts("image", self.config.in_chans, (p, p), tuple(self.config.img_size))
 
-    def check_input(self, x):
-        if x.ndim != 4:
-            raise ConfigError(f"vit_denoiser expects images (B, C, H, W), got shape {tuple(x.shape)}")
-        if x.shape[1] != self.config.in_chans:
-            raise ConfigError(f"vit_denoiser was built for {self.config.in_chans} channel(s), "
-                              f"got {x.shape[1]}")
-
     def forward_features(self, x):
         """(B, C, H, W) -> tokens (B, N, D)."""
         self.check_input(x)
