@@ -23,6 +23,8 @@ def test_notebook_executes(name, tmp_path, monkeypatch):
     monkeypatch.setenv("DENOISE_VIT_NOTEBOOK_QUICK", "1")
     monkeypatch.setenv("DENOISE_VIT_NOTEBOOK_OUT", str(tmp_path))
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    # one thread: two per process oversubscribe a shared 2-core machine (10x slower there)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     nb = jupytext.read(FOLDER / f"{name}.py")
     # a failing assert raises CellExecutionError, naming the cell
     NotebookClient(nb, timeout=600, kernel_name="python3",

@@ -1,7 +1,9 @@
 """Regenerate the notebooks' .ipynb from their jupytext sources and execute them.
 
-    flock /tmp/cpu.lock python experiments/notebooks/build.py          # both notebooks
-    python experiments/notebooks/build.py video_extension              # one of them
+    OMP_NUM_THREADS=1 python experiments/notebooks/build.py            # both notebooks
+    OMP_NUM_THREADS=1 python experiments/notebooks/build.py video_extension   # one of them
+
+(One thread per process: on a 2-core machine shared with other jobs, two oversubscribe it.)
 
 Each `NAME.py` (jupytext py:percent, the reviewed source) is read with jupytext, executed top to
 bottom with nbclient in this folder (so the figures land in docs/course/), and written to

@@ -351,7 +351,7 @@ with torch.no_grad():
 # clutter is drawn anew in every frame, so a model that looks across frames can see behind it.
 # The model: ViViT Model 4 (`video_factorised_dot_product` preset, depth 6), trained by the
 # engine of `denoise-vit train` (`run_training`). On a GPU the preset runs unchanged (6 epochs of
-# 100 steps of 8 clips); on a CPU it is shortened to 3 epochs, or 90 s of training if that comes
+# 100 steps of 8 clips); on a CPU it is shortened to 3 epochs, or 120 s of training if that comes
 # first; under the test suite, to 16 steps of 4 clips, which only checks that training runs and
 # lowers the loss (the denoised clip beats the noisy one in the other modes, asserted there).
 
@@ -368,7 +368,7 @@ if QUICK:   # a smoke test of the path: too short to beat the noisy input
 elif GPU:
     overrides = []
 else:
-    overrides = ["epochs=3", "max_train_seconds=90"]
+    overrides = ["epochs=3", "max_train_seconds=120"]
 overrides += [f"out_dir={RUNS}", "name=video_factorised_dot_product"]
 print("same as: denoise-vit train --config video_factorised_dot_product " + " ".join(overrides))
 summary = run_training(load_config("video_factorised_dot_product", overrides), progress=False,
