@@ -599,7 +599,8 @@ elif GPU:
     overrides = []
 else:
     overrides = ["epochs=3", "max_train_seconds=150"]
-overrides += [f"out_dir={RUNS}", "name=course"]
+# a new run folder at every execution: train refuses to overwrite a finished run
+overrides += [f"out_dir={RUNS}", f"name=course-{time.strftime('%Y%m%d-%H%M%S')}"]
 train_cfg = load_config("course", overrides)
 print("same as: denoise-vit train --config course " + " ".join(overrides))
 summary = run_training(train_cfg, progress=False, log=print)

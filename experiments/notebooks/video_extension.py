@@ -369,7 +369,8 @@ elif GPU:
     overrides = []
 else:
     overrides = ["epochs=3", "max_train_seconds=120"]
-overrides += [f"out_dir={RUNS}", "name=video_factorised_dot_product"]
+# a new run folder at every execution: train refuses to overwrite a finished run
+overrides += [f"out_dir={RUNS}", f"name=video_factorised_dot_product-{time.strftime('%Y%m%d-%H%M%S')}"]
 print("same as: denoise-vit train --config video_factorised_dot_product " + " ".join(overrides))
 summary = run_training(load_config("video_factorised_dot_product", overrides), progress=False,
                        log=print)
