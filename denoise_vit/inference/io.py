@@ -293,7 +293,7 @@ def add_saturating(x, d):
     return y
 
 
-def apply_change(stack, change, scales, dtype, path):
+def apply_change(stack, change, scales, dtype, path, out=None):
     """The output stack in `dtype`: each pixel of `stack` plus the model's change to it.
 
     stack: (D, C, H, W) input pixels, any supported dtype; change: (D, C, H, W) float32, the
@@ -303,9 +303,10 @@ def apply_change(stack, change, scales, dtype, path):
     type's range (never wrapped); floats are refused, not clipped, beyond the type's range. An
     unchanged pixel comes back bit for bit. Raises ImageFileError for a non-finite change (the
     model's output had NaN or inf) or an unrepresentable value; nothing is written then.
+    out: where to put the result (may be `change` itself, for float32 output); default new.
     """
     dtype = np.dtype(dtype)
-    out = np.empty(stack.shape, dtype)
+    out = np.empty(stack.shape, dtype) if out is None else out
     rows = max(1, CHUNK_PIXELS // max(1, stack.shape[1] * stack.shape[3]))
     for d in range(stack.shape[0]):
         for r in range(0, stack.shape[2], rows):
