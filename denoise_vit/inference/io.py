@@ -132,7 +132,9 @@ def peek_image(path):
         if suffix == ".npy":
             with open(path, "rb") as f:
                 version = np.lib.format.read_magic(f)
-                shape, _, dtype = np.lib.format._read_array_header(f, version)
+                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read(f)
             return tuple(shape), np.dtype(dtype)
         if suffix in TIFF:
             import tifffile
@@ -320,7 +322,8 @@ def apply_change(stack, change, scales, dtype, path, out=None):
             if dtype.kind in "ui":
                 out[region] = add_saturating(x.astype(dtype, copy=False), delta)
                 continue
-            y = x.astype(np.float64) + delta
+            y = x.astype(np.float64)
+            np.add(y, delta, out=y, where=delta != 0)   # unchanged stays unchanged, -0.0 too
             limit = np.finfo(dtype).max
             worst = float(np.abs(y).max())
             if not worst <= limit:

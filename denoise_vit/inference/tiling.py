@@ -213,7 +213,8 @@ def tiled_apply(fn, x, tiles, overlaps, *, pads=None, load=None, batch_size=8, p
                     part = w[lo:hi]
                     weight = part if weight is None else np.multiply.outer(weight, part)
                 if all(sl.stop > sl.start for sl in src[1:]):
-                    acc[n][tuple(dst)] += y[tuple(src)] * weight
+                    with np.errstate(invalid="ignore"):   # a NaN output is refused later
+                        acc[n][tuple(dst)] += y[tuple(src)] * weight
             bar.update(len(batch))
     return torch.from_numpy(acc) if as_tensor else acc
 
