@@ -122,7 +122,7 @@ def read_checkpoint(path, map_location="cpu"):
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         # torch's message starts with advice to load the file unsafely: never repeated here
-        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        found = re.search(r"GLOBAL ([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*)", str(exc))
         if found:
             raise CheckpointError(f"refusing to load {path}: it asks to build {found[1]}, an "
                                   "object other than tensors and plain data, which could run "

@@ -117,8 +117,10 @@ def test_random_bytes_are_not_a_checkpoint(image, tmp_path_factory, capsys, data
     ckpt.write_bytes((b"PK\x03\x04" if zip_magic else b"") + data)
     assert run("denoise", ckpt, image, folder / "out.tif") == 2
     line = check_refused(capsys, "denoise", ckpt)
-    assert "could run code" not in line and "weights_only" not in line.lower()
-    assert "trusted" not in line
+    if "could run code" in line:   # only where the bytes do name a global, as pickle reads them
+        name = line.split("asks to build ")[1].split(",")[0]
+        assert name.split(".")[-1].encode() in data, line
+    assert "weights_only" not in line.lower() and "trusted" not in line
 
 
 @settings(max_examples=25, **SETTINGS)

@@ -198,7 +198,7 @@ def test_video_identity_round_trip_is_exact(ckpts, tmp_path_factory, capsys, ima
 # ---------------------------------------------------------------------------------------------
 
 ENTRIES = ["good_npy", "good_png", "good_tif", "empty", "junk", "folder", "loop", "dangling",
-           "hidden", "text", "mixed_pages", "grey_alpha", "earlier"]
+           "hidden", "text", "mixed_pages", "grey_alpha", "imagej_tzyx", "earlier"]
 
 
 def make_entry(folder, out, kind, i):
@@ -239,6 +239,10 @@ def make_entry(folder, out, kind, i):
     elif kind == "grey_alpha":
         Image.fromarray(np.dstack([a // 256, a // 256]).astype(np.uint8), "LA").save(
             folder / f"{name}.png")
+    elif kind == "imagej_tzyx":   # a hyperstack with both T and Z: refused, the file named
+        tifffile.imwrite(folder / f"{name}.tif", np.stack([np.stack([a, a + 1]),
+                                                            np.stack([a + 2, a + 3])]),
+                         imagej=True, metadata={"axes": "TZYX"})
     elif kind == "earlier":  # its output exists already: refused, left as it was
         np.save(folder / f"{name}.npy", a)
         (out / f"{name}.npy").write_bytes(EARLIER)

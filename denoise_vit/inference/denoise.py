@@ -20,7 +20,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import DenoiseVitError
+from ..errors import CheckpointError, DenoiseVitError
 from ..memory import gib, require_memory
 from ..outputs import remove_stale_temps
 from .tiling import Denoiser
@@ -314,6 +314,10 @@ def run_denoise(inputs, output, checkpoint, *, options, denoiser_args, device="c
     ckpt, model = open_checkpoint(checkpoint, device=device)
     denoiser = Denoiser(model, device=device, **denoiser_args)
     record = model_intensity(ckpt, log)
+    if options.normalize != "none" and not record["high"] > record["low"]:
+        raise CheckpointError(f"{checkpoint}: its training inputs' intensities "
+                              f"({record['low']:.4g}..{record['high']:.4g}) give no range to map "
+                              "images onto; use --normalize none")
     written, failed = 0, 0
     for src, dst, problem in jobs:
         try:
