@@ -9,6 +9,7 @@ from torch import nn
 
 from denoise_vit import registry
 from denoise_vit.checkpoint import atomic_save, make_checkpoint
+from denoise_vit.models.base import DenoisingModel, ModelFacts
 
 INTENSITY = {"percentiles": [1.0, 99.8], "low": 0.0, "high": 0.8}
 
@@ -27,11 +28,18 @@ class ShiftVideoConfig(ShiftConfig):
     tubelet_size: int = 1
 
 
-class Shift(nn.Module):
+class Shift(DenoisingModel):
     def __init__(self, config):
         super().__init__()
         self.config = config
         self.anchor = nn.Parameter(torch.zeros(1))   # a checkpoint holds at least one weight
+
+    @property
+    def facts(self):
+        c, p = self.config, self.config.patch_size
+        if hasattr(c, "num_frames"):
+            return ModelFacts("video", c.in_chans, (1, p, p), (c.num_frames, c.img_size, c.img_size))
+        return ModelFacts("image", c.in_chans, (p, p), (c.img_size, c.img_size))
 
     def forward(self, x):
         return x if self.config.shift == 0 else x + self.config.shift
@@ -40,7 +48,8 @@ class Shift(nn.Module):
 def _register():
     for name, config in (("shift_test", ShiftConfig), ("shift_video_test", ShiftVideoConfig)):
         if name not in registry._MODELS:
-            registry.register_model(name, config)(type(f"Shift_{name}", (Shift,), {}))
+            registry.register_model(name, config)(
+                type(f"Shift_{name}", (Shift,), {"facts": Shift.facts}))
 
 
 _register()
