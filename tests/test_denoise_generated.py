@@ -444,3 +444,13 @@ def test_png_above_pillows_bomb_limit_is_read_and_sized_not_refused_as_a_bomb(ck
     array, _ = read_image(path)   # the pixels themselves: no DecompressionBombError
     assert array.shape == (12000, 16000) and array.dtype == np.uint8
     del array
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/kernel"), reason="needs Linux's sysfs")
+def test_a_target_no_one_can_write_is_one_line(ckpts, tmp_path, capsys):
+    """sysfs refuses new files even to root: the write fails, the clean-up must not raise."""
+    np.save(tmp_path / "in.npy", np.ones((10, 10), np.float32))
+    assert denoise(tmp_path / "in.npy", "--checkpoint", ckpts["identity"], "-o",
+                   "/sys/kernel/denoise-vit-test.npy") == 2
+    line = error_line(capsys)
+    assert "denoise-vit-test.npy" in line and "cannot write" in line
