@@ -4,8 +4,8 @@ Each input file is read (denoise_vit.inference.io), its axes checked or guessed,
 onto the range the model was trained on, denoised at any size (denoise_vit.inference.tiling), mapped
 back and written in the input's dtype, shape and axes (io.apply_change: checked and converted;
 io.write_image: atomic). Before any work: the output folders must be writable, and each file's
-size (from its header) must fit in the memory available (`memory_per_pixel`). Every file written adds one JSON line to
-`denoise_log.jsonl` beside it: input, output, checkpoint, axes, the intensity mapping used, the
+size (from its header) must fit in the memory available (`memory_per_pixel`). Every file
+written adds one JSON line to `denoise_log.jsonl` beside it: input, output, checkpoint, axes, the intensity mapping used, the
 tiling and the time taken. With several inputs, a bad file is reported and skipped and the rest
 are still written; the run then fails at the end, saying how many files failed.
 """
@@ -160,7 +160,7 @@ def prepare(array, meta, path, denoiser, options):
     video = denoiser.kind == "video"
     if options.axes:
         axes, how = check_axes(options.axes, array.shape, path), "given"
-    elif meta.get("axes"):
+    elif meta.get("axes"):  # checked as given ones are (an ImageJ TZYX hyperstack, ...)
         axes = check_axes(meta["axes"], array.shape, path, source="the axes recorded in the file,")
         how = "recorded in the file"
     else:
@@ -174,7 +174,6 @@ def prepare(array, meta, path, denoiser, options):
         raise ImageFileError(f"{path}: the image is {h} pixel(s) high and {w} wide (shape "
                              f"{shape_text(array.shape)}, axes {axes}); at least 2x2 is needed")
     channels = array.shape[axes.index("C")] if "C" in axes else 1
-    # axes recorded in the file are checked as given ones are (an ImageJ TZYX hyperstack, ...)
     if channels != denoiser.channels:
         what = "a colour image" if channels in (3, 4) else f"an image with {channels} channels"
         hint = ("; convert it to grayscale first" if denoiser.channels == 1
