@@ -5,8 +5,8 @@ onto the range the model was trained on, denoised at any size (denoise_vit.infer
 back and written in the input's dtype, shape and axes (io.apply_change: checked and converted;
 io.write_image: atomic). Before any work: the output folders must be writable, and each file's
 size (from its header) must fit in the memory available (`memory_per_pixel`). Every file
-written adds one JSON line to `denoise_log.jsonl` beside it: input, output, checkpoint, axes, the intensity mapping used, the
-tiling and the time taken. With several inputs, a bad file is reported and skipped and the rest
+written adds one JSON line to `denoise_log.jsonl` beside it: input, output, checkpoint, axes,
+the intensity mapping used, the tiling and the time taken. With several inputs, a bad file is reported and skipped and the rest
 are still written; the run then fails at the end, saying how many files failed.
 """
 import json
