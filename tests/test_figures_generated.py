@@ -111,7 +111,7 @@ def test_evaluation_set_too_large_for_memory_is_refused_with_its_size(ckpts, cap
     assert main(["evaluate", "--checkpoint", str(ckpts["image"]), "--n", "300000"]) == 2
     line = one_line(capsys, "evaluate")
     assert "an evaluation set of 300000 images needs about" in line
-    assert "20 bytes per pixel x 76800000 pixels" in line and "smaller --n" in line
+    assert "40 bytes per pixel x 76800000 pixels" in line and "smaller --n" in line
     assert main(["evaluate", "--checkpoint", str(ckpts["image"]), "--n", "3"]) == 0
     assert "evaluation set: 3 images" in capsys.readouterr().out
 
