@@ -9,8 +9,10 @@ value) is checked on load: torch.load does not check the archive's CRCs, so with
 byte in a tensor would load silently.
 """
 import hashlib
+import math
 import os
 import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -119,24 +121,67 @@ def read_checkpoint(path, map_location="cpu"):
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Weights only load failed" in str(exc):
-            raise CheckpointError(f"refusing to load {path}: it holds objects other than tensors "
-                                  f"and plain data, which could run code "
-                                  f"({str(exc).splitlines()[0]})") from exc
-        raise CheckpointError(f"cannot read checkpoint {path}: truncated or corrupt file "
-                              f"({str(exc).splitlines()[0]})") from exc
+        # torch's message starts with advice to load the file unsafely: never repeated here
+        found = re.search(r"GLOBAL ([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*)", str(exc))
+        if found:
+            raise CheckpointError(f"refusing to load {path}: it asks to build {found[1]}, an "
+                                  "object other than tensors and plain data, which could run "
+                                  "code") from exc
+        raise CheckpointError(f"cannot read checkpoint {path}: not a checkpoint file, or a "
+                              "truncated or corrupt one (its data cannot be decoded)") from exc
     except Exception as exc:  # a damaged archive or pickle fails in many ways
         raise CheckpointError(f"cannot read checkpoint {path}: truncated or corrupt file "
                               f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a denoise-vit checkpoint")
-    if ckpt.get("version", 0) > VERSION:
+    version = ckpt.get("version", 0)
+    if type(version) is not int:
+        raise CheckpointError(f"{path}: not a usable denoise-vit checkpoint: 'version' is "
+                              f"{type(version).__name__}, not an integer")
+    if version > VERSION:
         raise CheckpointError(f"{path} was written by a newer denoise-vit (format version "
                               f"{ckpt['version']} > {VERSION})")
     if "digest" in ckpt and digest(ckpt) != ckpt["digest"]:
         raise CheckpointError(f"cannot read checkpoint {path}: corrupt file (its contents do not "
                               "match the digest written with them)")
+    problem = structure_problem(ckpt)
+    if problem:
+        raise CheckpointError(f"{path}: not a usable denoise-vit checkpoint: {problem}")
     return ckpt
+
+
+def _number(value):
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def structure_problem(ckpt):
+    """None if the entries every command reads have the types they need, else what is wrong.
+
+    The digest catches damage, not a file written (or forged) with entries missing or of the
+    wrong type; those must stop here with one message, not as a KeyError deep in a command.
+    """
+    name, args, weights = ckpt.get("model_name"), ckpt.get("model_args"), ckpt.get("model")
+    if not isinstance(name, str) or not name:
+        return "no model name ('model_name' missing or not a string)"
+    if not isinstance(args, dict) or not all(isinstance(k, str) for k in args):
+        return "'model_args' missing or not a table of named values"
+    if not isinstance(weights, dict) or not weights:
+        return "no weights ('model' missing, empty or not a table of tensors)"
+    for key, value in weights.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            return f"weight {key!r} is {type(value).__name__}, not a tensor"
+    config = ckpt.get("config", {})
+    if not isinstance(config, dict) or not isinstance(config.get("data", {}), dict):
+        return "'config' (or its 'data' part) is not a table"
+    if "intensity" in ckpt:
+        rec = ckpt["intensity"]
+        pct = rec.get("percentiles") if isinstance(rec, dict) else None
+        if not (isinstance(rec, dict) and _number(rec.get("low")) and _number(rec.get("high"))
+                and isinstance(pct, (list, tuple)) and len(pct) == 2 and all(map(_number, pct))
+                and 0 <= pct[0] < pct[1] <= 100 and rec["low"] <= rec["high"]):
+            return ("'intensity' is not a record of two percentiles (0..100, rising) and the "
+                    "finite low <= high values they had")
+    return None
 
 
 def model_from_checkpoint(ckpt, path="checkpoint"):
@@ -144,11 +189,16 @@ def model_from_checkpoint(ckpt, path="checkpoint"):
         model = build_model(ckpt["model_name"], **ckpt["model_args"])
     except ConfigError as exc:
         raise CheckpointError(f"cannot rebuild the model stored in {path}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 -- arguments of the wrong type fail anywhere inside
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"cannot rebuild the model stored in {path}: its arguments do not "
+                              f"fit model {ckpt['model_name']!r} ({detail})") from exc
     try:
         model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
+    except Exception as exc:  # noqa: BLE001 -- RuntimeError for shapes, others for odd values
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"weights in {path} do not fit model {ckpt['model_name']!r}: "
-                              f"{str(exc).splitlines()[0]}") from exc
+                              f"{detail}") from exc
     return model
 
 

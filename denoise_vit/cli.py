@@ -1,6 +1,8 @@
 """The `denoise-vit` command line (also `python -m denoise_vit`)."""
 import argparse
+import signal
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from .errors import DenoiseVitError
@@ -28,8 +30,26 @@ def cmd_train(args):
               f"input {summary['noisy_psnr']:.2f}); outputs in {summary['run_dir']}")
 
 
+# Evaluation sets are made whole (a fixed set must not depend on how it is cut): inputs, targets
+# and outputs at 4 bytes per pixel each, the generator's temporaries while it draws them and the
+# metrics' (measured: 37.7 bytes per pixel for `evaluate --n 4000` of 64x64 images).
+EVAL_BYTES_PER_PIXEL = 40
+FIGURE_MAX_IMAGES = 100   # columns of the visualize figure (matplotlib's limit is 2**16 pixels)
+
+
+def check_eval_options(args):
+    """--n and --seed of evaluate / visualize, before any work."""
+    if args.n is not None and args.n < 1:
+        raise DenoiseVitError(f"--n must be at least 1 (got {args.n})")
+    if args.command == "visualize" and args.n is not None and args.n > FIGURE_MAX_IMAGES:
+        raise DenoiseVitError(f"--n {args.n}: a figure shows at most {FIGURE_MAX_IMAGES} images")
+    if args.seed is not None and not 0 <= args.seed < 2**63:
+        raise DenoiseVitError(f"--seed must be in [0, 2**63) (got {args.seed})")
+
+
 def eval_data(ckpt, args):
     """The fixed evaluation set of the checkpoint's training run (seed and size overridable)."""
+    from .memory import gib, require_memory
     from .training.config import from_dict
     from .training.data import make_eval_data
     data = from_dict({"data": ckpt.get("config", {}).get("data", {})}).data
@@ -37,6 +57,11 @@ def eval_data(ckpt, args):
         data.eval_size = args.n
     if args.seed is not None:
         data.eval_seed = args.seed
+    size = data.size if isinstance(data.size, (list, tuple)) else (data.size, data.size)
+    pixels = data.eval_size * size[0] * size[1] * (data.frames if data.kind == "videos" else 1)
+    require_memory(pixels * EVAL_BYTES_PER_PIXEL, f"an evaluation set of {data.eval_size} "
+                   f"{data.kind}", f"{EVAL_BYTES_PER_PIXEL} bytes per pixel x {pixels} pixels; "
+                   f"{gib(pixels * EVAL_BYTES_PER_PIXEL)}; give a smaller --n")
     inputs, targets = make_eval_data(data)
     return inputs, targets, data.eval_size, data.eval_seed, data.kind
 
@@ -51,6 +76,7 @@ def checkpoint_and_model(args):
 def cmd_evaluate(args):
     from .training.engine import evaluate
     from .metrics import psnr, ssim
+    check_eval_options(args)
     ckpt, model, device = checkpoint_and_model(args)
     inputs, targets, n, seed, kind = eval_data(ckpt, args)
     metrics = evaluate(model, inputs, targets, device=device)
@@ -61,28 +87,68 @@ def cmd_evaluate(args):
     print(f"{'denoised':10s} {metrics['psnr']:10.2f} {metrics['ssim']:8.3f}")
 
 
+def figure_paths(output, video):
+    """(figure, animation or None) that `visualize -o output` writes; refused before any work
+    if matplotlib cannot write the type or the folder is missing or read-only.
+
+    A folder gets denoised.png inside it; a name without a suffix gets .png (matplotlib would
+    add it anyway); a video checkpoint also writes the GIF beside the figure, and `-o x.gif`
+    names the GIF, the figure going to x.png.
+    """
+    import os
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    out = Path(output)
+    if out.is_dir():
+        out = out / "denoised.png"
+    if not out.suffix:
+        out = out.with_name(out.name + ".png")
+    suffix = out.suffix.lower()[1:]
+    animation = None
+    if video:
+        animation = out.with_suffix(".gif")
+        if suffix == "gif":
+            out, suffix = out.with_suffix(".png"), "png"
+    supported = FigureCanvasAgg.get_supported_filetypes()
+    if suffix not in supported:
+        raise DenoiseVitError(f"-o {output}: matplotlib cannot write .{suffix} figures; use one "
+                              f"of {', '.join('.' + k for k in sorted(supported))}"
+                              + ("" if video else " (a GIF only for video checkpoints)"))
+    if not out.parent.is_dir():
+        raise DenoiseVitError(f"output folder does not exist: {out.parent}")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise DenoiseVitError(f"cannot write into {out.parent} (read-only)")
+    return out, animation
+
+
 def cmd_visualize(args):
+    from contextlib import ExitStack
     from .training.engine import predict
     from .figures import save_batch_figure, save_clip_figures
     from .metrics import psnr
+    from .outputs import atomic_output, remove_stale_temps
+    check_eval_options(args)
     ckpt, model, device = checkpoint_and_model(args)
     args.n = args.n or 6
+    video = ckpt.get("config", {}).get("data", {}).get("kind") == "videos"
+    out, animation = figure_paths(args.output, video)
     inputs, targets, n, seed, kind = eval_data(ckpt, args)
-    out = Path(args.output)
-    if not out.parent.is_dir():
-        raise DenoiseVitError(f"output folder does not exist: {out.parent}")
-    if kind == "videos":  # one clip, frame by frame, and an animation beside the PNG
+    if (kind == "videos") != video:
+        raise DenoiseVitError(f"{args.checkpoint}: data kind {kind!r} is not what the checkpoint "
+                              "says")
+    remove_stale_temps(out.parent, {out.suffix.lower(), ".gif"}, log=print)
+    if kind == "videos":  # one clip, frame by frame, and an animation beside the figure
         inputs, targets = inputs[:1], targets[:1]
     outputs = predict(model, inputs, device=device)
     title = (f"{ckpt['model_name']}: {'1 clip' if kind == 'videos' else f'{n} images'} "
              f"(seed {seed}), PSNR {psnr(inputs, targets):.1f} -> {psnr(outputs, targets):.1f} dB")
-    written = [out]
+    written = [out] + ([animation] if animation else [])
     try:
-        if kind == "videos":
-            written.append(out.with_suffix(".gif"))
-            save_clip_figures(out, written[1], inputs[0], targets[0], outputs[0], title=title)
-        else:
-            save_batch_figure(out, inputs, targets, outputs, title=title)
+        with ExitStack() as stack:  # every file complete, or none replaced
+            tmp = [stack.enter_context(atomic_output(path)) for path in written]
+            if kind == "videos":
+                save_clip_figures(tmp[0], tmp[1], inputs[0], targets[0], outputs[0], title=title)
+            else:
+                save_batch_figure(tmp[0], inputs, targets, outputs, title=title)
     except OSError as exc:
         raise DenoiseVitError(f"cannot write figure {out}: {exc.strerror or exc}") from exc
     print(f"wrote {' and '.join(map(str, written))}")
@@ -151,7 +217,9 @@ def build_parser():
         p.add_argument("--seed", type=int, help="evaluation seed (default: the run's)")
         p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
         if name == "visualize":
-            p.add_argument("--output", "-o", default="denoised.png", help="PNG to write")
+            p.add_argument("--output", "-o", default="denoised.png",
+                           help="figure to write: .png (default denoised.png), .pdf, .svg, ...; "
+                                "a folder gets denoised.png; video checkpoints add a .gif beside")
         p.set_defaults(func=func)
 
     p = sub.add_parser("denoise", help="denoise image files, stacks or folders of any size",
@@ -215,14 +283,21 @@ def main(argv=None):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
         args.overrides = list(args.overrides) + extra
+    from .outputs import signals_raise
     try:
-        status = args.func(args)
+        # SIGTERM / SIGHUP end these commands as Ctrl-C does, so that partial files are removed;
+        # train and benchmark handle their signals themselves (a checkpoint first)
+        with signals_raise() if args.command in ("denoise", "evaluate", "visualize") \
+                else nullcontext():
+            status = args.func(args)
     except DenoiseVitError as exc:
         print(f"denoise-vit {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"denoise-vit {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"denoise-vit {args.command}: interrupted by {signal.Signals(signum).name}; "
+              "no partial output left", file=sys.stderr)
+        return 128 + signum
     return status or 0
 
 

@@ -2,12 +2,15 @@
 
 Each input file is read (denoise_vit.inference.io), its axes checked or guessed, its intensities mapped
 onto the range the model was trained on, denoised at any size (denoise_vit.inference.tiling), mapped
-back and written in the input's dtype, shape and axes. Every file written adds one JSON line to
-`denoise_log.jsonl` beside it: input, output, checkpoint, axes, the intensity mapping used, the
-tiling and the time taken. With several inputs, a bad file is reported and skipped and the rest
+back and written in the input's dtype, shape and axes (io.apply_change: checked and converted;
+io.write_image: atomic). Before any work: the output folders must be writable, and each file's
+size (from its header) must fit in the memory available (`memory_per_pixel`). Every file
+written adds one JSON line to `denoise_log.jsonl` beside it: input, output, checkpoint, axes,
+the intensity mapping used, the tiling and the time taken. With several inputs, a bad file is reported and skipped and the rest
 are still written; the run then fails at the end, saying how many files failed.
 """
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -16,15 +19,26 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import torch
 
-from ..errors import DenoiseVitError
+from ..errors import CheckpointError, DenoiseVitError
+from ..memory import gib, require_memory
+from ..outputs import remove_stale_temps
 from .tiling import Denoiser
 from .intensity import Normalization, training_record
-from .io import (PIL_FORMATS, SUFFIXES, ImageFileError, check_axes, from_stack, guess_axes,
-                 read_image, shape_text, to_stack, writable_suffix, write_image, cast)
+from .io import (PIL_FORMATS, SUFFIXES, ImageFileError, apply_change, check_axes, from_stack,
+                 guess_axes, peek_image, read_image, shape_text, to_stack, writable_suffix,
+                 write_image)
 
 LOG_NAME = "denoise_log.jsonl"
+OVERHEAD_BYTES = 512 * 2**20   # the model, torch itself, a batch of tiles, conversion chunks
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def memory_per_pixel(dtype_in, dtype_out):
+    """Bytes per pixel (and channel) of denoising one file: the input as read, the blended
+    change (float32), the output (which, for float32 output, is written into the change)."""
+    out = 0 if np.dtype(dtype_out) == np.float32 else np.dtype(dtype_out).itemsize
+    return np.dtype(dtype_in).itemsize + 4 + out
 
 
 @dataclass
@@ -35,17 +49,36 @@ class DenoiseOptions:
     overwrite: bool = False
 
 
+def folder_entry(f):
+    """None for an image file in an input folder, else why it is skipped."""
+    if f.is_symlink() and not f.exists():
+        return (f"{f}: a symbolic link that leads nowhere (its target is missing or the link "
+                "loops); skipped")
+    if f.is_dir():
+        return f"{f}: a folder named like an image file (folders are not searched); skipped"
+    if not f.is_file():
+        return f"{f}: not a regular file; skipped"
+    return None
+
+
 def list_inputs(paths):
     """(file, problem or None) for every input: files as given, folders expanded (sorted,
-    non-recursive, image suffixes only)."""
+    non-recursive, image suffixes only; hidden files ignored, anything else named like an image
+    -- a folder, a broken or looping link -- reported)."""
     found = []
     for p in map(Path, paths):
         if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
-                           and f.suffix.lower() in SUFFIXES)
-            if not files:
+            try:
+                entries = sorted(f for f in p.iterdir() if not f.name.startswith(".")
+                                 and f.suffix.lower() in SUFFIXES)
+            except OSError as exc:
+                found.append((p, f"{p}: cannot list the folder ({exc.strerror or exc})"))
+                continue
+            if not entries:
                 found.append((p, f"{p}: no image files ({', '.join(SUFFIXES)}) in this folder"))
-            found.extend((f, None) for f in files)
+            found.extend((f, folder_entry(f)) for f in entries)
+        elif p.is_symlink() and not p.exists():
+            found.append((p, f"{p}: a symbolic link that leads nowhere (missing target or loop)"))
         elif p.exists():
             found.append((p, None))
         else:
@@ -127,8 +160,9 @@ def prepare(array, meta, path, denoiser, options):
     video = denoiser.kind == "video"
     if options.axes:
         axes, how = check_axes(options.axes, array.shape, path), "given"
-    elif meta.get("axes"):
-        axes, how = meta["axes"], "recorded in the file"
+    elif meta.get("axes"):  # checked as given ones are (an ImageJ TZYX hyperstack, ...)
+        axes = check_axes(meta["axes"], array.shape, path, source="the axes recorded in the file,")
+        how = "recorded in the file"
     else:
         try:
             axes, why = guess_axes(array.shape, video=video, channels=denoiser.channels)
@@ -150,15 +184,28 @@ def prepare(array, meta, path, denoiser, options):
         raise ImageFileError(f"{path}: a video model denoises TYX stacks, this input has axes "
                              f"{axes}" + ("; give --axes TYX if Z is really time" if "Z" in axes
                                           else "; use an image checkpoint"))
-    return to_stack(array, axes), axes, how
+    return to_stack(array, axes, dtype=None), axes, how
 
 
-def normalizations(stack, record, mode):
+def normalizations(stack, record, mode, path):
+    """One Normalization per plane of the stack; refused where the model's float32 could not
+    hold the mapped values."""
     if mode == "none":
-        return [Normalization.identity()] * stack.shape[0]
-    if mode == "frame":
-        return [Normalization.fit(plane, record) for plane in stack]
-    return [Normalization.fit(stack, record)] * stack.shape[0]
+        norms, parts = [Normalization.identity()], [stack]
+    elif mode == "frame":
+        parts = list(stack)
+        norms = [Normalization.fit(plane, record) for plane in parts]
+    else:
+        norms, parts = [Normalization.fit(stack, record)], [stack]
+    for norm, part in zip(norms, parts):
+        lo, hi = (norm.apply(float(v)) for v in (part.min(), part.max()))
+        if not max(abs(lo), abs(hi)) <= FLOAT32_MAX:
+            raise ImageFileError(
+                f"{path}: values {float(part.min()):.4g}..{float(part.max()):.4g} map to "
+                f"{lo:.4g}..{hi:.4g} for the model, beyond the float32 range it computes in"
+                + ("; use --normalize stack or frame" if mode == "none" else
+                   "; a few extreme pixels outside the percentile range? clip them first"))
+    return norms if mode == "frame" else norms * stack.shape[0]
 
 
 def denoise_file(src, dst, denoiser, record, options, log):
@@ -174,13 +221,17 @@ def denoise_file(src, dst, denoiser, record, options, log):
     except OSError as exc:
         raise ImageFileError(f"{dst.parent}: cannot create the output folder "
                              f"({exc.strerror or exc})") from exc
+    check_memory(src, options)
     array, meta = read_image(src)
     stack, axes, how = prepare(array, meta, src, denoiser, options)
     dtype = array.dtype if options.dtype == "input" else np.dtype(options.dtype)
     problem = writable_suffix(dst.suffix, dtype, axes)
     if problem:  # found out before the work, not after it
         raise ImageFileError(f"{dst}: cannot store {problem} in a {dst.suffix} file")
-    norms = normalizations(stack, record, options.normalize)
+    try:
+        norms = normalizations(stack, record, options.normalize, src)
+    except ValueError as exc:
+        raise ImageFileError(f"{src}: {exc}") from None
     n0 = norms[0]
     scope = {"stack": "per file", "frame": "per plane", "none": "off"}[options.normalize]
     log(f"{src}: {shape_text(array.shape)} {array.dtype}, axes {axes} ({how}); intensity "
@@ -188,8 +239,12 @@ def denoise_file(src, dst, denoiser, record, options, log):
            f" -> model {n0.target_low:.3g}..{n0.target_high:.3g}"
            if options.normalize != "none" else "not normalised")
         + f"; {denoiser.describe(stack.shape[2], stack.shape[3], stack.shape[0])}")
-    out = denoiser.denoise(torch.from_numpy(np.ascontiguousarray(stack)), norms).numpy()
-    result = cast(from_stack(out, axes), dtype)
+    change = denoiser.change(stack, norms)
+    scales = np.array([n.scale for n in norms], np.float64)
+    out = apply_change(stack, change, scales, dtype, src,
+                       out=change if dtype == np.float32 else None)
+    del change
+    result = from_stack(out, axes)
     write_image(dst, result, axes, imagej=meta.get("imagej", False))
     seconds = time.perf_counter() - start
     log(f"  wrote {dst} ({result.dtype}, {shape_text(result.shape)}) in {seconds:.1f} s")
@@ -199,6 +254,36 @@ def denoise_file(src, dst, denoiser, record, options, log):
             "normalization": [n.as_dict() for n in (norms if options.normalize == "frame" else norms[:1])],
             "tiling": denoiser.describe(stack.shape[2], stack.shape[3], stack.shape[0]),
             "seconds": round(seconds, 3)}
+
+
+def check_memory(src, options):
+    """Refuse a file whose denoising would not fit in the memory available, before reading it."""
+    peek = peek_image(src)
+    if peek is None:
+        return
+    shape, dtype_in = peek
+    pixels = int(np.prod(shape, dtype=np.float64))
+    dtype_out = dtype_in if options.dtype == "input" else np.dtype(options.dtype)
+    per_pixel = memory_per_pixel(dtype_in, dtype_out)
+    require_memory(pixels * per_pixel + OVERHEAD_BYTES, f"{src}: denoising this "
+                   f"{shape_text(shape)} {dtype_in} image",
+                   f"{per_pixel} bytes per pixel x {pixels} pixels + {gib(OVERHEAD_BYTES)}")
+
+
+def check_output_folder(folder, log):
+    """Before any work: the output folder (or the nearest existing parent it will be made in)
+    must be writable; temporary files of our interrupted runs found there are removed."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ImageFileError(f"{folder}: cannot create the output folder ({existing} is not a "
+                             "folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ImageFileError(f"{folder}: cannot write there ({existing} is read-only)")
+    if existing == folder:
+        remove_stale_temps(folder, SUFFIXES, log=log)
 
 
 def append_record(path, record):
@@ -223,9 +308,15 @@ def run_denoise(inputs, output, checkpoint, *, options, denoiser_args, device="c
     jobs, single = plan(inputs, output, options.dtype)
     if single and jobs[0][2]:
         raise ImageFileError(jobs[0][2])
+    for folder in sorted({dst.parent for _, dst, problem in jobs if dst is not None}):
+        check_output_folder(folder, log)
     ckpt, model = open_checkpoint(checkpoint, device=device)
     denoiser = Denoiser(model, device=device, **denoiser_args)
     record = model_intensity(ckpt, log)
+    if options.normalize != "none" and not record["high"] > record["low"]:
+        raise CheckpointError(f"{checkpoint}: its training inputs' intensities "
+                              f"({record['low']:.4g}..{record['high']:.4g}) give no range to map "
+                              "images onto; use --normalize none")
     written, failed = 0, 0
     for src, dst, problem in jobs:
         try:

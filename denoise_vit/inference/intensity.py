@@ -21,12 +21,13 @@ def percentile_range(values, percentiles=PERCENTILES):
     are used instead, so the mapping keeps a finite, non-zero scale whenever the image is not
     constant.
     """
-    a = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values,
-                   dtype=np.float64).ravel()
-    low, high = np.percentile(a, percentiles)
+    # in the array's own dtype: numpy partitions one copy of that size (a float64 copy would cost
+    # 8 bytes per pixel, 8x a uint8 image); only the two results are interpolated in float64
+    a = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values)
+    low, high = (float(v) for v in np.percentile(a, percentiles))
     if not high > low:
-        low, high = a.min(), a.max()
-    return float(low), float(high)
+        low, high = float(a.min()), float(a.max())
+    return low, high
 
 
 def training_record(inputs, percentiles=PERCENTILES):
@@ -68,7 +69,15 @@ class Normalization:
 
     @classmethod
     def fit(cls, values, record):
-        """The map taking `values`' percentiles onto those recorded for the training inputs."""
+        """The map taking `values`' percentiles onto those recorded for the training inputs.
+
+        Raises ValueError when the two ranges give no usable scale (a range so narrow that its
+        inverse overflows float64, or a training range of zero width).
+        """
         percentiles = tuple(record.get("percentiles", PERCENTILES))
         low, high = percentile_range(values, percentiles)
-        return cls(low, high, float(record["low"]), float(record["high"]), percentiles)
+        norm = cls(low, high, float(record["low"]), float(record["high"]), percentiles)
+        if not (np.isfinite(norm.scale) and norm.scale > 0):
+            raise ValueError(f"the intensity range {low:.6g}..{high:.6g} cannot be mapped onto "
+                             f"the training range {norm.target_low:.6g}..{norm.target_high:.6g}")
+        return norm

@@ -4,17 +4,19 @@ Reading gives the array exactly as stored (uint8, uint16, other integers or floa
 TIFF files that say so (ImageJ hyperstacks, tifffile's shaped files), the axes recorded in the
 file. Axes are letters from T (time), Z (depth), C (channel), Y, X; the denoiser works on a
 (D, C, H, W) stack (`to_stack`) and puts the result back in the file's own axis order
-(`from_stack`). Writing converts back to the input's dtype (rounded and clipped for integers)
-and replaces the output file atomically, so a failure never leaves half a file behind.
+(`from_stack`). `apply_change` is the one conversion back to the output's dtype (checked: finite,
+in range; exact where the model changed nothing), and `write_image` replaces the output file
+atomically (denoise_vit.outputs), so a failure or a signal never leaves half a file behind.
 
 Every problem is an `ImageFileError` whose message names the file.
 """
-import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DenoiseVitError
+from ..outputs import atomic_output
 
 TIFF = (".tif", ".tiff")
 PIL_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -22,6 +24,10 @@ SUFFIXES = TIFF + tuple(PIL_FORMATS) + (".npy",)
 AXIS_LETTERS = "TZCYX"
 # tifffile's axis codes that mean ours: S (samples, e.g. RGB) is a channel axis
 TIFF_AXES = {"T": "T", "Z": "Z", "C": "C", "S": "C", "Y": "Y", "X": "X"}
+# pixel types read and written; others (float128, complex, bool, ...) are refused
+DTYPES = tuple(np.dtype(t) for t in ("uint8", "uint16", "uint32", "uint64", "int8", "int16",
+                                     "int32", "int64", "float16", "float32", "float64"))
+CHUNK_PIXELS = 1 << 21   # pixels converted at a time by apply_change (float64 temporaries)
 
 
 class ImageFileError(DenoiseVitError):
@@ -57,7 +63,7 @@ def read_image(path):
         elif suffix == ".npy":
             array, meta = np.load(path, allow_pickle=False), {"axes": None, "imagej": False}
         else:
-            array, meta = _read_pil(path), {"axes": None, "imagej": False}
+            array, meta = _read_pil(path)
     except ImageFileError:
         raise
     except PermissionError as exc:
@@ -73,10 +79,15 @@ def _read_tiff(path):
     import tifffile
     with tifffile.TiffFile(path) as tif:
         series = tif.series
-        if len(series) > 1 and all(s.shape == series[0].shape and s.dtype == series[0].dtype
-                                   for s in series):
-            # pages written one by one (no shared metadata): a stack of equal pages
-            return np.stack([s.asarray() for s in series]), {"axes": None, "imagej": False}
+        if len(series) > 1:
+            if all(s.shape == series[0].shape and s.dtype == series[0].dtype for s in series):
+                # pages written one by one (no shared metadata): a stack of equal pages
+                return np.stack([s.asarray() for s in series]), {"axes": None, "imagej": False}
+            kinds = [f"{shape_text(s.shape)} {s.dtype}" for s in series]
+            listed = ", ".join(kinds[:4]) + (f", ... ({len(kinds)} in all)" if len(kinds) > 4 else "")
+            raise ImageFileError(f"{path}: the TIFF holds {len(series)} images of different sizes "
+                                 f"or pixel types ({listed}); reading one of them would drop the "
+                                 "others: save each as its own file")
         array = series[0].asarray()
         axes = "".join(TIFF_AXES.get(a, "?") for a in series[0].axes)
         known = "?" not in axes and len(set(axes)) == len(axes) and len(axes) == array.ndim
@@ -84,23 +95,71 @@ def _read_tiff(path):
         return array, {"axes": axes if recorded else None, "imagej": bool(tif.is_imagej)}
 
 
+@contextmanager
+def _no_pixel_limit():
+    """Pillow refuses images above ~179 megapixels as possible "decompression bombs"; the size
+    is checked against the memory available instead (`peek_image` + denoise_vit.memory)."""
+    from PIL import Image
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
 def _read_pil(path):
     from PIL import Image
-    with Image.open(path) as img:
+    with _no_pixel_limit(), Image.open(path) as img:
+        if img.mode in ("LA", "La", "PA"):
+            raise ImageFileError(f"{path}: a grey image with an alpha (transparency) channel "
+                                 f"(mode {img.mode}); remove the alpha channel first, e.g. save "
+                                 "it as plain greyscale")
         img.load()
         if img.mode == "P":  # palette: expand to the colours it stands for
             img = img.convert("RGBA" if "transparency" in img.info else "RGB")
         elif img.mode == "1":
             img = img.convert("L")
-        return np.asarray(img).copy()
+        array = np.array(img)
+    return array, {"axes": "YXC" if array.ndim == 3 else None, "imagej": False}
+
+
+def peek_image(path):
+    """(shape, dtype) of an image file from its header, without reading the pixels; None where
+    the header does not tell (the file is then read and checked as usual)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            with open(path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read(f)
+            return tuple(shape), np.dtype(dtype)
+        if suffix in TIFF:
+            import tifffile
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series
+                if len(series) > 1:
+                    return (len(series),) + tuple(series[0].shape), np.dtype(series[0].dtype)
+                return tuple(series[0].shape), np.dtype(series[0].dtype)
+        from PIL import Image
+        with _no_pixel_limit(), Image.open(path) as img:
+            bands = len(img.getbands()) if img.mode not in ("P", "1") else 3
+            shape = (img.height, img.width) + ((bands,) if bands > 1 else ())
+            wide = img.mode in ("I;16", "I;16B", "I;16L")
+            big = img.mode in ("I", "F")
+            return shape, np.dtype("uint16" if wide else "int32" if big else "uint8")
+    except Exception:  # noqa: BLE001 -- a damaged header is reported by read_image
+        return None
 
 
 def check_pixels(array, path):
     """Refuse arrays the denoiser cannot use: no pixels, unsupported dtype, NaN or inf."""
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "uif":
+    if not isinstance(array, np.ndarray) or array.dtype not in DTYPES:
         kind = getattr(array, "dtype", type(array).__name__)
-        raise ImageFileError(f"{path}: pixel type {kind} is not supported "
-                             "(use unsigned/signed integers or floats)")
+        raise ImageFileError(f"{path}: pixel type {kind} is not supported (use 8- to 64-bit "
+                             "integers or 16- to 64-bit floats)")
     if array.size == 0:
         raise ImageFileError(f"{path}: the image has no pixels (shape {shape_text(array.shape)})")
     if array.ndim < 2:
@@ -124,19 +183,23 @@ def shape_text(shape):
 # ------------------------------------------------------------------------------------------
 
 
-def check_axes(axes, shape, path):
-    """Validate an axes string against an array shape; returns it upper-cased."""
+def check_axes(axes, shape, path, source="--axes"):
+    """Validate an axes string against an array shape; returns it upper-cased.
+
+    source: where the axes come from, for the message ("--axes", "the file's axes").
+    """
     axes = axes.upper()
+    what = f"{path}: {source} {axes}"
     if any(a not in AXIS_LETTERS for a in axes) or len(set(axes)) != len(axes):
-        raise ImageFileError(f"--axes {axes!r}: use each of the letters {', '.join(AXIS_LETTERS)} "
+        raise ImageFileError(f"{what}: use each of the letters {', '.join(AXIS_LETTERS)} "
                              "at most once (e.g. YX, ZYX, TYX)")
     if "Y" not in axes or "X" not in axes:
-        raise ImageFileError(f"--axes {axes!r}: must contain Y and X")
+        raise ImageFileError(f"{what}: must contain Y and X")
     if "T" in axes and "Z" in axes:
-        raise ImageFileError(f"--axes {axes!r}: stacks with both T and Z are not supported; "
+        raise ImageFileError(f"{what}: stacks with both T and Z are not supported; "
                              "split them into TYX or ZYX files")
     if len(axes) != len(shape):
-        raise ImageFileError(f"{path}: --axes {axes} has {len(axes)} letters but the image has "
+        raise ImageFileError(f"{what} has {len(axes)} letters but the image has "
                              f"{len(shape)} dimensions (shape {shape_text(shape)})")
     return axes
 
@@ -165,10 +228,16 @@ def guess_axes(shape, *, video=False, channels=1):
                          f"{shape_text(shape)}; give --axes (letters from {AXIS_LETTERS})")
 
 
-def to_stack(array, axes):
-    """Array in `axes` order -> float32 (D, C, H, W); D from T or Z, C from C (1 if absent)."""
+def to_stack(array, axes, dtype=np.float32):
+    """Array in `axes` order -> (D, C, H, W); D from T or Z, C from C (1 if absent).
+
+    dtype: the stack's dtype (a copy where it differs); None keeps the array's, and the stack is
+    then a view of it.
+    """
     order = [axes.index(a) for a in ("T", "Z", "C", "Y", "X") if a in axes]
-    x = np.transpose(array, order).astype(np.float32, copy=False)
+    x = np.transpose(array, order)
+    if dtype is not None:
+        x = x.astype(dtype, copy=False)
     if "C" not in axes:
         x = x[..., None, :, :]
     if "T" not in axes and "Z" not in axes:
@@ -193,12 +262,75 @@ def from_stack(stack, axes):
 
 
 def cast(array, dtype):
-    """Float array -> `dtype`: integers rounded and clipped to the type's range."""
+    """Float array -> `dtype`: integers rounded and clipped to the type's range (computed in
+    float64, where every clip bound of a 32-bit type is exact and none wraps)."""
     dtype = np.dtype(dtype)
     if dtype.kind in "ui":
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(array), info.min, info.max).astype(dtype)
-    return array.astype(dtype)
+        return add_saturating(np.zeros(np.shape(array), dtype), np.asarray(array, np.float64))
+    return np.asarray(array).astype(dtype)
+
+
+def add_saturating(x, d):
+    """x (integer array) + rint(d) (float64), clipped to x's dtype range; exact at any magnitude.
+
+    Nothing goes through float32, so uint32 4294967295 plus 0 stays 4294967295, and 64-bit values
+    beyond float64's 53 bits come back unchanged where d is 0.
+    """
+    info = np.iinfo(x.dtype)
+    d = np.rint(d)
+    if x.dtype.itemsize <= 4:  # exact in int64
+        y = x.astype(np.int64) + np.clip(d, -2.0**40, 2.0**40).astype(np.int64)
+        return np.clip(y, info.min, info.max).astype(x.dtype)
+    # 64-bit: wrapping arithmetic on the two's-complement bits, with the room to each limit
+    u = x.astype(np.uint64)
+    up = np.uint64(info.max) - u                      # info.max - x, exact (mod 2**64)
+    down = u - np.uint64(info.min % 2**64)            # x - info.min, exact
+    pos = d >= 0
+    mag = np.abs(d)
+    saturated = mag >= np.where(pos, up, down).astype(np.float64)
+    step = np.where(saturated, 0.0, mag).astype(np.uint64)
+    y = np.where(pos, u + step, u - step).astype(x.dtype)
+    y[saturated & pos] = info.max
+    y[saturated & ~pos] = info.min
+    return y
+
+
+def apply_change(stack, change, scales, dtype, path, out=None):
+    """The output stack in `dtype`: each pixel of `stack` plus the model's change to it.
+
+    stack: (D, C, H, W) input pixels, any supported dtype; change: (D, C, H, W) float32, the
+    model's output minus its input in the model's units; scales: (D,) the model units per input
+    unit of each plane (the normalisation's scale). Computed in float64 from the input's own
+    values, a chunk at a time: integers get rint(change / scale) added and are clipped to the
+    type's range (never wrapped); floats are refused, not clipped, beyond the type's range. An
+    unchanged pixel comes back bit for bit. Raises ImageFileError for a non-finite change (the
+    model's output had NaN or inf) or an unrepresentable value; nothing is written then.
+    out: where to put the result (may be `change` itself, for float32 output); default new.
+    """
+    dtype = np.dtype(dtype)
+    out = np.empty(stack.shape, dtype) if out is None else out
+    rows = max(1, CHUNK_PIXELS // max(1, stack.shape[1] * stack.shape[3]))
+    for d in range(stack.shape[0]):
+        for r in range(0, stack.shape[2], rows):
+            region = (d, slice(None), slice(r, r + rows))
+            delta = change[region].astype(np.float64) / scales[d]
+            if not np.isfinite(delta).all():
+                bad = int((~np.isfinite(delta)).sum())
+                raise ImageFileError(f"{path}: the model's output has {bad} non-finite value(s) "
+                                     f"(NaN or infinite) in plane {d}; nothing written")
+            x = stack[region]
+            if dtype.kind in "ui":
+                out[region] = add_saturating(x.astype(dtype, copy=False), delta)
+                continue
+            y = x.astype(np.float64)
+            np.add(y, delta, out=y, where=delta != 0)   # unchanged stays unchanged, -0.0 too
+            limit = np.finfo(dtype).max
+            worst = float(np.abs(y).max())
+            if not worst <= limit:
+                raise ImageFileError(f"{path}: denoised values reach {worst:.4g}, beyond the "
+                                     f"range of {dtype} (+-{float(limit):.4g}); nothing written")
+            out[region] = y.astype(dtype)
+    return out
 
 
 def writable_suffix(suffix, dtype, axes):
@@ -218,25 +350,24 @@ def writable_suffix(suffix, dtype, axes):
 
 
 def write_image(path, array, axes, *, imagej=False):
-    """Write `array` (axes `axes`) to `path`, replacing it atomically."""
+    """Write `array` (axes `axes`) to `path`, replacing it atomically: on any error, Ctrl-C or
+    SIGTERM the temporary file is removed and an earlier file at `path` is left unchanged."""
     path = Path(path)
     suffix = path.suffix.lower()
     problem = writable_suffix(suffix, array.dtype, axes)
     if problem:
         raise ImageFileError(f"{path}: cannot store {problem} in a {suffix or 'suffix-less'} file")
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     try:
-        if suffix in TIFF:
-            _write_tiff(tmp, array, axes, imagej)
-        elif suffix == ".npy":
-            np.save(tmp, array)
-        else:
-            from PIL import Image
-            Image.fromarray(array).save(tmp, format=PIL_FORMATS[suffix],
-                                        **({"quality": 95} if suffix != ".png" else {}))
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            if suffix in TIFF:
+                _write_tiff(tmp, array, axes, imagej)
+            elif suffix == ".npy":
+                np.save(tmp, array)
+            else:
+                from PIL import Image
+                Image.fromarray(np.ascontiguousarray(array)).save(
+                    tmp, format=PIL_FORMATS[suffix], **({"quality": 95} if suffix != ".png" else {}))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ImageFileError(f"{path}: cannot write it ({exc.strerror or exc})") from exc
 
 

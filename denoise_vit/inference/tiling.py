@@ -1,23 +1,29 @@
 """Denoising inputs of any size with a model trained on small crops (no file I/O here).
 
 * Padding: each spatial side is reflect-padded up to a multiple of the patch and cropped back.
+  The padding is virtual: tiles are gathered through reflected indices, no padded copy is made.
 * Tiling: a padded image larger than the tile is cut into overlapping tiles, the last one
   aligned with the far edge. Each tile's output is weighted by a separable window that is 1 in
   the tile's middle and rises smoothly (half a Hann window) over the overlap at every edge that
-  faces another tile (its outermost pixels get no weight), and the weighted sum is divided by
-  the summed weights, so the weights form a partition of unity and no seam is left where tiles
-  meet. Tiles go through the model in batches with a progress bar. An image no larger than the
-  tile is one tile: the whole-image path.
+  faces another tile (its outermost pixels get no weight), divided by the summed windows, so the
+  weights form a partition of unity and no seam is left where tiles meet. The windows are
+  separable, so that division is done per axis, once: no image-sized weight array exists. Tiles
+  go through the model in batches with a progress bar. An image no larger than the tile is one
+  tile: the whole-image path.
 * Stacks: image models denoise each plane (tiles of all planes share batches); video models
   slide a temporal window of `num_frames` frames along the time axis, with the stack's ends
   reflect-padded by half a window so that the first and last frames also get context on both
   sides, and windows blended in time the same way as tiles in space.
-* Intensity: `Normalization` (denoise_vit.inference.intensity) maps the input onto the training range and
-  back; `Denoiser.denoise` applies it around the model.
+* Intensity: `Normalization` (denoise_vit.inference.intensity) maps each tile, in float64, onto
+  the training range just before the model. What is blended is the model's change (output minus
+  input, in the model's units), which io.apply_change adds back to the input's own values: a
+  pixel the model leaves alone comes back bit for bit, whatever its dtype and magnitude.
+* Memory: the input as it is, 4 bytes per pixel for the blended change, and one batch of tiles.
 """
 import math
 from itertools import product
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -130,38 +136,87 @@ def weight_sum(sizes, tiles, overlaps):
     return total
 
 
-def tiled_apply(fn, x, tiles, overlaps, *, batch_size=8, progress=False, desc="tiles"):
+def axis_windows(size, tile, overlap):
+    """[(start, weights)] of the tiles along one axis, each tile's `window_1d` divided by the sum
+    of all windows at its pixels: the weights of the tiles covering a pixel add up to 1.
+
+    Windows are separable, so the N-D weight of a tile, the product of its axes' normalised
+    windows, is normalised too; no image-sized weight array is ever built.
+    """
+    starts = tile_starts(size, tile, overlap)
+    windows = [window_1d(size, tile, overlap, s) for s in starts]
+    total = torch.zeros(size, dtype=torch.float64)
+    for s, w in zip(starts, windows):
+        total[s:s + tile] += w
+    return [(s, (w / total[s:s + tile]).float().numpy()) for s, w in zip(starts, windows)]
+
+
+def take(a, index):
+    """a[:, index[0], index[1], ...] for 1-D integer index arrays (slices where they are runs)."""
+    key = [slice(None)]
+    for idx in index:
+        run = len(idx) > 0 and idx[-1] - idx[0] == len(idx) - 1 and (np.diff(idx) == 1).all()
+        key.append(slice(int(idx[0]), int(idx[-1]) + 1) if run else idx)
+    if all(isinstance(k, slice) for k in key):
+        return a[tuple(key)]
+    return a[np.ix_(np.arange(a.shape[0]), *[np.arange(k.start, k.stop) if isinstance(k, slice)
+                                              else k for k in key[1:]])]
+
+
+def tiled_apply(fn, x, tiles, overlaps, *, pads=None, load=None, batch_size=8, progress=False,
+                desc="tiles"):
     """Apply `fn` to overlapping tiles of x and blend the outputs.
 
-    x: (N, C, *S) with len(S) == len(tiles); every tile must fit (tiles[i] <= S[i]).
+    x: (N, C, *S), a numpy array or a CPU tensor, of any dtype. pads: (before, after) per
+    spatial axis: x is reflect-padded by that much (virtually: tiles are gathered through
+    reflected indices, no padded copy is made), the tiles cover the padded extent and only the
+    unpadded part is returned. Every tile must fit the padded extent.
+    load(n, index) -> float32 tensor (C, *tiles): the tile of item n at the per-axis index
+    arrays `index` (default: those pixels of x as float32).
     fn: (B, C, *tiles) -> (B, C', *tiles); it sees tiles of all N items in batches of
-    `batch_size`. Returns (N, C', *S) float32 on x's device, each pixel the weighted mean of the
-    outputs of the tiles that cover it.
+    `batch_size`. Returns (N, C', *S) float32 (a tensor if x is one), each pixel the weighted
+    mean of the outputs of the tiles that cover it. Memory: the result, one batch of tiles.
     """
+    as_tensor = isinstance(x, torch.Tensor)
+    if as_tensor:
+        x = x.detach().cpu().numpy()
     sizes = tuple(x.shape[2:])
+    pads = tuple(pads) if pads is not None else ((0, 0),) * len(sizes)
+    padded = tuple(s + b + a for s, (b, a) in zip(sizes, pads))
     tiles, overlaps = tuple(tiles), tuple(overlaps)
-    if len(tiles) != len(sizes) or any(t > s for t, s in zip(tiles, sizes)):
-        raise ValueError(f"tiles {tiles} do not fit input of spatial size {sizes}")
-    grid = tile_grid(sizes, tiles, overlaps)
-    weights = {starts: window(sizes, tiles, overlaps, starts).to(x.device, torch.float32)
-               for starts in grid}
-    jobs = list(product(range(x.shape[0]), grid))
-    acc, norm = None, weight_sum(sizes, tiles, overlaps).to(x.device, torch.float32)
+    if len(tiles) != len(sizes) or any(t > s for t, s in zip(tiles, padded)):
+        raise ValueError(f"tiles {tiles} do not fit input of spatial size {padded}")
+    index = [reflect_indices(s, b, a).numpy() for s, (b, a) in zip(sizes, pads)]
+    axes = [axis_windows(s, t, o) for s, t, o in zip(padded, tiles, overlaps)]
+    if load is None:
+        def load(n, idx):
+            return torch.from_numpy(np.ascontiguousarray(take(x[n], idx), dtype=np.float32))
+    jobs = list(product(range(x.shape[0]), product(*axes)))
+    acc = None
     # progress=True shows the bar on a terminal only (tqdm's disable=None)
     with tqdm(total=len(jobs), desc=desc, unit="tile", disable=None if progress else True,
               leave=False, dynamic_ncols=True) as bar:
         for first in range(0, len(jobs), batch_size):
             batch = jobs[first:first + batch_size]
-            regions = [(n, (slice(None),) + tuple(slice(s, s + t) for s, t in zip(starts, tiles)))
-                       for n, starts in batch]
-            out = fn(torch.stack([x[n][region] for n, region in regions])).float()
+            out = fn(torch.stack([load(n, [idx[s:s + t] for idx, (s, _), t
+                                           in zip(index, grid, tiles)])
+                                  for n, grid in batch]))
+            out = out.detach().float().cpu().numpy()
             if acc is None:
-                acc = torch.zeros((x.shape[0], out.shape[1], *sizes), dtype=torch.float32,
-                                  device=x.device)
-            for y, (n, region), (_, starts) in zip(out, regions, batch):
-                acc[n][region] += y.to(x.device) * weights[starts]
+                acc = np.zeros((x.shape[0], out.shape[1], *sizes), dtype=np.float32)
+            for y, (n, grid) in zip(out, batch):
+                src, dst, weight = [slice(None)], [slice(None)], None
+                for (s, w), t, size, (before, _) in zip(grid, tiles, sizes, pads):
+                    lo, hi = max(0, before - s), min(t, before + size - s)  # unpadded part
+                    src.append(slice(lo, hi))
+                    dst.append(slice(s + lo - before, s + hi - before))
+                    part = w[lo:hi]
+                    weight = part if weight is None else np.multiply.outer(weight, part)
+                if all(sl.stop > sl.start for sl in src[1:]):
+                    with np.errstate(invalid="ignore"):   # a NaN output is refused later
+                        acc[n][tuple(dst)] += y[tuple(src)] * weight
             bar.update(len(batch))
-    return acc / norm
+    return torch.from_numpy(acc) if as_tensor else acc
 
 
 class Denoiser:
@@ -206,8 +261,10 @@ class Denoiser:
         self.progress = progress
 
     @torch.inference_mode()
-    def _run(self, batch):
-        return self.model(batch.to(self.device)).float().to(batch.device)
+    def _change(self, batch):
+        """The model's output minus its input, for a batch of tiles (model units)."""
+        x = batch.to(self.device)
+        return (self.model(x).float() - x).cpu()
 
     def batch_for(self, tiles):
         return self.batch_size or max(1, BATCH_PIXELS // math.prod(tiles))
@@ -233,47 +290,70 @@ class Denoiser:
                       f"{self.frame_overlap}, ends reflect-padded)")
         return where
 
-    def denoise_planes(self, x):
-        """(N, C, H, W) -> (N, C, H, W): each plane on its own (image models)."""
-        x, crop = pad_to_multiple(x.float(), {2: self.patch, 3: self.patch})
-        tiles = self.spatial_tiles(*x.shape[2:])
-        out = tiled_apply(self._run, x, tiles, (self.overlap, self.overlap),
-                          batch_size=self.batch_for(tiles), progress=self.progress)
-        return out[crop]
+    def change(self, stack, normalization=None):
+        """The model's change to every pixel of a (D, C, H, W) stack, in the model's units.
 
-    def denoise_video(self, x):
-        """(C, T, H, W) -> (C, T, H, W) with a sliding temporal window (video models)."""
-        half = self.frames // 2
-        x = reflect_pad(x.float(), {1: (half, half)})
-        x, crop = pad_to_multiple(x, {2: self.patch, 3: self.patch})
-        tiles = (self.frames, *self.spatial_tiles(*x.shape[2:]))
-        out = tiled_apply(self._run, x.unsqueeze(0), tiles,
-                          (self.frame_overlap, self.overlap, self.overlap),
-                          batch_size=self.batch_for(tiles), progress=self.progress)[0]
-        crop = (crop[0], slice(half, out.shape[1] - half)) + crop[2:]
-        return out[crop]
-
-    def denoise(self, stack, normalization=None):
-        """Denoise a (D, C, H, W) stack (D = 1 for a single image; D = frames or slices).
-
-        Image models denoise each of the D planes; video models treat D as time.
-        normalization: a `Normalization` for the whole stack, a list of D of them (one per
-        plane), or None (identity). The input is mapped by it before the model and back after.
-        Returns float32 (D, C, H, W) in the input's units.
+        stack: a numpy array or CPU tensor of any dtype (D = 1 for a single image, else frames
+        or slices; image models denoise each plane, video models treat D as time).
+        normalization: a `Normalization` for the whole stack, a list of D (one per plane), or
+        None (identity); each tile is mapped by it, in float64, only when it goes to the model.
+        Returns float32 numpy (D, C, H, W): blended (model output - model input). Adding it,
+        divided by each plane's scale, to the input gives the denoised stack in the input's
+        units, exactly the input where the model changes nothing (io.apply_change).
+        Memory: 4 bytes per pixel for the result, plus one batch of tiles.
         """
-        x = torch.as_tensor(stack, dtype=torch.float32)
+        x = stack.detach().cpu().numpy() if isinstance(stack, torch.Tensor) else np.asarray(stack)
         if x.ndim != 4:
             raise DenoiseVitError(f"expected a (D, C, H, W) stack, got shape {tuple(x.shape)}")
         if x.shape[1] != self.channels:
             raise DenoiseVitError(f"the model takes {self.channels} channel(s), the input has "
                                   f"{x.shape[1]}")
+        norms = self.plane_norms(normalization, x.shape[0])
+        low, scale, target = (np.array([getattr(n, k) for n in norms], np.float64)
+                              for k in ("low", "scale", "target_low"))
+        h, w = x.shape[2:]
+        spatial = tuple((m // 2, m - m // 2) for m in (-h % self.patch, -w % self.patch))
+        tiles = self.spatial_tiles(h + sum(spatial[0]), w + sum(spatial[1]))
+
+        def mapped(tile, planes):
+            """Tile (any dtype) -> float32 tensor in model units; planes: its plane's index, or
+            (video tiles (C, T, h, w)) the index of each of its frames."""
+            if np.ndim(planes):
+                sel = (slice(None), None, None)
+                lo, sc, tg = low[planes][sel], scale[planes][sel], target[planes][sel]
+            else:
+                lo, sc, tg = low[planes], scale[planes], target[planes]
+            return torch.from_numpy(((tile.astype(np.float64) - lo) * sc + tg).astype(np.float32))
+
+        if self.kind == "image":
+            out = tiled_apply(self._change, x, tiles, (self.overlap, self.overlap), pads=spatial,
+                              load=lambda n, idx: mapped(take(x[n], idx), np.int64(n)),
+                              batch_size=self.batch_for(tiles), progress=self.progress)
+            return out
+        half = self.frames // 2
+        clip = x.transpose(1, 0, 2, 3)[None]   # (1, C, T, H, W), a view
+        tiles = (self.frames, *tiles)
+        out = tiled_apply(self._change, clip, tiles, (self.frame_overlap, self.overlap, self.overlap),
+                          pads=((half, half),) + spatial,
+                          load=lambda n, idx: mapped(take(clip[n], idx), idx[0]),
+                          batch_size=self.batch_for(tiles), progress=self.progress)
+        return out[0].transpose(1, 0, 2, 3)
+
+    @staticmethod
+    def plane_norms(normalization, planes):
         norms = normalization if isinstance(normalization, (list, tuple)) else \
-            [normalization or Normalization.identity()] * x.shape[0]
-        if len(norms) != x.shape[0]:
-            raise ValueError(f"{len(norms)} normalizations for {x.shape[0]} planes")
-        x = torch.stack([n.apply(plane) for n, plane in zip(norms, x)])
-        if self.kind == "video":
-            out = self.denoise_video(x.transpose(0, 1)).transpose(0, 1)
-        else:
-            out = self.denoise_planes(x)
-        return torch.stack([n.invert(plane) for n, plane in zip(norms, out)])
+            [normalization or Normalization.identity()] * planes
+        if len(norms) != planes:
+            raise ValueError(f"{len(norms)} normalizations for {planes} planes")
+        return norms
+
+    def denoise(self, stack, normalization=None):
+        """Denoise a (D, C, H, W) stack; returns float32 (D, C, H, W) in the input's units.
+
+        As `change`, plus the input: for files, denoise_vit.inference.io.apply_change does that
+        step in the output's dtype, a chunk at a time.
+        """
+        x = stack.detach().cpu().numpy() if isinstance(stack, torch.Tensor) else np.asarray(stack)
+        delta = self.change(x, normalization)
+        scale = np.array([n.scale for n in self.plane_norms(normalization, x.shape[0])])
+        return torch.from_numpy((x + delta / scale[:, None, None, None]).astype(np.float32))
