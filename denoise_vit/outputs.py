@@ -6,13 +6,19 @@ Every file the commands write for the user (denoised images, figures, animations
 Ctrl-C (SIGINT) and on SIGTERM the temporary file is removed and the target is left as it was.
 Only SIGKILL (or a power cut) can leave a temporary file behind; `remove_stale_temps` deletes
 those of processes that no longer run, and the commands call it for every folder they write to.
+
+Output folders are proved writable before any work (`writable_folder`), so a long run never
+ends on an unwritable folder; `read_json` reads back a command's earlier results.
 """
+import json
 import os
 import re
 import signal
 import threading
 from contextlib import contextmanager
 from pathlib import Path
+
+from .errors import DenoiseVitError
 
 # .NAME.tmp-PID.SUFFIX (the suffix kept so that writers choosing a format by it still can)
 TEMP_NAME = re.compile(r"^\.(?P<stem>.+)\.tmp-(?P<pid>\d+)(?P<suffix>\.[A-Za-z0-9]+)$")
@@ -111,3 +117,28 @@ def remove_stale_temps(folder, suffixes, log=print):
         log(f"removed {entry}: a partial file left by an interrupted run (process "
             f"{match['pid']})")
     return removed
+
+
+def writable_folder(path, what="output folder", error=DenoiseVitError):
+    """Create `path` if needed and prove that files can be written there; else one message
+    (an `error`, a DenoiseVitError class)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise error(f"cannot write to {what} {path}: {exc.strerror or exc}") from exc
+    return path
+
+
+def read_json(path, what="file"):
+    """A JSON file's content, or one message naming the file (missing, unreadable, corrupt)."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DenoiseVitError(f"{what} {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DenoiseVitError(f"cannot read {what} {path}: {exc}") from None

@@ -11,7 +11,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from ..errors import DenoiseVitError
-from ..paths import read_json
+from ..outputs import read_json
 
 FIG_DIR = "benchmarks"
 

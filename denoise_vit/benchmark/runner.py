@@ -36,7 +36,7 @@ from ..training.data import make_eval_data, make_train_stream
 from ..training.engine import StopFlag, evaluate, predict, train_steps
 from ..errors import ConfigError
 from ..metrics import psnr, ssim
-from ..paths import read_json, writable_folder
+from ..outputs import read_json, writable_folder
 from ..registry import build_model
 from ..training.schedule import TrainClock, make_scheduler
 from ..training.setup import build_run_model, make_optimizer, model_args_for

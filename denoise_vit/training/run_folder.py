@@ -11,7 +11,7 @@
 from pathlib import Path
 
 from ..errors import TrainingError
-from ..paths import writable_folder
+from ..outputs import writable_folder
 
 try:
     import fcntl
