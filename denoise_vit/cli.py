@@ -176,7 +176,8 @@ def cmd_benchmark(args):
     opts = BenchmarkOptions.from_cli(
         budgets=args.budgets, configs=args.configs, methods=args.methods, eval_size=args.eval_size,
         val_size=args.val_size, separate_runs=args.separate_runs, workers=args.workers,
-        runs_dir=args.runs_dir)
+        runs_dir=args.runs_dir, clock=args.clock, images=args.images, lr_sweep=args.lr_sweep,
+        sweep_min=args.sweep_budget)
     print(f"wrote {run_and_report(opts, args.out_dir)}")
 
 
@@ -266,6 +267,17 @@ def build_parser():
     p.add_argument("--separate-runs", action="store_true",
                    help="one run per budget with a cosine schedule timed to it (costs the sum of "
                         "the budgets) instead of one warm-up + constant run evaluated at each")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="what --budgets count: wall-clock or process CPU minutes (both are "
+                        "recorded either way; default wall)")
+    p.add_argument("--images", default=None,
+                   help="second axis: training-image counts, comma-separated (e.g. "
+                        "25000,50000,100000); one more run per network, scored after each")
+    p.add_argument("--lr-sweep", default=None,
+                   help="learning rates, comma-separated: each network trains at the one that "
+                        "scores best on the validation set after a short run")
+    p.add_argument("--sweep-budget", type=float, default=0.5,
+                   help="minutes (of --clock) of each learning-rate sweep run (default 0.5)")
     p.add_argument("--workers", type=int, help="processes for the filters (default: all cores)")
     p.add_argument("--runs-dir", default="runs/benchmark", help="where the trained networks go")
     p.add_argument("--out-dir", default="docs", help="folder of BENCHMARKS.md (default docs)")

@@ -246,10 +246,56 @@ def crosscheck_section(check):
     return lines + [""]
 
 
+def skipped_lines(results):
+    """The networks left out because their library is absent (one line each)."""
+    skipped = results.get("skipped") or []
+    return ["", *(f"- skipped {s['name']}: {s['reason']}" for s in skipped)] if skipped else []
+
+
+def lr_sweep_section(results):
+    """Each network's validation PSNR per swept rate, and the rate it trained with."""
+    nets = [r for r in networks(results) if r.get("lr_sweep")]
+    if not nets:
+        return []
+    sweep = results.get("lr_sweep") or {}
+    rates = list(nets[0]["lr_sweep"]["validation_psnr"])
+    lines = ["", "### Learning rates", "",
+             f"Each network trains at the rate that scored best on the validation set (seed "
+             f"{sweep.get('validation_seed', '?')}) after a short run with a cosine timed to "
+             f"{duration(sweep.get('budget_s', 0))}:", "",
+             "| network | " + " | ".join(f"lr {r}" for r in rates) + " | chosen |",
+             "|---|" + "---:|" * len(rates) + "---:|"]
+    for r in nets:
+        scores = r["lr_sweep"]["validation_psnr"]
+        lines.append(f"| {r['name']} | " + " | ".join(fmt_num(scores.get(k)) for k in rates)
+                     + f" | {r['lr_sweep']['chosen']:g} |")
+    return lines
+
+
+def equal_images_section(results):
+    """PSNR after equal numbers of training images (learning per sample, not speed)."""
+    nets = [r for r in networks(results) if r.get("curve_images")]
+    if not nets:
+        return []
+    counts = [p["budget_images"] for p in nets[0]["curve_images"]]
+    lines = ["", "### Quality against training images", "",
+             "A run of its own per network (same rate, warm-up then constant), scored after "
+             "each count of training images: learning per sample, whatever the speed.", "",
+             "| network | " + " | ".join(f"PSNR @ {n:,} images" for n in counts)
+             + " | CPU time to the last |", "|---|" + "---:|" * (len(counts) + 1)]
+    for r in nets:
+        pts = r["curve_images"]
+        lines.append(f"| {r['name']} | " + " | ".join(f"{p['psnr']:.2f}" for p in pts)
+                     + f" | {duration(pts[-1]['cpu_seconds'])} |")
+    return lines
+
+
 def render_markdown(results, ablation=None, fig_rel=FIG_DIR, crosscheck=None):
     ev, budgets = results["eval_set"], results["budgets_s"]
     cmd = results.get("command") or "denoise-vit benchmark"
     budget_text = ", ".join(minutes(b) for b in budgets)
+    budget_text += (" of process CPU time (all threads; wall clock recorded too)"
+                    if results.get("budget_clock") == "cpu" else " of wall clock")
     lines = [
         "# Benchmarks: is the ViT worth it, and how fast is it?", "",
         f"Every number and figure below comes from one run of `{cmd}` "
@@ -275,15 +321,15 @@ def render_markdown(results, ablation=None, fig_rel=FIG_DIR, crosscheck=None):
         f"`torch.utils.flop_counter` (matmuls, convolutions, attention). Inference: ms per "
         f"image over the whole set, {threads(results)} (batches of 128 for the networks; the filters "
         f"spread over processes).", "",
-        "| method | PSNR (dB) | SSIM | params | MFLOP/img | train time | infer ms/img | setting |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
-        f"| noisy input | {results['noisy']['psnr']:.2f} | {results['noisy']['ssim']:.3f} | | | | | |",
+        "| method | library | PSNR (dB) | SSIM | params | MFLOP/img | train time | infer ms/img | setting |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        f"| noisy input | | {results['noisy']['psnr']:.2f} | {results['noisy']['ssim']:.3f} | | | | | |",
     ]
     for r in sorted(results["methods"], key=lambda r: r["psnr"]):
         setting = (f"{r['tuned']['param']} = {r['tuned']['value']}" if r["kind"] == "classical"
                    else ", ".join(f"{k}={v}" for k, v in r["model"].items() if k != "name")
                    or "defaults")
-        lines.append(f"| {r['label']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {fmt_params(r['params'])} "
+        lines.append(f"| {r['label']} | {r.get('library') or '–'} | {r['psnr']:.2f} | {r['ssim']:.3f} | {fmt_params(r['params'])} "
                      f"| {fmt_num(r['flops'] and r['flops'] / 1e6, 0)} | "
                      f"{duration(r['train_seconds']) if r['train_seconds'] else '–'} | "
                      f"{r['infer_ms_per_image']:.2f} | {setting} |")
@@ -295,6 +341,7 @@ def render_markdown(results, ablation=None, fig_rel=FIG_DIR, crosscheck=None):
         lines.append(f"| {r['name']} | " + " | ".join(f"{p['psnr']:.2f}" for p in r["curve"])
                      + f" | {r['curve'][-1]['steps']} | {r['lr']:g}, {r['batch_size']}, "
                        f"{r['warmup_steps']} |")
+    lines += [*skipped_lines(results), *lr_sweep_section(results), *equal_images_section(results)]
     lines += ["", f"![PSNR against training time]({fig_rel}/psnr_vs_time.png)", "",
               *(crosscheck_section(crosscheck) if crosscheck else []),
               "## Training cost", "",

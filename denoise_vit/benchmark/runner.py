@@ -17,6 +17,25 @@ so these runs use linear warm-up then a constant rate (the config's `schedule` i
 the cosine of `experiments/*.toml` is step-based and would decay at a different point for
 every model). `separate_runs=True` instead trains once per budget with a cosine decay timed
 to end exactly at that budget (costs the sum of the budgets rather than the largest).
+
+The peers (denoise_vit.models.peers: CAREamics' U-Net, deepinv's DRUNet, SCUNet, Restormer,
+SwinIR) are networks like ours, trained by the same engine on the same stream: their records
+keep `kind` "network" (every table and plot treats them alike) and, like every record, name
+the library and version that built the method in `library` ("deepinv 0.5.0",
+"denoise-vit 0.1.0", "scikit-image 0.26.0"). A peer whose library is absent is skipped with
+one line and listed under `skipped`.
+
+The protocol's knobs (issue 11):
+- `clock="cpu"` counts the budgets in process CPU seconds (time.process_time, all threads)
+  instead of wall-clock seconds; both are recorded at every point, as is the share of the
+  CPU that other processes used meanwhile.
+- `images=(25000, 50000)` adds a second axis, equal training images: a run of its own per
+  network, evaluated after each count (`curve_images`), which separates learning per sample
+  from speed (and so speaks for a GPU too). The DnCNN row, too slow for the time axis on a
+  CPU, is read there.
+- `lr_rates=(3e-4, 1e-3, 3e-3)` gives each network the rate that scores best on the
+  validation set (the classical filters' seed) after a short run of `sweep_min` minutes with
+  a cosine timed to it; the sweep's scores are kept in the record (`lr_sweep`).
 """
 import math
 import os
@@ -33,12 +52,13 @@ from .baselines import (METHODS, VALIDATION_SEED, apply, available_methods, bm3d
 from ..checkpoint import make_checkpoint
 from ..training.config import DataConfig, load_config, to_dict
 from ..training.data import make_eval_data, make_train_stream
-from ..training.engine import StopFlag, evaluate, predict, train_steps
+from ..training.engine import evaluate, predict, train_steps
 from ..errors import ConfigError
 from ..metrics import psnr, ssim
 from ..outputs import read_json, writable_folder
 from ..registry import build_model
-from ..training.schedule import TrainClock, make_scheduler
+from ..models.peers import library_version, missing_library
+from ..training.schedule import CpuClock, TrainClock, make_scheduler
 from ..training.setup import build_run_model, make_optimizer, model_args_for
 
 DEFAULT_CONFIGS = ("vit_fast", "unet", "dncnn", "course")
@@ -173,6 +193,9 @@ def data_ms_per_batch(data, batch_size, *, batches=5):
 
 # ---------------------------------------------------------------- classical methods
 
+CLASSICAL_LIBRARY = {"median": "scipy", "bm3d": "bm3d"}   # the others: scikit-image
+
+
 def run_classical(eval_inputs, eval_targets, *, methods=None, val_size=32, workers=1,
                   data_kwargs=None, log=log_default):
     """Tune each classical method on the validation set, then evaluate it on the eval set."""
@@ -186,6 +209,7 @@ def run_classical(eval_inputs, eval_targets, *, methods=None, val_size=32, worke
         ms, out = time_per_image(lambda x: apply(method, x, tuned.best, workers=workers),
                                  eval_inputs, repeats=1)
         rec = {"name": method.name, "label": method.label, "kind": "classical",
+               "library": library_version(CLASSICAL_LIBRARY.get(method.name, "scikit-image")),
                "psnr": psnr(out, eval_targets), "ssim": ssim(out, eval_targets), "params": 0,
                "flops": None, "train_seconds": 0.0, "infer_ms_per_image": ms,
                "tuned": {"param": tuned.param, "value": tuned.best,
@@ -200,66 +224,129 @@ def run_classical(eval_inputs, eval_targets, *, methods=None, val_size=32, worke
 
 # ---------------------------------------------------------------- networks
 
-def train_with_marks(cfg, marks, eval_inputs, eval_targets, *, cosine_to=None, idle_wait=1200.0,
-                     log=log_default):
-    """Train `cfg` on the CPU until the training time reaches each of `marks` (seconds, sorted)
-    and evaluate there. Evaluation time is not training time.
+UNITS = ("wall", "cpu", "images")   # what a budget counts: seconds of wall clock or of
+                                    # process CPU time spent training, or training images
 
-    Schedule: warm-up then constant, or with `cosine_to` (seconds) a cosine timed to end there.
+
+def train_with_marks(cfg, marks, eval_inputs, eval_targets, *, unit="wall", cosine_to=None,
+                     idle_wait=1200.0, log=log_default):
+    """Train `cfg` on the CPU until its training reaches each of `marks` (sorted; seconds of
+    `unit` "wall" or "cpu", or a count of training images for "images") and evaluate there.
+    Evaluation time is not training time. Both clocks are recorded whatever the unit.
+
+    Schedule: warm-up then constant, or with `cosine_to` (in `unit`) a cosine timed to end there.
     First waits up to `idle_wait` seconds for other processes to leave the CPU (0: no wait).
-    Returns (model, points): one dict per mark with seconds, steps, images, eval psnr / ssim.
+    Returns (model, points): one dict per mark with wall and CPU seconds, steps, images and
+    eval psnr / ssim.
     """
+    if unit not in UNITS:
+        raise ConfigError(f"budget unit must be one of {', '.join(UNITS)}, not {unit!r}")
     device = torch.device("cpu")
     if idle_wait:
         wait_for_idle(max_wait=idle_wait, log=log)
     model = build_run_model(cfg, device)
     optimizer = make_optimizer(cfg, model)
-    clock = TrainClock()
+    wall, cpu = TrainClock(), CpuClock()
+    timed = {"wall": wall, "cpu": cpu}.get(unit)
+    cosine = {} if not cosine_to else (
+        {"total_steps": math.ceil(cosine_to / cfg.batch_size)} if unit == "images"
+        else {"budget_seconds": cosine_to, "clock": timed})
     scheduler = make_scheduler(optimizer, schedule="cosine" if cosine_to else "constant",
                                warmup_steps=cfg.warmup_steps, min_lr_ratio=cfg.min_lr_ratio,
-                               budget_seconds=cosine_to, clock=clock)
+                               **cosine)
     stream = make_train_stream(cfg.data, cfg.batch_size, seed=cfg.seed * 1000, device=device)
     points, step, images = [], 0, 0
+
+    def reached():
+        return timed.seconds if timed else images
+
     for mark in marks:
-        stop = StopFlag()
         load = ForeignLoad()
-        clock.start()
-        done, loss_sum, n, _ = train_steps(
-            model, stream, optimizer, scheduler, first_step=step, last_step=2 ** 62,
-            device=device, grad_clip=cfg.grad_clip, stop=stop,
-            deadline=time.monotonic() + (mark - clock.seconds), progress=False)
-        clock.stop()
+        done = loss_sum = 0
+        wall.start()
+        cpu.start()
+        while reached() < mark:   # one step at a time: the budget is checked between steps
+            n_done, loss, n, _ = train_steps(model, stream, optimizer, scheduler,
+                                             first_step=step, last_step=step + 1,
+                                             device=device, grad_clip=cfg.grad_clip,
+                                             progress=False)
+            step, images, done, loss_sum = step + n_done, images + n, done + n_done, loss_sum + loss
+        wall.stop()
+        cpu.stop()
         foreign = load.stop()
-        step, images, seconds = step + done, images + n, clock.seconds
         metrics = evaluate(model, eval_inputs, eval_targets, device=device,
                            batch_size=cfg.eval_batch_size)
-        points.append({"budget_s": mark, "train_seconds": seconds, "steps": step,
-                       "images": images, "train_loss": loss_sum / max(done, 1),
-                       "lr": scheduler.get_last_lr()[0], "foreign_cpu": foreign, **metrics})
-        log(f"  {cfg.name}: {seconds:6.0f} s, {step} steps, eval PSNR {metrics['psnr']:.2f} dB, "
-            f"SSIM {metrics['ssim']:.3f}" + (f"; other processes used {100 * foreign:.0f} % of "
-                                             f"the CPU meanwhile" if foreign else ""))
+        point = {"unit": unit, "train_seconds": wall.seconds, "cpu_seconds": cpu.seconds,
+                 "steps": step, "images": images, "train_loss": loss_sum / max(done, 1),
+                 "lr": scheduler.get_last_lr()[0], "foreign_cpu": foreign, **metrics}
+        point["budget_images" if unit == "images" else "budget_s"] = mark
+        points.append(point)
+        log(f"  {cfg.name}: {wall.seconds:6.0f} s wall, {cpu.seconds:6.0f} s CPU, {step} steps, "
+            f"{images} images, eval PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}"
+            + (f"; other processes used {100 * foreign:.0f} % of the CPU meanwhile"
+               if foreign else ""))
     return model, points
 
 
-def run_network(cfg, budgets, eval_inputs, eval_targets, *, separate_runs=False, runs_dir=None,
+def sweep_learning_rate(cfg, rates, budget, *, unit="wall", val_size=32, log=log_default):
+    """The rate among `rates` whose short run (a cosine over `budget`, in `unit`) scores best
+    on the validation set (its own seed, never the evaluation set).
+
+    Returns (best rate, {rate: validation PSNR}).
+    """
+    val_inputs, val_targets = validation_set(val_size)
+    scores = {}
+    for rate in rates:
+        _, points = train_with_marks(replace(cfg, lr=float(rate)), [budget], val_inputs,
+                                     val_targets, unit=unit, cosine_to=budget, idle_wait=0,
+                                     log=lambda msg: None)
+        scores[float(rate)] = points[-1]["psnr"]
+        log(f"  {cfg.name}: lr {rate:g} -> validation PSNR {scores[float(rate)]:.2f} dB "
+            f"after {budget:g} {'images' if unit == 'images' else 's ' + unit}")
+    return max(scores, key=scores.get), scores
+
+
+def model_library(model):
+    """Who built the architecture: "deepinv 0.5.0" for a peer, "denoise-vit 0.1.0" for ours."""
+    return getattr(model, "library_version", None) or library_version("denoise-vit") \
+        or "denoise-vit"
+
+
+def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_budgets=(),
+                lr_rates=(), sweep_budget=None, val_size=32, separate_runs=False, runs_dir=None,
                 matmul_rate=None, idle_wait=1200.0, log=log_default):
-    """Cost figures and the PSNR-vs-training-time curve of one experiment config."""
+    """Cost figures and the PSNR curves of one experiment config: against training time
+    (`budgets` in `unit`) and, with `image_budgets`, against training images in a run of its
+    own. With `lr_rates` the rate comes from a short sweep on the validation set first."""
     shape = tuple(eval_inputs.shape[1:])
     probe = build_model(cfg.model_name, **model_args_for(cfg))
     params = sum(p.numel() for p in probe.parameters())
     flops, train_flops = count_flops(probe, shape), count_flops(probe, shape, train=True)
-    log(f"{cfg.name} ({cfg.model_name}): {params:,} parameters, {flops / 1e6:.1f} MFLOP/image "
-        f"forward, {train_flops / 1e6:.1f} MFLOP/image forward+backward")
+    library = model_library(probe)
+    log(f"{cfg.name} ({cfg.model_name}, {library}): {params:,} parameters, "
+        f"{flops / 1e6:.1f} MFLOP/image forward, {train_flops / 1e6:.1f} MFLOP/image "
+        f"forward+backward")
+    sweep = None
+    if lr_rates:
+        best, scores = sweep_learning_rate(cfg, lr_rates, sweep_budget, unit=unit,
+                                           val_size=val_size, log=log)
+        sweep = {"budget": sweep_budget, "unit": unit, "validation_psnr":
+                 {f"{r:g}": v for r, v in scores.items()}, "chosen": best}
+        cfg = replace(cfg, lr=best)
+        log(f"  {cfg.name}: trains at lr {best:g}")
     if separate_runs:
         points = []
         for budget in budgets:
-            model, pts = train_with_marks(cfg, [budget], eval_inputs, eval_targets,
+            model, pts = train_with_marks(cfg, [budget], eval_inputs, eval_targets, unit=unit,
                                           cosine_to=budget, idle_wait=idle_wait, log=log)
             points += pts
     else:
-        model, points = train_with_marks(cfg, budgets, eval_inputs, eval_targets,
+        model, points = train_with_marks(cfg, budgets, eval_inputs, eval_targets, unit=unit,
                                          idle_wait=idle_wait, log=log)
+    curve_images = None
+    if image_budgets:
+        _, curve_images = train_with_marks(cfg, sorted(image_budgets), eval_inputs, eval_targets,
+                                           unit="images", idle_wait=idle_wait, log=log)
     last = points[-1]
     images_per_s = last["images"] / last["train_seconds"]
     ms, _ = time_per_image(lambda x: predict(model, x, device=torch.device("cpu"),
@@ -270,14 +357,20 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, separate_runs=False,
                                    eval_psnr=last["psnr"], config=to_dict(cfg)),
                    Path(runs_dir) / f"{cfg.name}.pt")
     rec = {"name": cfg.name, "label": f"{cfg.name} ({cfg.model_name})", "kind": "network",
+           "library": library,
            "psnr": last["psnr"], "ssim": last["ssim"], "params": params, "flops": flops,
-           "train_seconds": last["train_seconds"], "infer_ms_per_image": ms,
+           "train_seconds": last["train_seconds"], "cpu_seconds": last["cpu_seconds"],
+           "infer_ms_per_image": ms,
            "model": cfg.model, "lr": cfg.lr, "batch_size": cfg.batch_size,
            "warmup_steps": cfg.warmup_steps, "train_flops_per_image": train_flops,
            "images_per_s": images_per_s, "train_gflops_per_s": train_flops * images_per_s / 1e9,
-           "foreign_cpu_max": max((p["foreign_cpu"] for p in points
+           "foreign_cpu_max": max((p["foreign_cpu"] for p in points + (curve_images or [])
                                    if p["foreign_cpu"] is not None), default=None),
            "curve": points}
+    if sweep:
+        rec["lr_sweep"] = sweep
+    if curve_images:
+        rec["curve_images"] = curve_images
     if matmul_rate:
         rec["fraction_of_matmul_rate"] = rec["train_gflops_per_s"] / matmul_rate
     log(f"{cfg.name}: {images_per_s:.0f} images/s in training "
@@ -302,16 +395,28 @@ class BenchmarkOptions:
     figure_samples: int = 6
     matmul_seconds: float = 2.0
     idle_wait: float = 1200.0             # seconds to wait for other processes to go (0: none)
+    clock: str = "wall"                   # what --budgets count: "wall" or "cpu" seconds
+    images: tuple = ()                    # the second axis: training images (one run each)
+    lr_rates: tuple = ()                  # learning rates of the sweep (empty: the config's)
+    sweep_min: float = 0.5                # budget of each sweep run, minutes of `clock`
 
     @classmethod
-    def from_cli(cls, *, budgets, configs=None, methods=None, workers=None, **kwargs):
+    def from_cli(cls, *, budgets, configs=None, methods=None, workers=None, images=None,
+                 lr_sweep=None, **kwargs):
         """Options from the command line's comma-separated strings."""
         def split(text):
             return tuple(x.strip() for x in text.split(",") if x.strip())
-        try:
-            budgets_min = tuple(float(b) for b in split(budgets))
-        except ValueError:
-            raise ConfigError(f"--budgets must be minutes separated by commas, not {budgets!r}")
+
+        def numbers(text, option, kind=float):
+            try:
+                return tuple(kind(float(x)) for x in split(text))
+            except ValueError:
+                raise ConfigError(f"{option} must be numbers separated by commas, not {text!r}")
+        budgets_min = numbers(budgets, "--budgets")
+        if images is not None:
+            kwargs["images"] = numbers(images, "--images", int)
+        if lr_sweep is not None:
+            kwargs["lr_rates"] = numbers(lr_sweep, "--lr-sweep")
         opts = cls(budgets_min=budgets_min, **kwargs)
         if configs is not None:
             opts.configs = split(configs)
@@ -334,6 +439,16 @@ class BenchmarkOptions:
                 raise ConfigError(f"{name} must be at least {minimum}, not {value}")
         if not self.configs:
             raise ConfigError("--configs names no network")
+        if self.clock not in ("wall", "cpu"):
+            raise ConfigError(f"--clock must be 'wall' or 'cpu', not {self.clock!r}")
+        if not all(n >= 1 for n in self.images):
+            raise ConfigError(f"--images must be positive image counts, not "
+                              f"{','.join(map(str, self.images))}")
+        if not all(math.isfinite(r) and r > 0 for r in self.lr_rates):
+            raise ConfigError(f"--lr-sweep must be positive rates, not "
+                              f"{','.join(f'{r:g}' for r in self.lr_rates)}")
+        if not (math.isfinite(self.sweep_min) and self.sweep_min > 0):
+            raise ConfigError(f"--sweep-budget must be positive minutes, not {self.sweep_min:g}")
         return self
 
     def command_line(self):
@@ -350,6 +465,14 @@ class BenchmarkOptions:
             parts.append(f"--val-size {self.val_size}")
         if self.separate_runs:
             parts.append("--separate-runs")
+        if self.clock != default.clock:
+            parts.append(f"--clock {self.clock}")
+        if self.images:
+            parts.append("--images " + ",".join(map(str, self.images)))
+        if self.lr_rates:
+            parts.append("--lr-sweep " + ",".join(f"{r:g}" for r in self.lr_rates))
+            if self.sweep_min != default.sweep_min:
+                parts.append(f"--sweep-budget {self.sweep_min:g}")
         return " ".join(parts)
 
 
@@ -366,9 +489,14 @@ def run_benchmark(opts, *, log=log_default):
     if data.eval_seed == VALIDATION_SEED:
         raise ConfigError(f"the evaluation seed must differ from the validation seed "
                           f"{VALIDATION_SEED} used to tune the classical baselines")
-    cfgs = []
+    cfgs, skipped = [], []
     for name in opts.configs:
         cfg = load_config(name, list(opts.overrides))
+        missing = missing_library(cfg.model_name)
+        if missing:   # a peer whose library is absent: one line, then the others
+            log(f"skipped {name}: {missing}")
+            skipped.append({"name": name, "reason": missing})
+            continue
         if cfg.data.kind != "images" or cfg.data.generator:
             raise ConfigError(f"{name}: the benchmark compares image denoisers on the default "
                               f"generator (data.kind='images', no generator keys)")
@@ -394,7 +522,9 @@ def run_benchmark(opts, *, log=log_default):
     n = min(opts.figure_samples, data.eval_size)
     samples = {name: out[:n] for name, out in classical_out.items()}
     for cfg in cfgs:
-        rec, model = run_network(cfg, budgets, eval_inputs, eval_targets,
+        rec, model = run_network(cfg, budgets, eval_inputs, eval_targets, unit=opts.clock,
+                                 image_budgets=opts.images, lr_rates=opts.lr_rates,
+                                 sweep_budget=opts.sweep_min * 60, val_size=opts.val_size,
                                  separate_runs=opts.separate_runs, runs_dir=opts.runs_dir,
                                  matmul_rate=rate, idle_wait=opts.idle_wait, log=log)
         records.append(rec)
@@ -405,7 +535,10 @@ def run_benchmark(opts, *, log=log_default):
         "wall_seconds": time.time() - started,
         "machine": machine, "matmul_gflops": rate,
         "data_ms_per_batch": {c.batch_size: data_ms_per_batch(data, c.batch_size) for c in cfgs},
-        "budgets_s": budgets, "separate_runs": opts.separate_runs,
+        "budgets_s": budgets, "budget_clock": opts.clock, "budgets_images": sorted(opts.images),
+        "lr_sweep": ({"rates": list(opts.lr_rates), "budget_s": opts.sweep_min * 60,
+                      "validation_seed": VALIDATION_SEED} if opts.lr_rates else None),
+        "skipped": skipped, "separate_runs": opts.separate_runs,
         "schedule": ("cosine timed to each budget, one run per budget" if opts.separate_runs
                      else "linear warm-up then constant; one run per network, evaluated at each "
                           "budget"),

@@ -1,0 +1,117 @@
+"""The benchmark's protocol (issue 11): CPU-time budgets, equal training images, a learning-rate
+sweep on the validation set, each record naming its library, absent peers skipped."""
+import time
+
+import pytest
+
+from denoise_vit import ConfigError
+from denoise_vit.benchmark.report import render_markdown
+from denoise_vit.benchmark.runner import BenchmarkOptions, run_benchmark
+from denoise_vit.models import peers
+from denoise_vit.training.schedule import CpuClock, TrainClock
+
+TINY_UNET = """
+name = "tiny_unet"
+batch_size = 4
+warmup_steps = 1
+[model]
+name = "unet_denoiser"
+base_channels = 4
+levels = 2
+"""
+
+
+def test_cpu_clock_counts_work_not_waiting():
+    cpu, wall = CpuClock(), TrainClock()
+    cpu.start()
+    wall.start()
+    time.sleep(0.2)
+    cpu.stop()
+    wall.stop()
+    assert wall.seconds >= 0.2 and cpu.seconds < 0.1
+    cpu.start()
+    end = time.perf_counter() + 0.1
+    while time.perf_counter() < end:
+        pass
+    cpu.stop()
+    assert cpu.seconds >= 0.05
+
+
+@pytest.fixture(scope="module")
+def protocol_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("protocol")
+    (tmp / "tiny_unet.toml").write_text(TINY_UNET)
+    opts = BenchmarkOptions(configs=(str(tmp / "tiny_unet.toml"),), budgets_min=(0.004,),
+                            methods=("median",), eval_size=4, val_size=2, workers=1,
+                            runs_dir=str(tmp / "runs"), figure_samples=2, matmul_seconds=0.1,
+                            idle_wait=0, clock="cpu", images=(16, 6), lr_rates=(1e-3, 3e-3),
+                            sweep_min=0.002)
+    return run_benchmark(opts, log=lambda msg: None), opts
+
+
+def test_cpu_budgets_stop_on_process_cpu_time_and_record_both_clocks(protocol_run):
+    results, _ = protocol_run
+    assert results["budget_clock"] == "cpu"
+    point = results["methods"][1]["curve"][0]
+    assert point["unit"] == "cpu" and point["cpu_seconds"] >= point["budget_s"] == 0.24
+    assert point["train_seconds"] > 0 and "foreign_cpu" in point
+
+
+def test_equal_images_axis_stops_at_the_first_batch_past_each_count(protocol_run):
+    results, _ = protocol_run
+    unet = results["methods"][1]
+    assert results["budgets_images"] == [6, 16]
+    assert [(p["budget_images"], p["images"], p["steps"]) for p in unet["curve_images"]] == \
+        [(6, 8, 2), (16, 16, 4)]   # batches of 4
+    assert all(p["cpu_seconds"] > 0 and p["psnr"] > 0 for p in unet["curve_images"])
+
+
+def test_the_rate_comes_from_the_validation_sweep(protocol_run):
+    results, _ = protocol_run
+    unet = results["methods"][1]
+    sweep = unet["lr_sweep"]
+    assert set(sweep["validation_psnr"]) == {"0.001", "0.003"}
+    best = max(sweep["validation_psnr"], key=sweep["validation_psnr"].get)
+    assert sweep["chosen"] == unet["lr"] == float(best)
+    assert results["lr_sweep"]["validation_seed"] != results["eval_set"]["seed"]
+
+
+def test_every_record_names_its_library_and_the_report_shows_the_axes(protocol_run):
+    results, opts = protocol_run
+    median, unet = results["methods"]
+    assert median["library"].startswith("scipy ") and unet["library"].startswith("denoise-vit")
+    assert unet["kind"] == "network"
+    text = render_markdown(results)
+    for needle in ("### Learning rates", "### Quality against training images",
+                   "PSNR @ 16 images", "of process CPU time", "| denoise-vit"):
+        assert needle in text
+    assert opts.command_line().endswith(
+        "--clock cpu --images 16,6 --lr-sweep 0.001,0.003 --sweep-budget 0.002")
+
+
+def test_a_peer_without_its_library_is_skipped_with_one_line(monkeypatch, tmp_path):
+    monkeypatch.setattr(peers, "installed", lambda dist: False)
+    (tmp_path / "tiny_unet.toml").write_text(TINY_UNET)
+    lines = []
+    opts = BenchmarkOptions(configs=("peer_drunet", str(tmp_path / "tiny_unet.toml")),
+                            budgets_min=(0.002,), methods=(), eval_size=2, val_size=2,
+                            workers=1, runs_dir=str(tmp_path / "runs"), figure_samples=1,
+                            matmul_seconds=0.05, idle_wait=0)
+    results = run_benchmark(opts, log=lines.append)
+    assert [r["name"] for r in results["methods"]] == ["tiny_unet"]
+    reason = f"deepinv_drunet needs deepinv, which is not installed: {peers.PEERS_EXTRA}"
+    assert f"skipped peer_drunet: {reason}" in lines
+    assert results["skipped"] == [{"name": "peer_drunet", "reason": reason}]
+    assert f"- skipped peer_drunet: {reason}" in render_markdown(results)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(images="100,x"), "--images must be numbers"),
+    (dict(images="0"), "--images must be positive"),
+    (dict(lr_sweep="1e-3,-1"), "--lr-sweep must be positive"),
+    (dict(clock="gpu"), "--clock must be 'wall' or 'cpu'"),
+    (dict(sweep_min=0), "--sweep-budget must be positive"),
+])
+def test_bad_protocol_options_are_one_line(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        BenchmarkOptions.from_cli(budgets="1", **kwargs)
