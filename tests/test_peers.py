@@ -71,3 +71,17 @@ def test_missing_library_is_a_config_error_with_the_install_line(monkeypatch):
     with pytest.raises(ConfigError) as exc:
         build_model("care_unet")
     assert str(exc.value) == f"care_unet needs careamics, which is not installed: {CAREAMICS_INSTALL}"
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=needs(n))
+                                  for n in ("care_unet", "deepinv_drunet")])
+def test_peer_checkpoint_round_trips(name, tmp_path):
+    from denoise_vit import load_model
+    from denoise_vit.checkpoint import atomic_save, make_checkpoint
+    model = build_model(name, **PEERS[name]).eval()
+    atomic_save(make_checkpoint(model, step=0), tmp_path / "peer.pt")
+    loaded = load_model(tmp_path / "peer.pt")
+    x = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    assert loaded.config == model.config

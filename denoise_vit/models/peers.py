@@ -61,7 +61,7 @@ def missing_library(model_name):
     return f"{model_name} needs {dist}, which is not installed: {INSTALL[dist]}"
 
 
-def _require(model_name, dist):
+def _require(model_name):
     line = missing_library(model_name)
     if line:
         raise ConfigError(line)
@@ -115,7 +115,7 @@ class PeerModel(DenoisingModel):
     def __init__(self, config):
         super().__init__()
         self.config = config
-        _require(self.model_name, self.library)
+        _require(self.model_name)
 
     @property
     def library_version(self):
