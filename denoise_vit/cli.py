@@ -177,7 +177,7 @@ def cmd_benchmark(args):
         budgets=args.budgets, configs=args.configs, methods=args.methods, eval_size=args.eval_size,
         val_size=args.val_size, separate_runs=args.separate_runs, workers=args.workers,
         runs_dir=args.runs_dir, clock=args.clock, images=args.images, lr_sweep=args.lr_sweep,
-        sweep_min=args.sweep_budget)
+        sweep_min=args.sweep_budget, idle_wait=args.idle_wait)
     print(f"wrote {run_and_report(opts, args.out_dir)}")
 
 
@@ -278,6 +278,9 @@ def build_parser():
                         "scores best on the validation set after a short run")
     p.add_argument("--sweep-budget", type=float, default=0.5,
                    help="minutes (of --clock) of each learning-rate sweep run (default 0.5)")
+    p.add_argument("--idle-wait", type=float, default=1200.0,
+                   help="seconds to wait, before each network, for other processes to leave "
+                        "the CPU (default 1200; 0: start at once, e.g. for a smoke run)")
     p.add_argument("--workers", type=int, help="processes for the filters (default: all cores)")
     p.add_argument("--runs-dir", default="runs/benchmark", help="where the trained networks go")
     p.add_argument("--out-dir", default="docs", help="folder of BENCHMARKS.md (default docs)")

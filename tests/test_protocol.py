@@ -111,6 +111,7 @@ def test_a_peer_without_its_library_is_skipped_with_one_line(monkeypatch, tmp_pa
     (dict(lr_sweep="1e-3,-1"), "--lr-sweep must be positive"),
     (dict(clock="gpu"), "--clock must be 'wall' or 'cpu'"),
     (dict(sweep_min=0), "--sweep-budget must be positive"),
+    (dict(idle_wait=float("nan")), "--idle-wait must be seconds"),
 ])
 def test_bad_protocol_options_are_one_line(kwargs, message):
     with pytest.raises(ConfigError, match=message):

@@ -262,7 +262,9 @@ def lr_sweep_section(results):
     lines = ["", "### Learning rates", "",
              f"Each network trains at the rate that scored best on the validation set (seed "
              f"{sweep.get('validation_seed', '?')}) after a short run with a cosine timed to "
-             f"{duration(sweep.get('budget_s', 0))}:", "",
+             f"{minutes(sweep.get('budget_s', 0))} of "
+             f"{'process CPU time' if results.get('budget_clock') == 'cpu' else 'wall clock'}:",
+             "",
              "| network | " + " | ".join(f"lr {r}" for r in rates) + " | chosen |",
              "|---|" + "---:|" * len(rates) + "---:|"]
     for r in nets:

@@ -431,6 +431,8 @@ class BenchmarkOptions:
         if not self.budgets_min or not all(math.isfinite(b) and b > 0 for b in self.budgets_min):
             raise ConfigError(f"--budgets must be positive, finite minutes, not "
                               f"{','.join(f'{b:g}' for b in self.budgets_min) or 'nothing'}")
+        if not (math.isfinite(self.idle_wait) and self.idle_wait >= 0):
+            raise ConfigError(f"--idle-wait must be seconds of at least 0, not {self.idle_wait:g}")
         for name, value, minimum in (("--eval-size", self.eval_size, 1),
                                      ("--val-size", self.val_size, 1),
                                      ("--workers", self.workers, 1),
