@@ -21,13 +21,22 @@ P = 4            # patch size of the small models
 T, GH, GW = 3, 2, 3   # token grid of the mixing tests: 3 frames x (2 x 3) positions
 
 
+def trained_temporal_fc(model):
+    """Give every temporal_fc random weights, as training does: a fresh one is zero
+    (TimeSformer's init), which hides the temporal path from gradients."""
+    for name, p in model.named_parameters():
+        if ".fc." in name:
+            nn.init.normal_(p, std=0.1)
+    return model
+
+
 def tiny(variant, **kw):
     args = dict(variant=variant, img_size=(GH * P, GW * P), patch_size=P, num_frames=T,
                 embed_dim=16, num_heads=2, depth=1)
     if variant == "factorised_encoder":
         args.update(depth=2, spatial_depth=1, temporal_depth=1)
     args.update(kw)
-    return build_model("video_denoiser", **args).eval()
+    return trained_temporal_fc(build_model("video_denoiser", **args).eval())
 
 
 def dependency(model, t, s):
@@ -140,6 +149,36 @@ def test_a_one_mixer_layer_is_the_image_block():
                           atol=1e-6)
 
 
+def test_fresh_divided_block_is_the_space_only_block():
+    """TimeSformer's init: temporal_fc starts at zero in every block, so a fresh divided
+    (time, space) block computes exactly the space-only block with the same weights."""
+    torch.manual_seed(3)
+    model = build_model("video_denoiser", variant="divided_space_time", img_size=(GH * P, GW * P),
+                        patch_size=P, num_frames=T, embed_dim=16, num_heads=2, depth=3).eval()
+    for block in model.encoder.blocks:
+        fc = block.mixers[0].fc
+        assert block.mixing == ("time", "space") and isinstance(fc, nn.Linear)
+        assert not fc.weight.any() and not fc.bias.any()
+    divided = model.encoder.blocks[1]
+    space = build_model("video_denoiser", variant="factorised_self_attention",
+                        img_size=(GH * P, GW * P), patch_size=P, num_frames=T, embed_dim=16,
+                        num_heads=2, depth=1).encoder.blocks[0]
+    space.mixers = space.mixers[:1]      # ("space",) only: the image block on each frame
+    space.mixing = ("space",)
+    space.mixers[0].load_state_dict(divided.mixers[1].state_dict())
+    space.norm2.load_state_dict(divided.norm2.state_dict())
+    space.mlp.load_state_dict(divided.mlp.state_dict())
+    space.eval()
+    x = torch.randn(2, T, GH * GW, 16)
+    assert torch.allclose(divided(x), space(x), atol=1e-6)
+    frames = rearrange(x, "b t s d -> (b t) s d")   # and it is the image Block per frame
+    image_block = Block(16, 2).eval()
+    image_block.load_state_dict({k.replace("mixers.0.norm.", "norm1.").replace("mixers.0.", ""): v
+                                 for k, v in space.state_dict().items()})
+    assert torch.allclose(divided(x), rearrange(image_block(frames), "(b t) s d -> b t s d", b=2),
+                          atol=1e-6)
+
+
 # --- the seed notebook's toy: 2 frames x 3 patches x 4 features, "attention" = add the max ----
 
 class ToyMax(nn.Module):
@@ -229,9 +268,11 @@ ODD = dict(img_size=(24, 40), patch_size=8, embed_dim=16, num_heads=2, depth=2, 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("extra", [{}, {"tubelet_size": 5, "pos_embed_layout": "joint"},
-                                   {"pos_embed": "sincos", "decoder": "linear", "residual": True}])
+                                   {"pos_embed": "sincos", "decoder": "linear", "residual": True},
+                                   {"embed": "conv_stem", "stem_skips": True, "image_skip": True,
+                                    "decoder_width": 8}])
 def test_odd_sizes_shapes_and_every_parameter_gets_a_gradient(variant, extra):
-    model = build_model("video_denoiser", variant=variant, **ODD, **extra)
+    model = trained_temporal_fc(build_model("video_denoiser", variant=variant, **ODD, **extra))
     x = torch.rand(2, 1, 5, 24, 40)
     nt = 5 // model.config.tubelet_size
     assert model.forward_features(x).shape == (2, nt, 3 * 5, 16)
@@ -297,6 +338,60 @@ def test_factorised_encoder_depths_default_to_a_two_to_one_split():
     assert build_model("video_denoiser").config.variant in VARIANTS
 
 
+def test_conv_stem_skips_reach_the_decoder_of_their_own_frame():
+    """embed='conv_stem' with stem_skips: the image model's ConvStem on every frame, its maps
+    into the per-frame decoder; a frame's output moves when its own stem maps do."""
+    model = build_model("video_denoiser", variant="factorised_dot_product", img_size=16,
+                        patch_size=4, num_frames=3, embed_dim=16, num_heads=2, depth=1,
+                        embed="conv_stem", stem_skips=True, image_skip=True).eval()
+    assert model.decoder.skip_chans == [8, 1]      # the stem map at H/2, then the input frame
+    assert not hasattr(model.encoder, "tubelet_embed")
+    x = torch.rand(2, 1, 3, 16, 16)
+    assert model(x).shape == x.shape
+    tokens, maps = model.encoder(x, stem_maps=True)
+    assert [tuple(m.shape) for m in maps] == [(6, 8, 8, 8), (6, 16, 4, 4)]
+    assert torch.equal(tokens, model.forward_features(x))
+
+
+def test_old_video_checkpoints_still_load():
+    """A checkpoint of the tubelet model written before embed/stem_skips existed: its config
+    lacks the new keys, whose defaults rebuild the same model."""
+    model = tiny("divided_space_time")
+    ckpt = make_checkpoint(model)
+    for key in ("embed", "decoder_width", "stem_skips", "image_skip"):
+        del ckpt["model_args"][key]
+    again = model_from_checkpoint(ckpt).eval()
+    x = torch.rand(1, 1, T, GH * P, GW * P)
+    assert torch.equal(again(x), model(x))
+
+
+# --- the temporal CNN peer ------------------------------------------------------------------------
+
+def test_fastdvdnet_sees_a_five_frame_window():
+    """Output frame t depends on input frames t-2 .. t+2 only (gradients), any T and size."""
+    model = build_model("fastdvdnet", base_channels=4, levels=2).eval()
+    x = torch.rand(1, 1, 7, 12, 20, requires_grad=True)
+    out = model(x)
+    assert out.shape == x.shape
+    out[0, 0, 3].sum().backward()
+    seen = x.grad[0, 0].abs().sum(dim=(1, 2)) > 0
+    assert seen.tolist() == [False, True, True, True, True, True, False]
+    for frames in (1, 2):
+        assert model(torch.rand(2, 1, frames, 8, 8)).shape == (2, 1, frames, 8, 8)
+
+
+def test_fastdvdnet_trains_and_round_trips():
+    model = build_model("fastdvdnet", base_channels=4, levels=1)
+    x = torch.rand(2, 1, 4, 8, 8)
+    model(x).square().mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    model.eval()
+    again = model_from_checkpoint(make_checkpoint(model)).eval()
+    assert torch.equal(again(x), model(x))
+    with pytest.raises(ConfigError, match="fastdvdnet expects clips"):
+        model(torch.rand(1, 1, 8, 8))
+
+
 # --- bad input: one clear ConfigError each -------------------------------------------------------
 
 @pytest.mark.parametrize("shape, message", [
@@ -327,6 +422,9 @@ def test_framewise_refuses_images():
     (dict(pos_embed_layout="joint", pos_embed="sincos"), "needs pos_embed='learned'"),
     (dict(pos_embed_layout="shared"), "pos_embed_layout must be one of"),
     (dict(tubelet_size=0), "tubelet_size must be a positive integer"),
+    (dict(embed="conv_stem", tubelet_size=2), "needs tubelet_size=1 (got 2)"),
+    (dict(stem_skips=True), "stem_skips needs embed='conv_stem'"),
+    (dict(embed="patch"), "embed must be one of ('tubelet', 'conv_stem')"),
 ])
 def test_bad_config_is_one_clear_error(kwargs, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):

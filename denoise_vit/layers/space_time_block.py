@@ -11,7 +11,9 @@ differ only in that list:
     factorised_dot_product     ("split_heads",)        ViViT Model 4
     divided_space_time         ("time", "space"), temporal_fc after "time"   TimeSformer
 
-With one mixer this is exactly `layers.Block` run on each group of tokens.
+With one mixer this is exactly `layers.Block` run on each group of tokens. TimeSformer's
+`temporal_fc` starts at zero (`SpaceTimeBlock.zero_temporal_fc`, as its code does for every
+block), so a fresh divided block is the space-only block and learns how much time to mix in.
 """
 import torch
 from einops import rearrange
@@ -65,6 +67,12 @@ class TokenMixer(nn.Module):
         self.fc = nn.Linear(dim, dim) if out_fc else nn.Identity()
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
+    def zero_fc(self):
+        """Zero `out_fc` (weight and bias): the branch adds nothing until it has learnt to."""
+        if isinstance(self.fc, nn.Linear):
+            nn.init.zeros_(self.fc.weight)
+            nn.init.zeros_(self.fc.bias)
+
     def forward(self, x):
         y = self.norm(x)
         if self.over == "split_heads":
@@ -93,6 +101,12 @@ class SpaceTimeBlock(nn.Module):
         self.norm2 = norm_layer(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=act_layer, drop=drop)
         self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def zero_temporal_fc(self):
+        """TimeSformer's init: every `temporal_fc` zero, so the block starts as the same block
+        without its temporal mixer (an image ViT's block run on each frame)."""
+        for mixer in self.mixers:
+            mixer.zero_fc()
 
     def forward(self, x):
         for mixer in self.mixers:

@@ -31,35 +31,30 @@ class UNetConfig:
         check_config(self, positive=("in_chans", "base_channels", "levels"))
 
 
-@register_model("unet_denoiser", UNetConfig)
-class UNetDenoiser(DenoisingModel):
-    """Double-conv encoder-decoder with skip connections, (B, C, H, W) -> (B, C, H, W).
+class UNet(nn.Module):
+    """The course's U-Net body, `in_chans` -> `out_chans` maps, written once for the U-Net
+    denoiser and the stages of the temporal CNN (models.temporal_cnn).
 
     Encoder: DoubleConv at widths c, 2c, ..., c * 2**levels with 2x max-pooling between them.
     Decoder: per level, ConvTranspose2d(k=2, s=2) halving the width, concatenation with the
-    encoder map of the same resolution, DoubleConv; then a 1x1 conv to C channels.
+    encoder map of the same resolution, DoubleConv; then a 1x1 conv to `out_chans` channels.
+    `unet(x)` pads H, W to a multiple of 2**levels (replicate) and crops back.
     """
 
-    def __init__(self, config: UNetConfig):
+    def __init__(self, in_chans, out_chans, base_channels, levels):
         super().__init__()
-        self.config = config
-        widths = [config.base_channels * 2 ** i for i in range(config.levels + 1)]
+        self.levels = levels
+        widths = [base_channels * 2 ** i for i in range(levels + 1)]
         self.down = nn.ModuleList(
-            DoubleConv(c_in, c_out) for c_in, c_out in zip([config.in_chans] + widths[:-1], widths))
+            DoubleConv(c_in, c_out) for c_in, c_out in zip([in_chans] + widths[:-1], widths))
         self.up = nn.ModuleList(
             nn.ConvTranspose2d(c, c // 2, kernel_size=2, stride=2) for c in reversed(widths[1:]))
         self.fuse = nn.ModuleList(DoubleConv(c, c // 2) for c in reversed(widths[1:]))
-        self.out = nn.Conv2d(widths[0], config.in_chans, kernel_size=1)
+        self.out = nn.Conv2d(widths[0], out_chans, kernel_size=1)
 
-    @property
-    def facts(self):
-        m = 2 ** self.config.levels   # any size runs (padded inside); multiples pool exactly
-        return ModelFacts("image", self.config.in_chans, (m, m), tuple(self.config.img_size))
-
-    def forward(self, x):
-        self.check_input(x)
+    def unet(self, x):
         h, w = x.shape[-2:]
-        m = 2 ** self.config.levels
+        m = 2 ** self.levels
         # pad to a multiple of 2**levels so every pooled map halves exactly, crop back at the end
         y = F.pad(x, (0, -w % m, 0, -h % m), mode="replicate")
         skips = []
@@ -68,7 +63,25 @@ class UNetDenoiser(DenoisingModel):
             skips.append(y)
         for up, fuse, skip in zip(self.up, self.fuse, reversed(skips[:-1])):
             y = fuse(torch.cat([skip, up(y)], dim=1))
-        out = self.out(y)[..., :h, :w]
+        return self.out(y)[..., :h, :w]
+
+
+@register_model("unet_denoiser", UNetConfig)
+class UNetDenoiser(UNet, DenoisingModel):
+    """Double-conv encoder-decoder with skip connections (`UNet`), (B, C, H, W) -> (B, C, H, W)."""
+
+    def __init__(self, config: UNetConfig):
+        super().__init__(config.in_chans, config.in_chans, config.base_channels, config.levels)
+        self.config = config
+
+    @property
+    def facts(self):
+        m = 2 ** self.config.levels   # any size runs (padded inside); multiples pool exactly
+        return ModelFacts("image", self.config.in_chans, (m, m), tuple(self.config.img_size))
+
+    def forward(self, x):
+        self.check_input(x)
+        out = self.unet(x)
         return x - out if self.config.residual else out
 
 

@@ -90,6 +90,26 @@ class LinearDecoder(nn.Module):
                          gh=grid[0], gw=grid[1], p1=p, p2=p)
 
 
+def stem_skip_chans(patch_size, stem_channels=None, image_chans=0):
+    """The conv decoder's `skip_chans` (one per up-stage, coarsest first) for a conv stem's
+    maps and the input image: stem maps at H/2 ... H/(p/2) join the stages ending there (the
+    stem's last map, at the tokens' own resolution, does not), the image the last stage."""
+    stages = patch_size.bit_length() - 1      # log2 of a power-of-two patch
+    chans = [0] * stages
+    if stem_channels:
+        chans[:stages - 1] = list(reversed(stem_channels[:-1]))
+    if image_chans:
+        chans[-1] = image_chans
+    return chans
+
+
+def stem_skips(maps, image):
+    """The skips `ConvDecoder.forward` takes (coarsest first) from a conv stem's maps (finest
+    first, the last one being the tokens' own resolution) and the input image; either may be
+    None. The decoder uses those it was built for (`stem_skip_chans`)."""
+    return [*reversed(maps[:-1]), image] if maps is not None else [image]
+
+
 def build_decoder(kind, embed_dim, patch_size, out_chans, *, width=None, skip_chans=None):
     if kind == "conv":
         return ConvDecoder(embed_dim, patch_size, out_chans, width=width, skip_chans=skip_chans)

@@ -4,6 +4,11 @@ Clip (B, C, T, H, W) -> tubelet embedding -> tokens (B, nt, ns, D) + space-time 
 layers (`layers.SpaceTimeBlock`, the image model's Attention and Mlp) -> LayerNorm -> the image
 model's decoder on every tubelet, which predicts its t frames as t output channels -> clip.
 
+`embed="conv_stem"` (tubelet 1) is the image lesson of docs/BENCHMARKS.md applied to video: the
+image model's `layers.ConvStem` embeds every frame, and with `stem_skips` its maps feed the
+per-frame conv decoder as U-Net-like skips (`image_skip`: the input frames too), exactly as in
+`vit_denoiser`.
+
 The variants differ only in which tokens attend to which (`VARIANTS`; the einops patterns are
 in `layers.token_groups`):
 
@@ -23,11 +28,13 @@ from einops import rearrange
 from torch import nn
 
 from ..errors import ConfigError
-from ..layers import PosEmbedSpaceTime, SpaceTimeBlock, TubeletEmbed
+from ..layers import ConvStem, PosEmbedSpaceTime, SpaceTimeBlock, TubeletEmbed
 from ..registry import register_model
-from .decoders import build_decoder
 from .base import DenoisingModel, ModelFacts, check_config, image_size
-from .vit_denoiser import init_weights
+from .decoders import build_decoder, stem_skip_chans, stem_skips
+from .vit_denoiser import check_embed_and_decoder, init_weights
+
+EMBEDS = ("tubelet", "conv_stem")
 
 VARIANTS = {  # variant -> token mixers of one layer (factorised_encoder: see `layer_mixings`)
     "joint": ("joint",),
@@ -61,6 +68,10 @@ class VideoDenoiserConfig:
     pos_embed: str = "learned"       # "learned" | "sincos"
     pos_embed_layout: str = "separate"   # "separate" (space + time, shared) | "joint" (per token)
     decoder: str = "conv"            # "conv" | "linear", run on every tubelet
+    embed: str = "tubelet"           # "tubelet" (one Conv3d) | "conv_stem" (per frame, tubelet 1)
+    decoder_width: int = 0           # conv decoder: channels of its first stage (0: embed_dim)
+    stem_skips: bool = False         # conv decoder gets the conv stem's maps of its frame
+    image_skip: bool = False         # conv decoder gets the input frames at full resolution
     drop_rate: float = 0.0
     attn_drop_rate: float = 0.0
     drop_path_rate: float = 0.0
@@ -82,6 +93,10 @@ class VideoDenoiserConfig:
         if self.num_frames % self.tubelet_size:
             raise ConfigError(f"num_frames {self.num_frames} is not divisible by tubelet_size "
                               f"{self.tubelet_size}")
+        check_embed_and_decoder(self, EMBEDS)
+        if self.embed == "conv_stem" and self.tubelet_size != 1:
+            raise ConfigError("embed='conv_stem' embeds every frame on its own: it needs "
+                              f"tubelet_size=1 (got {self.tubelet_size})")
         self._resolve_factorised_depths()
 
     def _resolve_factorised_depths(self):
@@ -116,8 +131,11 @@ class VideoEncoder(nn.Module):
     def __init__(self, cfg: VideoDenoiserConfig):
         super().__init__()
         self.cfg = cfg
-        self.tubelet_embed = TubeletEmbed(cfg.tubelet_size, cfg.patch_size, cfg.in_chans,
-                                          cfg.embed_dim)
+        if cfg.embed == "conv_stem":
+            self.stem = ConvStem(cfg.patch_size, cfg.in_chans, cfg.embed_dim)
+        else:
+            self.tubelet_embed = TubeletEmbed(cfg.tubelet_size, cfg.patch_size, cfg.in_chans,
+                                              cfg.embed_dim)
         grid = (cfg.img_size[0] // cfg.patch_size, cfg.img_size[1] // cfg.patch_size)
         self.pos_embed = PosEmbedSpaceTime(cfg.num_frames // cfg.tubelet_size, grid,
                                            cfg.embed_dim, cfg.pos_embed, cfg.pos_embed_layout)
@@ -152,12 +170,21 @@ class VideoEncoder(nn.Module):
                               "pad it to a multiple of the patch first")
         return t // cfg.tubelet_size, (h // p, w // p)
 
-    def forward(self, x):
+    def embed(self, x):
+        """Clip -> (tokens (B, nt, ns, D), the conv stem's maps per frame or None)."""
+        if self.cfg.embed != "conv_stem":
+            return self.tubelet_embed(x), None
+        tokens, maps = self.stem(rearrange(x, "b c t h w -> (b t) c h w"), features=True)
+        return rearrange(tokens, "(b t) s d -> b t s d", b=x.shape[0]), maps
+
+    def forward(self, x, stem_maps=False):
+        """Tokens; with `stem_maps` also the conv stem's maps ((B T, c, h, w), finest first)."""
         _, grid = self.grid_of(x)
-        x = self.pos_drop(self.pos_embed(self.tubelet_embed(x), grid))
+        x, maps = self.embed(x)
+        x = self.pos_drop(self.pos_embed(x, grid))
         for block in self.blocks:
             x = block(x)
-        return self.norm(x)
+        return (self.norm(x), maps) if stem_maps else self.norm(x)
 
 
 @register_model("video_denoiser", VideoDenoiserConfig)
@@ -173,10 +200,18 @@ class VideoDenoiser(DenoisingModel):
         self.config = config
         self.encoder = VideoEncoder(config)
         # the image decoder on every tubelet; its t frames come out as t x C channels
-        self.decoder = build_decoder(config.decoder, config.embed_dim, config.patch_size,
-                                     config.in_chans * config.tubelet_size)
+        chans = config.in_chans * config.tubelet_size
+        skip_chans = None
+        if config.decoder == "conv":
+            skip_chans = stem_skip_chans(
+                config.patch_size, self.encoder.stem.channels if config.stem_skips else None,
+                chans if config.image_skip else 0)
+        self.decoder = build_decoder(config.decoder, config.embed_dim, config.patch_size, chans,
+                                     width=config.decoder_width, skip_chans=skip_chans)
         self.encoder.apply(init_weights)
         self.decoder.apply(init_weights)
+        for block in self.encoder.blocks:  # TimeSformer: temporal_fc starts at zero
+            block.zero_temporal_fc()
 
     @property
     def facts(self):
@@ -189,9 +224,13 @@ class VideoDenoiser(DenoisingModel):
         return self.encoder(x)
 
     def forward(self, x):
-        tokens = self.forward_features(x)
         _, grid = self.encoder.grid_of(x)
-        frames = self.decoder(rearrange(tokens, "b nt s d -> (b nt) s d"), grid)
+        tokens, maps = self.encoder(x, stem_maps=True)
+        pt = self.config.tubelet_size
+        image = rearrange(x, "b c (nt pt) h w -> (b nt) (c pt) h w", pt=pt)
+        # the conv decoder uses the skips it was built for (skip_chans); the linear one none
+        frames = self.decoder(rearrange(tokens, "b nt s d -> (b nt) s d"), grid,
+                              stem_skips(maps, image))
         out = rearrange(frames, "(b nt) (c pt) h w -> b c (nt pt) h w", b=x.shape[0],
                         pt=self.config.tubelet_size)
         return x - out if self.config.residual else out

@@ -10,10 +10,25 @@ from ..errors import ConfigError
 from ..layers import Block, ConvStem, PatchEmbed, PosEmbed2d
 from ..registry import register_model
 from .base import DenoisingModel, ModelFacts, check_config, image_size
-from .decoders import build_decoder
+from .decoders import build_decoder, stem_skip_chans, stem_skips
 
 
 EMBEDS = ("patch", "conv_stem")
+
+
+def check_embed_and_decoder(cfg, embeds):
+    """The embed / decoder keys shared by the image and the video ViTs: one message each."""
+    if cfg.decoder_width < 0:
+        raise ConfigError(f"decoder_width must be 0 (embed_dim) or positive, not "
+                          f"{cfg.decoder_width!r}")
+    if cfg.embed not in embeds:
+        raise ConfigError(f"embed must be one of {embeds}, not {cfg.embed!r}")
+    if cfg.stem_skips and cfg.embed != "conv_stem":
+        raise ConfigError("stem_skips needs embed='conv_stem'")
+    if (cfg.stem_skips or cfg.image_skip or cfg.decoder_width) and cfg.decoder != "conv":
+        raise ConfigError("stem_skips, image_skip and decoder_width need decoder='conv'")
+    if cfg.image_skip and cfg.patch_size == 1:
+        raise ConfigError("image_skip needs patch_size > 1 (the decoder has no up-stage)")
 
 
 @dataclass
@@ -44,17 +59,7 @@ class ViTDenoiserConfig:
         check_config(self, positive=("patch_size", "in_chans", "embed_dim", "depth", "num_heads"),
                      fractions=("drop_rate", "attn_drop_rate", "drop_path_rate"),
                      positive_numbers=("mlp_ratio",))
-        if self.decoder_width < 0:
-            raise ConfigError(f"decoder_width must be 0 (embed_dim) or positive, not "
-                              f"{self.decoder_width!r}")
-        if self.embed not in EMBEDS:
-            raise ConfigError(f"embed must be one of {EMBEDS}, not {self.embed!r}")
-        if self.stem_skips and self.embed != "conv_stem":
-            raise ConfigError("stem_skips needs embed='conv_stem'")
-        if (self.stem_skips or self.image_skip or self.decoder_width) and self.decoder != "conv":
-            raise ConfigError("stem_skips, image_skip and decoder_width need decoder='conv'")
-        if self.image_skip and self.patch_size == 1:
-            raise ConfigError("image_skip needs patch_size > 1 (the decoder has no up-stage)")
+        check_embed_and_decoder(self, EMBEDS)
         h, w = self.img_size
         if h % self.patch_size or w % self.patch_size:
             raise ConfigError(f"img_size {h}x{w} is not divisible by patch_size {self.patch_size}")
@@ -141,22 +146,17 @@ class ViTDenoiser(DenoisingModel):
         cfg = self.config
         if cfg.decoder != "conv":
             return None
-        stages = cfg.patch_size.bit_length() - 1      # log2 of a power-of-two patch
-        chans = [0] * stages
-        if cfg.stem_skips:   # stem maps at H/2 ... H/(p/2) join the stages ending there
-            chans[:stages - 1] = list(reversed(self.encoder.patch_embed.channels[:-1]))
-        if cfg.image_skip:
-            chans[-1] = cfg.in_chans
-        return chans
+        return stem_skip_chans(cfg.patch_size,
+                               self.encoder.patch_embed.channels if cfg.stem_skips else None,
+                               cfg.in_chans if cfg.image_skip else 0)
 
     def forward(self, x):
         self.check_input(x)
         grid = self.encoder.grid_of(x)
-        if self.config.stem_skips:   # stem maps coarsest first (the last is the tokens' own)
+        if self.config.stem_skips:
             tokens, maps = self.encoder(x, stem_maps=True)
-            skips = [*reversed(maps[:-1]), x]
         else:
-            tokens, skips = self.encoder(x), [x]
+            tokens, maps = self.encoder(x), None
         # the conv decoder uses those it was built for (skip_chans); the linear one none
-        out = self.decoder(tokens, grid, skips)
+        out = self.decoder(tokens, grid, stem_skips(maps, x))
         return x - out if self.config.residual else out
