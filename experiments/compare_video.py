@@ -1,24 +1,30 @@
-"""Every video variant and the per-frame baseline, trained with one budget, side by side.
+"""Every video model and the per-frame baseline, at one CPU-time budget and at one step budget,
+on the default video task and a harder one, side by side.
 
-    flock /work/cpu.lock python experiments/compare_video.py     # ~30 min on 2 CPU cores
-    python experiments/compare_video.py --quick --out-dir /tmp/cv # smoke run; its doc goes there
-    python experiments/compare_video.py --render-only             # docs/VIDEO.md from video.json
+    flock /tmp/cpu.lock python experiments/compare_video.py        # ~40 min on 2 CPU cores
+    python experiments/compare_video.py --quick --out-dir /tmp/cv   # smoke run; its doc goes there
+    python experiments/compare_video.py --render-only                # docs/VIDEO.md from video.json
+    python experiments/compare_video.py --scaling                   # also re-measure cost vs T
 
-For each experiments/video_*.toml (the five variants of docs/VIDEO.md and `framewise`), in a
-fresh subprocess each (so its peak memory is its own):
-  * train it with `denoise_vit.training.run.run_training`, exactly as `denoise-vit train --config` does:
-    the same number of steps, clips per step and schedule for every model (the budget is in the
-    configs and printed in the doc), on the default video task (8 frames of 64 x 64), and
-    record PSNR / SSIM of the final weights on the fixed evaluation set, training clips/s and
-    the process's peak resident memory (getrusage ru_maxrss: Python, torch, data and model);
-  * count forward FLOPs per clip with torch.utils.flop_counter.FlopCounterMode (attention on
-    its plain path, so the matrix products are counted).
-Then, at fixed 64 x 64, for T = 4, 8, 16, 32: FLOPs per clip, seconds per training step and
-peak memory of a training step at batch 8, again one fresh process per point. The T = 16 row
-is the "< 4 GiB at T = 16, 64 x 64, batch 8" check; it is repeated with the library defaults
-(depth 12) so the check covers the deepest configuration too.
+Models: the presets in MODELS (the per-frame ViT, ViViT Models 1-4, TimeSformer, video_fast
+with its conv stem, the FastDVDnet-style temporal CNN). Tasks (TASKS): the default video task
+(8 frames of 64 x 64, clutter drawn anew every frame) and a harder one (16 frames, per-pixel
+Poisson-Gaussian sensor noise on top of the clutter, half the rectangles persistent).
+Budgets: the same process CPU time for every model (each worker first times a few training
+steps, then trains for the number of steps that fits the budget, so that every model gets a
+full warm-up + cosine schedule) and the same number of steps. Every run is a fresh process
+that trains with `denoise_vit.training.run.run_training`, exactly as `denoise-vit train
+--config <preset>` does with the overrides printed in the doc; it records the PSNR / SSIM of
+the final weights on the task's fixed evaluation set, the training's process CPU time and
+wall time, and the other load on the machine meanwhile (all CPUs' busy time from /proc/stat
+minus this process's own). Where two models that decide a goal are within 1.5 dB, both are
+trained again with a second seed and the mean is reported beside each seed.
 
-Writes docs/VIDEO.md and docs/video.json.
+The cost-versus-T tables (FLOPs, seconds per step, memory at T = 4 ... 32) are measured only
+with --scaling; otherwise they are carried over from the previous docs/video.json.
+
+Writes docs/VIDEO.md and docs/video.json; partial results go to <out-dir>/partial.json after
+every run, and a rerun with --resume skips the runs already there.
 """
 from __future__ import annotations
 
@@ -41,15 +47,36 @@ from denoise_vit import build_model  # noqa: E402
 from denoise_vit.training.config import load_config  # noqa: E402
 from denoise_vit.layers.attention import set_fused_attention  # noqa: E402
 
-COMMAND = "flock /work/cpu.lock python experiments/compare_video.py"
-MODELS = {  # config file -> label in the tables (ViViT model numbers)
+COMMAND = "flock /tmp/cpu.lock python experiments/compare_video.py"
+MODELS = {  # preset -> label in the tables (ViViT model numbers)
     "video_framewise": "per-frame ViT (baseline)",
     "video_joint": "joint (ViViT Model 1)",
     "video_factorised_encoder": "factorised_encoder (Model 2)",
     "video_factorised_self_attention": "factorised_self_attention (Model 3)",
     "video_factorised_dot_product": "factorised_dot_product (Model 4)",
     "video_divided_space_time": "divided_space_time (TimeSformer)",
+    "video_fast": "video_fast (Model 4 + conv stem, skips)",
+    "video_fastdvdnet": "FastDVDnet-style temporal CNN",
 }
+BASELINE, CNN = "video_framewise", "video_fastdvdnet"
+VARIANTS = ["video_joint", "video_factorised_encoder", "video_factorised_self_attention",
+            "video_factorised_dot_product", "video_divided_space_time"]
+TRANSFORMERS = [*VARIANTS, "video_fast"]
+TASKS = {  # task -> (description, overrides of every preset)
+    "default": ("8 frames of 64 x 64, cells moving smoothly under clutter drawn anew in every "
+                "frame (the generator's defaults)",
+                ["data.frames=8", "batch_size=8", "data.eval_size=64"]),
+    "harder": ("16 frames of 64 x 64; half the rectangles persistent (the same in every frame of "
+               "a clip, persistent_fraction 0.5), the others drawn anew every frame; per-pixel "
+               "sensor noise on top: Poisson with 30 photons per unit intensity, then Gaussian "
+               "sigma 0.05",
+               ["data.frames=16", "batch_size=4", "data.eval_size=32",
+                "data.generator.persistent_fraction=0.5", "data.generator.photons=30",
+                "data.generator.gaussian_sigma=0.05"]),
+}
+CPU_SECONDS = 120       # process CPU seconds of training per model and task
+STEPS = 200             # steps per model and task at the equal-steps budget
+SEED_MARGIN = 1.5       # dB: closer than this, a second seed decides
 FRAMES = (4, 8, 16, 32)
 STEP_BATCH = 8
 GIB = 2 ** 30
@@ -74,31 +101,108 @@ def in_fresh_process(*args):
 
 # --- workers (each in its own process) ----------------------------------------------------------
 
-def worker_train(config, out_dir, overrides):
+def busy_seconds():
+    """CPU seconds all cores have been busy since boot (/proc/stat), or None."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    ticks = [int(v) for v in fields]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+class TrainClock:
+    """Wraps run.train_steps: sums the process CPU time and the wall time spent training (not
+    evaluating), and the machine's busy time meanwhile, to give the other load in cores."""
+
+    def __init__(self, run_module):
+        self.cpu = self.wall = self.busy = 0.0
+        self.inner = run_module.train_steps
+        run_module.train_steps = self
+
+    def __call__(self, *args, **kwargs):
+        c0, w0, b0 = time.process_time(), time.perf_counter(), busy_seconds()
+        try:
+            return self.inner(*args, **kwargs)
+        finally:
+            self.cpu += time.process_time() - c0
+            self.wall += time.perf_counter() - w0
+            if b0 is not None:
+                self.busy += busy_seconds() - b0
+
+    def other_load(self):
+        """Cores busy with other processes, averaged over the training."""
+        return max(0.0, (self.busy - self.cpu) / self.wall) if self.wall else None
+
+
+def cpu_per_step(cfg, repeats=3):
+    """Process CPU seconds of one training step (Adam, MSE) of this config's model, the best of
+    `repeats` after a warm-up step, on a batch of its training data."""
+    from denoise_vit.training.data import make_train_stream
+    from denoise_vit.training.run import model_args_for
+    model = build_model(cfg.model_name, **model_args_for(cfg))
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    stream = make_train_stream(cfg.data, cfg.batch_size, seed=999, device=torch.device("cpu"))
+    inputs, targets = next(stream)
+    times = []
+    for _ in range(repeats + 1):
+        start = time.process_time()
+        loss = torch.nn.functional.mse_loss(model(inputs), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        times.append(time.process_time() - start)
+    return min(times[1:])
+
+
+def worker_train(preset, out_dir, task, budget, amount, seed, *extra):
+    """Train `preset` on `task` for `amount` steps (budget "steps") or process CPU seconds
+    (budget "cpu"), with seed `seed`; print the run's record as one JSON line."""
+    from denoise_vit.training import run as run_module
     from denoise_vit.training.run import run_training
-    cfg = load_config(ROOT / "experiments" / f"{config}.toml",
-                      [f'out_dir="{out_dir}"', *overrides])
+    base = [*TASKS[task][1], f"seed={seed}", *extra]
+    cfg = load_config(preset, base)
+    calibration = None
+    if budget == "cpu":
+        calibration = cpu_per_step(cfg)
+        steps = max(10, round(float(amount) / calibration))
+    else:
+        steps = int(amount)
+    overrides = [*base, "epochs=1", f"steps_per_epoch={steps}",
+                 f"warmup_steps={max(1, steps // 10)}",
+                 f'name="{preset}-{task}-{budget}-s{seed}"', f'out_dir="{out_dir}"']
+    cfg = load_config(preset, overrides)
+    clock = TrainClock(run_module)
     summary = run_training(cfg, progress=False, log=lambda *a: None)
-    rows = [r for r in (Path(summary["run_dir"]) / "metrics.csv").read_text().splitlines()[1:]]
-    last = dict(zip((Path(summary["run_dir"]) / "metrics.csv").read_text().splitlines()[0]
-                    .split(","), rows[-1].split(",")))
+    lines = (Path(summary["run_dir"]) / "metrics.csv").read_text().splitlines()
+    last = dict(zip(lines[0].split(","), lines[-1].split(",")))
     print(json.dumps({
-        "steps": summary["steps"], "batch_size": cfg.batch_size,
-        "train_seconds": summary["train_seconds"],
-        "clips_per_s": summary["steps"] * cfg.batch_size / summary["train_seconds"],
+        "preset": preset, "task": task, "budget": budget, "seed": int(seed),
+        "overrides": overrides, "steps": summary["steps"], "clips_per_step": cfg.batch_size,
+        "frames": cfg.data.frames, "warmup_steps": cfg.warmup_steps,
+        "cpu_seconds_per_step_calibrated": calibration,
+        "train_cpu_seconds": clock.cpu, "train_wall_seconds": clock.wall,
+        "other_load_cores": clock.other_load(),
         "psnr": float(last["eval_psnr"]), "ssim": float(last["eval_ssim"]),
         "noisy_psnr": summary["noisy_psnr"], "peak_rss_bytes": peak_rss_bytes(),
         "eval_size": cfg.data.eval_size, "eval_seed": cfg.data.eval_seed,
+        "run_dir": summary["run_dir"],
     }))
 
 
 def model_for(config, frames, overrides=()):
-    cfg = load_config(ROOT / "experiments" / f"{config}.toml", list(overrides))
+    cfg = load_config(config, list(overrides))
     args = dict(cfg.model_args)
     args.setdefault("img_size", cfg.data.size)
-    if cfg.model_name == "video_denoiser":
+    if "num_frames" in _keys(cfg.model_name):
         args["num_frames"] = frames
     return build_model(cfg.model_name, **args), cfg
+
+
+def _keys(name):
+    from denoise_vit.registry import model_keys
+    return model_keys(name)
 
 
 def worker_step(config, frames, defaults, *overrides):
@@ -106,9 +210,9 @@ def worker_step(config, frames, defaults, *overrides):
     from data_gen import generate_videos
     frames = int(frames)
     if defaults == "defaults":  # the library's defaults (depth 12), variant from the config
-        cfg = load_config(ROOT / "experiments" / f"{config}.toml")
+        cfg = load_config(config)
         extra = {"variant": cfg.model_args["variant"]} if "variant" in cfg.model_args else {}
-        if cfg.model_name == "video_denoiser":
+        if "num_frames" in _keys(cfg.model_name):
             extra["num_frames"] = frames
         model = build_model(cfg.model_name, **extra)
     else:
@@ -149,51 +253,154 @@ def machine():
             "python": platform.python_version(), "platform": platform.platform()}
 
 
+def mean(values):
+    return sum(values) / len(values)
+
+
 def run(args):
     t0 = time.perf_counter()
     out_dir = Path(args.out_dir)
-    overrides = (["epochs=1", "steps_per_epoch=2", "data.eval_size=2", "model.depth=2"]
-                 if args.quick else [])
-    frames = (2, 4) if args.quick else FRAMES
+    out_dir.mkdir(parents=True, exist_ok=True)
+    partial = out_dir / "partial.json"
+    extra = ["data.size=32", "data.eval_size=2"] if args.quick else []
+    amounts = {"cpu": 2 if args.quick else args.cpu_seconds, "steps": 2 if args.quick else args.steps}
+    models = args.models.split(",") if args.models else list(MODELS)
+    tasks = args.tasks.split(",")
+    runs = json.loads(partial.read_text())["runs"] if args.resume and partial.exists() else []
+    load_before = os.getloadavg()
+
+    def train(preset, task, budget, seed):
+        for row in runs:
+            if (row["preset"], row["task"], row["budget"], row["seed"]) == (preset, task, budget,
+                                                                             seed):
+                return row
+        row = in_fresh_process("train", preset, str(out_dir), task, budget,
+                               str(amounts[budget]), str(seed), *extra)
+        runs.append(row)
+        partial.write_text(json.dumps({"runs": runs}, indent=1) + "\n")
+        print(f"{preset:32s} {task:8s} {budget:5s} seed {seed}: PSNR {row['psnr']:.2f} dB, "
+              f"{row['steps']} steps, {row['train_cpu_seconds']:.0f} CPU s, "
+              f"{row['train_wall_seconds']:.0f} s wall, other load "
+              f"{row['other_load_cores']:.2f} cores", flush=True)
+        return row
+
+    for budget in ("cpu", "steps"):
+        for task in tasks:
+            for preset in models:
+                train(preset, task, budget, 0)
+    seeds = {}
+    for task in tasks:  # a second seed where a goal's comparison is within SEED_MARGIN
+        ps = {p: train(p, task, "cpu", 0)["psnr"] for p in models}
+        close = set()
+        if task == "default" and BASELINE in ps:   # variant vs baseline + 2 dB
+            close |= {p for p in ps if p in TRANSFORMERS
+                      and abs(ps[p] - ps[BASELINE] - 2) < SEED_MARGIN}
+            close |= {BASELINE} if close else set()
+        trans = [p for p in ps if p in TRANSFORMERS]
+        if trans and CNN in ps:                      # best transformer vs the CNN peer
+            best = max(trans, key=ps.get)
+            if abs(ps[best] - ps[CNN]) < SEED_MARGIN:
+                close |= {best, CNN}
+        seeds[task] = sorted(close)
+        for preset in sorted(close):
+            train(preset, task, "cpu", 1)
     results = {"command": COMMAND + (" --quick" if args.quick else ""), "machine": machine(),
-               "models": {}, "scaling": {}, "defaults_t16": {}, "plain_attention": {}}
-    for config, label in MODELS.items():
-        print(f"training {config} ...", flush=True)
-        frames_trained = load_config(ROOT / "experiments" / f"{config}.toml").data.frames
-        model, cfg = model_for(config, frames_trained, overrides)
-        row = in_fresh_process("train", config, str(out_dir), *overrides)
-        row.update(label=label, model=cfg.model_name, model_args=cfg.model_args,
-                   parameters=sum(p.numel() for p in model.parameters()),
-                   flops_per_clip=forward_flops(model, frames_trained, cfg.data.size),
-                   budget={"steps": cfg.epochs * cfg.steps_per_epoch,
-                           "clips_per_step": cfg.batch_size, "frames": cfg.data.frames,
-                           "size": cfg.data.size, "lr": cfg.lr, "schedule": cfg.schedule,
-                           "warmup_steps": cfg.warmup_steps})
-        results["models"][config] = row
-        print(f"  PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}, {row['clips_per_s']:.1f} "
-              f"clips/s, peak {row['peak_rss_bytes'] / 2**20:.0f} MiB", flush=True)
+               "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+               "budgets": {"cpu_seconds": amounts["cpu"], "steps": amounts["steps"],
+                           "seed_margin_db": SEED_MARGIN, "extra_overrides": extra},
+               "tasks": {t: {"description": TASKS[t][0], "overrides": TASKS[t][1]} for t in tasks},
+               "second_seed": seeds, "models": {}, "runs": runs}
+    for preset in models:
+        model, cfg = model_for(preset, 8, extra)
+        record = {"label": MODELS[preset], "model": cfg.model_name, "model_args": cfg.model_args,
+                  "parameters": sum(p.numel() for p in model.parameters()),
+                  "flops_per_clip": forward_flops(model, 8, cfg.data.size), "results": {}}
+        for task in tasks:
+            record["results"][task] = {}
+            for budget in ("cpu", "steps"):
+                rows = [r for r in runs if (r["preset"], r["task"], r["budget"]) ==
+                        (preset, task, budget)]
+                record["results"][task][budget] = {
+                    "psnr": mean([r["psnr"] for r in rows]),
+                    "ssim": mean([r["ssim"] for r in rows]),
+                    "psnr_by_seed": {str(r["seed"]): r["psnr"] for r in rows},
+                    "steps": [r["steps"] for r in rows],
+                    "train_cpu_seconds": [r["train_cpu_seconds"] for r in rows],
+                    "train_wall_seconds": [r["train_wall_seconds"] for r in rows],
+                    "other_load_cores": [r["other_load_cores"] for r in rows],
+                    "noisy_psnr": rows[0]["noisy_psnr"]}
+        # the headline record: default task, equal CPU time, mean over seeds
+        head = record["results"][tasks[0]]["cpu"]
+        record.update(psnr=head["psnr"], ssim=head["ssim"], task=tasks[0], budget="cpu")
+        results["models"][preset] = record
+    if "video_fast" in models and "default" in tasks:
+        row = train("video_fast", "default", "cpu", 0)
+        results["denoise"] = denoise_speed(Path(row["run_dir"]) / "checkpoint_last.pt", out_dir,
+                                           frames=8 if args.quick else 64,
+                                           size=64 if args.quick else 256)
+        print(f"denoise: {results['denoise']['frames_per_s']:.1f} frames/s", flush=True)
+    if args.scaling:
+        measure_scaling(results, args.quick, extra)
+    else:
+        previous = json.loads((ROOT / "docs" / "video.json").read_text())
+        for key in ("scaling", "defaults_t16", "plain_attention", "scaling_command"):
+            if key in previous:
+                results[key] = previous[key]
+        results.setdefault("scaling_command", previous.get("command"))
+    results["runtime_seconds"] = time.perf_counter() - t0
+    return results
+
+
+def denoise_speed(checkpoint, out_dir, *, frames, size):
+    """`denoise-vit denoise` on a TYX float32 TIFF of one clip of `frames` frames of size x size
+    from the default task: wall and CPU seconds of the whole command, frames per second."""
+    import numpy as np
+    import tifffile
+    from data_gen import generate_videos
+    from denoise_vit.metrics import psnr
+    noisy, clean = generate_videos(1, frames, size, generator=torch.Generator().manual_seed(7))
+    src, dst = out_dir / "movie_tyx.tif", out_dir / "movie_tyx_denoised.tif"
+    tifffile.imwrite(src, noisy[0, 0].numpy(), metadata={"axes": "TYX"})
+    command = [sys.executable, "-m", "denoise_vit.cli", "denoise", str(src), "--checkpoint",
+               str(checkpoint), "-o", str(dst), "--overwrite", "--no-progress",
+               "--normalize", "none"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode:
+        raise RuntimeError(f"denoise failed:\n{proc.stderr[-3000:]}")
+    out = torch.from_numpy(np.asarray(tifffile.imread(dst), dtype=np.float32))
+    return {"command": "denoise-vit " + " ".join(command[3:]).replace(str(ROOT) + "/", ""),
+            "checkpoint": str(checkpoint), "frames": frames, "size": size, "wall_seconds": wall,
+            "cpu_seconds": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+            "frames_per_s": frames / wall, "noisy_psnr": psnr(noisy[0, 0], clean[0, 0]),
+            "psnr": psnr(out, clean[0, 0]), "loadavg": os.getloadavg()}
+
+
+def measure_scaling(results, quick, extra):
+    """FLOPs, seconds and memory of a training step as T grows (one fresh process per point)."""
+    frames = (2, 4) if quick else FRAMES
+    results.update(scaling={}, defaults_t16={}, plain_attention={},
+                   scaling_command=results["command"] + " --scaling")
     for config in MODELS:
         results["scaling"][config] = {}
         for t in frames:
-            model, cfg = model_for(config, t, overrides)
-            point = in_fresh_process("step", config, str(t), "experiment", *overrides)
+            model, cfg = model_for(config, t, extra)
+            point = in_fresh_process("step", config, str(t), "experiment", *extra)
             point["flops_per_clip"] = forward_flops(model, t, cfg.data.size)
             results["scaling"][config][str(t)] = point
             print(f"scaling {config} T={t}: {point['seconds_per_step']:.2f} s/step, "
                   f"{point['peak_rss_bytes'] / 2**20:.0f} MiB", flush=True)
-        if not args.quick:
+        if not quick:
             point = in_fresh_process("step", config, "16", "defaults")
             results["defaults_t16"][config] = point
-            print(f"defaults {config} T=16: {point['peak_rss_bytes'] / 2**20:.0f} MiB", flush=True)
     for config in ("video_joint", "video_divided_space_time"):
         results["plain_attention"][config] = {}
         for t in frames:
-            point = in_fresh_process("step", config, str(t), "plain", *overrides)
+            point = in_fresh_process("step", config, str(t), "plain", *extra)
             results["plain_attention"][config][str(t)] = point
-            print(f"plain attention {config} T={t}: {point['seconds_per_step']:.2f} s/step, "
-                  f"{point['peak_rss_bytes'] / 2**20:.0f} MiB", flush=True)
-    results["runtime_seconds"] = time.perf_counter() - t0
-    return results
 
 
 # --- the report ----------------------------------------------------------------------------------
@@ -216,64 +423,138 @@ def gflops(n):
     return f"{n / 1e9:.2f}"
 
 
+def fmt_seeds(res):
+    by_seed = res["psnr_by_seed"]
+    if len(by_seed) == 1:
+        return f"{res['psnr']:.2f}"
+    return f"{res['psnr']:.2f} ({' / '.join(f'{v:.2f}' for v in by_seed.values())})"
+
+
+def load_text(values):
+    return f"{mean(values):.2f}" if all(v is not None for v in values) else "?"
+
+
+def goals(r):
+    """(text lines, {goal: met}) for the issue's goals, from the recorded results."""
+    models, lines, met = r["models"], [], {}
+    tasks = list(r["tasks"])
+    if BASELINE in models and "default" in tasks:
+        for budget, name in (("cpu", "equal CPU time"), ("steps", "equal steps")):
+            base = models[BASELINE]["results"]["default"][budget]["psnr"]
+            gains = {p: models[p]["results"]["default"][budget]["psnr"] - base
+                     for p in VARIANTS if p in models}
+            short = [p for p, g in gains.items() if g < 2]
+            met[f"variants_2db_{budget}"] = not short
+            lines.append(
+                f"- **Every one of the five variants >= 2 dB above the per-frame baseline, default "
+                f"task, {name}**: {'met' if not short else 'NOT met'}; gains "
+                + ", ".join(f"{MODELS[p].split(' (')[0]} {g:+.2f}" for p, g in gains.items())
+                + " dB.")
+    for task in tasks:
+        res = {p: models[p]["results"][task]["cpu"]["psnr"] for p in models}
+        trans = [p for p in res if p in TRANSFORMERS]
+        if not trans or CNN not in res:
+            continue
+        best = max(trans, key=res.get)
+        ok = res[best] >= res[CNN]
+        met[f"best_transformer_vs_cnn_{task}"] = ok
+        lines.append(f"- **Best video transformer at least as good as the temporal CNN at equal "
+                     f"CPU time, {task} task**: {'met' if ok else 'NOT met'}; "
+                     f"{MODELS[best]} {res[best]:.2f} dB vs {res[CNN]:.2f} dB "
+                     f"({res[best] - res[CNN]:+.2f}).")
+    if r.get("denoise"):
+        d = r["denoise"]
+        lines.append(f"- **`denoise-vit denoise` on a TYX stack with video_fast**: "
+                     f"{d['frames_per_s']:.1f} frames/s ({d['frames']} frames of {d['size']} x "
+                     f"{d['size']}, {d['wall_seconds']:.1f} s wall for the whole command, "
+                     f"{d['cpu_seconds']:.1f} s CPU; {d['noisy_psnr']:.2f} -> {d['psnr']:.2f} dB).")
+    return lines, met
+
+
 def render(r):
-    models, base = r["models"], r["models"]["video_framewise"]
+    models = r["models"]
     m = r["machine"]
-    any_row = next(iter(models.values()))
-    budget = any_row["budget"]
-    video = {k: v for k, v in models.items() if k != "video_framewise"}
-    best = max(video, key=lambda k: video[k]["psnr"])
-    gain = video[best]["psnr"] - base["psnr"]
+    b = r["budgets"]
     lines = [
-        "# Video denoising: ViViT Models 1-4 and TimeSformer against a per-frame ViT",
+        "# Video denoising: ViViT Models 1-4, TimeSformer, a conv-stem video ViT and a temporal "
+        "CNN against a per-frame ViT",
         "",
         f"Produced by `{r['command']}` on {m['cpu_cores']} CPU cores, no GPU "
         f"(torch {m['torch']}, {m['torch_threads']} threads); the whole script took "
-        f"{r['runtime_seconds'] / 60:.0f} minutes. Numbers in docs/video.json.",
+        f"{r['runtime_seconds'] / 60:.0f} minutes. Load average before / after: "
+        f"{' '.join(f'{v:.2f}' for v in r['loadavg_before'])} / "
+        f"{' '.join(f'{v:.2f}' for v in r['loadavg_after'])}. Numbers in docs/video.json "
+        "(`models`: one record per model, `psnr` = default task at equal CPU time; every run "
+        "under `runs`).",
         "",
-        "**Task**: the default video task of `data_gen.generate_videos`: clips of "
-        f"{budget['frames']} frames of {budget['size']} x {budget['size']}, cells moving smoothly "
-        "under clutter drawn anew in every frame. **Evaluation**: the fixed set of "
-        f"{any_row['eval_size']} clips ({any_row['eval_size'] * budget['frames']} frames), seed "
-        f"{any_row['eval_seed']}; PSNR pooled over the set, SSIM averaged over frames (SPEC 4); "
-        f"the noisy input scores {any_row['noisy_psnr']:.2f} dB. Final weights, not the best "
-        "checkpoint (that one is chosen on this same set).",
+        "**Tasks** (`data_gen.generate_videos`):",
         "",
-        f"**Budget, the same for every model**: {budget['steps']} steps of "
-        f"{budget['clips_per_step']} clips ({budget['steps'] * budget['clips_per_step']:,} "
-        f"training clips, fresh ones every step), Adam, lr {budget['lr']:g}, {budget['warmup_steps']} "
-        f"warm-up steps then {budget['schedule']}, MSE against the clean frames. Same steps, not "
-        "same wall-clock: these cores are shared with other jobs, so a time budget would not be "
-        "reproducible; each model's training time is in the table. Configs: "
-        "`experiments/video_*.toml`; each also trains alone with "
-        "`denoise-vit train --config video_joint` (etc.).",
-        "",
-        "| model | PSNR (dB) | SSIM | vs per-frame | parameters | GFLOPs / clip | "
-        "train clips/s | train time (s) | peak memory (MiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for key, row in models.items():
-        delta = "" if key == "video_framewise" else f"{row['psnr'] - base['psnr']:+.2f}"
-        lines.append(f"| {row['label']} | {row['psnr']:.2f} | {row['ssim']:.3f} | {delta} | "
-                     f"{row['parameters']:,} | {gflops(row['flops_per_clip'])} | "
-                     f"{row['clips_per_s']:.1f} | {row['train_seconds']:.0f} | "
-                     f"{mib(row['peak_rss_bytes'])} |")
+    for task, t in r["tasks"].items():
+        lines.append(f"- *{task}*: {t['description']}. Overrides: `{' '.join(t['overrides'])}`.")
     lines += [
         "",
-        f"**Target (>= 2 dB over the per-frame baseline at the same budget)**: the best "
-        f"spatio-temporal variant, {models[best]['label']}, scores {video[best]['psnr']:.2f} dB, "
-        f"{gain:+.2f} dB over the per-frame ViT: {'met' if gain >= 2 else 'NOT met'}.",
+        f"**Budgets**: (1) *equal CPU time*: {b['cpu_seconds']:g} s of process CPU time "
+        "(time.process_time, both threads counted) of training for every model; each run first "
+        "times a few training steps of its own model, then trains for as many steps as fit, with "
+        "10% warm-up and a cosine decay to the end, so every model finishes its schedule; the "
+        "CPU time actually spent is in the table. (2) *equal steps*: "
+        f"{b['steps']} steps for every model. Both: 64 frames a step (8 clips of 8 frames, or 4 "
+        "of 16), fresh clips every step, Adam, lr 0.002, MSE against the clean frames; the "
+        "final weights are evaluated (PSNR pooled over the task's fixed evaluation set, seed "
+        "1234: 64 clips of 8 frames, or 32 of 16). Presets: `denoise_vit/presets/video_*.toml` "
+        "(depth 6 for every transformer). *Other load*: cores kept busy by other processes "
+        "during the training (all CPUs' busy time from /proc/stat minus the run's own CPU "
+        "time, per wall second); the timing is only clean where it is near 0. Where two models "
+        f"that decide a goal were within {b['seed_margin_db']:g} dB at equal CPU time, both ran a "
+        "second seed: the PSNR is then the mean, the seeds in brackets.",
         "",
-        "GFLOPs: forward pass of one clip, `torch.utils.flop_counter.FlopCounterMode` (a "
-        "multiply-add counts 2), attention on its plain path so q k^T and attn v are counted. "
-        "Peak memory: `getrusage(RUSAGE_SELF).ru_maxrss` of a fresh process per model, so it "
-        "includes the interpreter, torch and the evaluation set, not only the model.",
+    ]
+    for task in r["tasks"]:
+        base = models[BASELINE]["results"][task] if BASELINE in models else None
+        any_res = next(iter(models.values()))["results"][task]["cpu"]
+        lines += [f"## {task.capitalize()} task (noisy input {any_res['noisy_psnr']:.2f} dB)", "",
+                  "| model | PSNR, equal CPU time (dB) | vs per-frame | steps | CPU s | wall s | "
+                  "other load | PSNR, equal steps (dB) | vs per-frame | CPU s | wall s | "
+                  "other load | parameters | GFLOPs / clip of 8 |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for preset, rec in models.items():
+            cells = [rec["label"]]
+            for budget in ("cpu", "steps"):
+                res = rec["results"][task][budget]
+                delta = ("" if preset == BASELINE or base is None
+                         else f"{res['psnr'] - base[budget]['psnr']:+.2f}")
+                cells += [fmt_seeds(res), delta]
+                if budget == "cpu":
+                    cells.append("/".join(str(n) for n in res["steps"]))
+                cells += ["/".join(f"{v:.0f}" for v in res["train_cpu_seconds"]),
+                          "/".join(f"{v:.0f}" for v in res["train_wall_seconds"]),
+                          load_text(res["other_load_cores"])]
+            cells += [f"{rec['parameters']:,}", gflops(rec["flops_per_clip"])]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    goal_lines, _ = goals(r)
+    lines += ["## Goals (issue 16)", "", *goal_lines, ""]
+    if r.get("denoise"):
+        lines += [f"Denoise command: `{r['denoise']['command']}` (a TYX float32 TIFF drawn from "
+                  "the default task, seed 7; the checkpoint is video_fast's equal-CPU-time run "
+                  "on the default task).", ""]
+    lines += [
+        "GFLOPs: forward pass of one clip of 8 frames of 64 x 64, "
+        "`torch.utils.flop_counter.FlopCounterMode` (a multiply-add counts 2), attention on its "
+        "plain path so q k^T and attn v are counted.",
         "",
+    ]
+    if not r.get("scaling"):
+        return "\n".join(lines + NOTES) + "\n"
+    lines += [
         "## Cost as the clip grows (64 x 64, T = 4 ... 32)",
         "",
-        f"Same models (configs above, tubelet 1); position embeddings interpolated to T. Time "
-        f"and memory: one training step (Adam, MSE) at batch {STEP_BATCH}, fastest of two after "
-        "a warm-up step, each point in a fresh process (ru_maxrss).",
+        f"Measured by `{r.get('scaling_command', r['command'])}` (not re-run for the tables "
+        "above unless that command says --scaling), configs of the time (depth 6, tubelet 1); "
+        f"position embeddings interpolated to T. Time and memory: one training step (Adam, "
+        f"MSE) at batch {STEP_BATCH}, fastest of two after a warm-up step, each point in a fresh "
+        "process (ru_maxrss).",
         "",
     ]
     frames = sorted({int(t) for rows in r["scaling"].values() for t in rows})
@@ -287,7 +568,7 @@ def render(r):
                   "|---|" + "---:|" * len(frames)]
         for config, rows in r["scaling"].items():
             cells = [fmt(rows[str(t)][key]) if fmt else step_memory(rows[str(t)]) for t in frames]
-            lines.append(f"| {models[config]['label']} | " + " | ".join(cells) + " |")
+            lines.append(f"| {MODELS[config]} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ordering_notes(r, frames)
     if r.get("plain_attention"):
@@ -298,7 +579,7 @@ def render(r):
             "| model | " + " | ".join(f"T = {t}" for t in frames) + " |",
             "|---|" + "---:|" * len(frames)]
         for config, rows in r["plain_attention"].items():
-            lines.append(f"| {models[config]['label']} | " + " | ".join(
+            lines.append(f"| {MODELS[config]} | " + " | ".join(
                 f"{step_memory(rows[str(t)])} MiB, {rows[str(t)]['seconds_per_step']:.2f} s"
                 for t in frames) + " |")
         lines.append("")
@@ -313,7 +594,7 @@ def render(r):
         ]
         for config, point in r["defaults_t16"].items():
             exp = r["scaling"][config]["16"]
-            lines.append(f"| {models[config]['label']} | {mib(exp['peak_rss_bytes'])} | "
+            lines.append(f"| {MODELS[config]} | {mib(exp['peak_rss_bytes'])} | "
                          f"{mib(point['peak_rss_bytes'])} |")
         lines += ["", f"Largest peak: {worst / GIB:.2f} GiB: "
                       f"{'under' if worst < 4 * GIB else 'OVER'} the 4 GiB limit.", ""]
@@ -329,7 +610,7 @@ def ordering_notes(r, frames):
     """Our FLOPs ordering of Models 1-4 beside ViViT's Table 2, and the growth with T."""
     def flops(config, t):
         return r["scaling"][config][str(t)]["flops_per_clip"]
-    labels = {k: r["models"][k]["label"] for k in r["scaling"]}
+    labels = {k: MODELS[k] for k in r["scaling"]}
     t_hi, t_lo = max(frames), min(frames)
     paper = sorted(PAPER_GFLOPS, key=PAPER_GFLOPS.get, reverse=True)
     ours = {t: sorted(PAPER_GFLOPS, key=lambda k: flops(k, t), reverse=True) for t in frames}
@@ -405,6 +686,15 @@ def main():
     parser.add_argument("--out-dir", default=str(ROOT / "runs" / "compare_video"))
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite docs/VIDEO.md from docs/video.json, without measuring")
+    parser.add_argument("--models", help="comma-separated presets (default: all of MODELS)")
+    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated tasks")
+    parser.add_argument("--cpu-seconds", type=float, default=CPU_SECONDS,
+                        help="process CPU seconds of training per model and task")
+    parser.add_argument("--steps", type=int, default=STEPS, help="steps of the equal-steps budget")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the runs already in <out-dir>/partial.json")
+    parser.add_argument("--scaling", action="store_true",
+                        help="re-measure the cost-versus-T tables (else carried over)")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.render_only:
@@ -414,7 +704,7 @@ def main():
         return
     if args.worker:
         kind, *rest = args.worker
-        {"train": lambda c, o, *ov: worker_train(c, o, ov), "step": worker_step}[kind](*rest)
+        {"train": worker_train, "step": worker_step}[kind](*rest)
         return
     results = run(args)
     docs = Path(args.out_dir) if args.quick else ROOT / "docs"
