@@ -11,12 +11,17 @@ Clutter (filled and noisy rectangles) is drawn independently for every frame by 
 a model that sees several frames can look behind it. ``persistent_clutter=True`` keeps the
 same rectangles, with the same per-pixel noise, in every frame; add
 ``redraw_pixel_noise=True`` to keep the rectangles but redraw the noise inside the noisy ones
-every frame. Shot and Gaussian noise (``photons``, ``gaussian_sigma``) are always drawn per
+every frame. ``persistent_fraction=f`` keeps a share: each rectangle is persistent with
+probability f (drawn once per clip, as with ``persistent_clutter``) and the others are drawn
+anew in every frame, so a frame holds as many rectangles on average as at either extreme;
+f = 0 is the default (every rectangle per frame, the same draws bit for bit), f = 1 is
+``persistent_clutter=True`` (the same draws bit for bit). Shot and Gaussian noise (``photons``, ``gaussian_sigma``) are always drawn per
 frame: they are sensor noise.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -135,6 +140,13 @@ def _repeat_frames(rects: Rects, frames: int) -> Rects:
                  width=rep(rects.width), value=rep(rects.value), valid=rep(rects.valid))
 
 
+def _keep(rects: Rects, fraction: float, generator, *, persistent: bool = True) -> Rects:
+    """The rectangles that are persistent (probability ``fraction`` each), or the others."""
+    u = torch.rand(rects.valid.shape, generator=generator, device=rects.valid.device)
+    chosen = u < fraction if persistent else u >= fraction
+    return dataclasses.replace(rects, valid=rects.valid & chosen)
+
+
 def generate_videos(
     n: int,
     frames: int = 8,
@@ -147,13 +159,15 @@ def generate_videos(
     jitter: float = 0.3,
     persistent_clutter: bool = False,
     redraw_pixel_noise: bool = False,
+    persistent_fraction: float = 0.0,
     settings: GeneratorSettings | None = None,
     **options,
 ) -> tuple[Tensor, Tensor]:
     """Draw ``n`` clips of ``frames`` frames of moving cells under clutter.
 
     speed: (lo, hi) pixels per frame. jitter: per-frame, per-axis standard deviation (pixels)
-        added to each step. persistent_clutter / redraw_pixel_noise: see the module docstring.
+        added to each step. persistent_clutter / redraw_pixel_noise / persistent_fraction: see
+        the module docstring.
     settings and the remaining keywords (its fields) are those of ``generate_images``, per frame.
     Returns (input, target), each (n, 1, T, H, W): target = the moving cells of each frame.
     """
@@ -163,6 +177,14 @@ def generate_videos(
     jitter = check_nonnegative("jitter", jitter)
     persistent_clutter = check_flag("persistent_clutter", persistent_clutter)
     redraw_pixel_noise = check_flag("redraw_pixel_noise", redraw_pixel_noise)
+    fraction = check_nonnegative("persistent_fraction", persistent_fraction)
+    if fraction > 1:
+        raise ValueError(f"persistent_fraction must be in [0, 1], got {persistent_fraction}")
+    if persistent_clutter:
+        if fraction not in (0, 1):
+            raise ValueError("persistent_clutter=True keeps every rectangle: give it or "
+                             f"persistent_fraction={persistent_fraction}, not both")
+        fraction = 1.0
     settings = settings_from_keywords("generate_videos", settings, options)
     scene = Scene.build(size, settings, generator=generator, device=device, dtype=dtype)
     h, w = scene.height, scene.width
@@ -176,10 +198,13 @@ def generate_videos(
         clean = target[part].view(m * frames, h, w)
         render_cells(tracks.frame_cells(), h, w, out=clean)
         observed = inp[part].view(m * frames, h, w)
-        if not persistent_clutter:
+        if fraction == 0:
             scene.noisy_copy(clean, observed, generator)
             continue
         filled_rects, noisy_rects = scene.filled(m, generator), scene.noisy(m, generator)
+        if fraction < 1:  # the persistent share of the clip's rectangles
+            filled_rects = _keep(filled_rects, fraction, generator)
+            noisy_rects = _keep(noisy_rects, fraction, generator)
         clutter = render_rects(filled_rects, h, w)  # (m, H, W), one per clip
         if redraw_pixel_noise:
             clutter = clutter.repeat_interleave(frames, dim=0)
@@ -189,5 +214,11 @@ def generate_videos(
             render_rects(noisy_rects, h, w, pixel_noise=True, generator=generator, out=clutter)
             clutter = clutter.repeat_interleave(frames, dim=0)
         torch.add(clean, clutter, out=observed)
+        if fraction < 1:  # the other rectangles, drawn anew in every frame
+            render_rects(_keep(scene.filled(m * frames, generator), fraction, generator,
+                               persistent=False), h, w, out=observed)
+            render_rects(_keep(scene.noisy(m * frames, generator), fraction, generator,
+                               persistent=False), h, w, pixel_noise=True, generator=generator,
+                         out=observed)
         scene.add_sensor_noise(observed, generator)
     return inp.unsqueeze(1), target.unsqueeze(1)

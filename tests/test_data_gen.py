@@ -587,6 +587,44 @@ def test_video_clutter_is_per_frame_unless_persistent():
     assert (c_redraw[:, :, 1] - c_redraw[:, :, 0]).abs().max() > 0.1
 
 
+def test_video_persistent_fraction_keeps_a_share_of_the_rectangles():
+    def draw(**kw):
+        return generate_videos(32, frames=6, generator=gen(35), cell_rate=0.0, filled_rate=0.0005,
+                               noisy_rate=0.0, **kw)[0]
+
+    # the ends are the two existing modes, bit for bit
+    assert torch.equal(draw(persistent_fraction=0.0), draw())
+    assert torch.equal(draw(persistent_fraction=1.0), draw(persistent_clutter=True))
+    for redraw in (False, True):
+        assert torch.equal(draw(persistent_fraction=1, redraw_pixel_noise=redraw),
+                           draw(persistent_clutter=True, redraw_pixel_noise=redraw))
+
+    def persistent_share(x):
+        """Of the pixels with clutter in frame 0, the share that holds the same value in
+        every frame of its clip (filled rectangles only: a persistent one repeats exactly)."""
+        lit = x[:, 0, 0] > 0
+        same = (x[:, 0] == x[:, 0, :1]).all(dim=1) & lit
+        return same.sum().item() / lit.sum().item()
+
+    assert persistent_share(draw()) < 0.05
+    assert persistent_share(draw(persistent_clutter=True)) == 1.0
+    half = persistent_share(draw(persistent_fraction=0.5))
+    assert 0.2 < half < 0.8, half
+    # as many rectangles per frame on average, whatever the share
+    lit = [(draw(persistent_fraction=f)[:, 0] > 0).float().mean().item() for f in (0.0, 0.5)]
+    assert lit[1] == pytest.approx(lit[0], rel=0.35)
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(persistent_fraction=1.5), "persistent_fraction must be in"),
+    (dict(persistent_fraction=-0.1), "persistent_fraction must be >= 0"),
+    (dict(persistent_fraction=0.5, persistent_clutter=True), "not both"),
+])
+def test_video_persistent_fraction_bad_values(kw, message):
+    with pytest.raises(ValueError, match=message):
+        generate_videos(1, frames=2, size=8, **kw)
+
+
 # ---------------------------------------------------------------- streams and eval sets
 
 
