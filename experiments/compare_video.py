@@ -74,8 +74,8 @@ TASKS = {  # task -> (description, overrides of every preset)
                 "data.generator.persistent_fraction=0.5", "data.generator.photons=30",
                 "data.generator.gaussian_sigma=0.05"]),
 }
-CPU_SECONDS = 120       # process CPU seconds of training per model and task
-STEPS = 200             # steps per model and task at the equal-steps budget
+CPU_SECONDS = 90        # process CPU seconds of training per model and task
+STEPS = 150             # steps per model and task at the equal-steps budget
 SEED_MARGIN = 1.5       # dB: closer than this, a second seed decides
 FRAMES = (4, 8, 16, 32)
 STEP_BATCH = 8
