@@ -112,7 +112,7 @@ def busy_seconds():
     return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-class TrainClock:
+class CPUClock:
     """Wraps run.train_steps: sums the process CPU time and the wall time spent training (not
     evaluating), and the machine's busy time meanwhile, to give the other load in cores."""
 
@@ -140,7 +140,7 @@ def cpu_per_step(cfg, repeats=3):
     """Process CPU seconds of one training step (Adam, MSE) of this config's model, the best of
     `repeats` after a warm-up step, on a batch of its training data."""
     from denoise_vit.training.data import make_train_stream
-    from denoise_vit.training.run import model_args_for
+    from denoise_vit.training.setup import model_args_for
     model = build_model(cfg.model_name, **model_args_for(cfg))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     stream = make_train_stream(cfg.data, cfg.batch_size, seed=999, device=torch.device("cpu"))
@@ -173,7 +173,7 @@ def worker_train(preset, out_dir, task, budget, amount, seed, *extra):
                  f"warmup_steps={max(1, steps // 10)}",
                  f'name="{preset}-{task}-{budget}-s{seed}"', f'out_dir="{out_dir}"']
     cfg = load_config(preset, overrides)
-    clock = TrainClock(run_module)
+    clock = CPUClock(run_module)
     summary = run_training(cfg, progress=False, log=lambda *a: None)
     lines = (Path(summary["run_dir"]) / "metrics.csv").read_text().splitlines()
     last = dict(zip(lines[0].split(","), lines[-1].split(",")))
