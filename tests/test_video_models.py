@@ -447,3 +447,13 @@ def test_video_run_writes_sequence_figure_and_gif(tmp_path, capsys):
     assert out.exists() and out.with_suffix(".gif").exists()
     assert main(["evaluate", "--checkpoint", str(run / "checkpoint_last.pt")]) == 0
     assert "evaluation set: 2 videos" in capsys.readouterr().out
+
+
+def test_fastdvdnet_denoises_a_tyx_stack_with_a_sliding_window():
+    """The inference path reads the model's facts: a video model, a window of num_frames."""
+    from denoise_vit.inference.tiling import Denoiser
+    model = build_model("fastdvdnet", base_channels=4, levels=2, num_frames=4, img_size=16).eval()
+    assert model.facts.kind == "video" and model.facts.train_size == (4, 16, 16)
+    stack = torch.rand(7, 1, 20, 28)            # (D = T, C, H, W)
+    out = Denoiser(model).denoise(stack)
+    assert out.shape == stack.shape and torch.isfinite(out).all()
