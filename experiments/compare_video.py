@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -266,7 +267,8 @@ def run(args):
     amounts = {"cpu": 2 if args.quick else args.cpu_seconds, "steps": 2 if args.quick else args.steps}
     models = args.models.split(",") if args.models else list(MODELS)
     tasks = args.tasks.split(",")
-    runs = json.loads(partial.read_text())["runs"] if args.resume and partial.exists() else []
+    resume = args.resume or args.no_train
+    runs = json.loads(partial.read_text())["runs"] if resume and partial.exists() else []
     load_before = os.getloadavg()
 
     def train(preset, task, budget, seed):
@@ -274,6 +276,8 @@ def run(args):
             if (row["preset"], row["task"], row["budget"], row["seed"]) == (preset, task, budget,
                                                                              seed):
                 return row
+        if args.no_train:
+            return None
         row = in_fresh_process("train", preset, str(out_dir), task, budget,
                                str(amounts[budget]), str(seed), *extra)
         runs.append(row)
@@ -290,7 +294,8 @@ def run(args):
                 train(preset, task, budget, 0)
     seeds = {}
     for task in tasks:  # a second seed where a goal's comparison is within SEED_MARGIN
-        ps = {p: train(p, task, "cpu", 0)["psnr"] for p in models}
+        rows = {p: train(p, task, "cpu", 0) for p in models}
+        ps = {p: row["psnr"] for p, row in rows.items() if row is not None}
         close = set()
         if task == "default" and BASELINE in ps:   # variant vs baseline + 2 dB
             close |= {p for p in ps if p in TRANSFORMERS
@@ -304,12 +309,15 @@ def run(args):
         seeds[task] = sorted(close)
         for preset in sorted(close):
             train(preset, task, "cpu", 1)
+    missing = [f"{p} {t} {b} seed {s}" for b in ("cpu", "steps") for t in tasks for p in models
+               for s in [0] + ([1] if b == "cpu" and p in seeds.get(t, ()) else [])
+               if train(p, t, b, s) is None]
     results = {"command": COMMAND + (" --quick" if args.quick else ""), "machine": machine(),
                "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
                "budgets": {"cpu_seconds": amounts["cpu"], "steps": amounts["steps"],
                            "seed_margin_db": SEED_MARGIN, "extra_overrides": extra},
                "tasks": {t: {"description": TASKS[t][0], "overrides": TASKS[t][1]} for t in tasks},
-               "second_seed": seeds, "models": {}, "runs": runs}
+               "second_seed": seeds, "not_run": missing, "models": {}, "runs": runs}
     for preset in models:
         model, cfg = model_for(preset, 8, extra)
         record = {"label": MODELS[preset], "model": cfg.model_name, "model_args": cfg.model_args,
@@ -320,6 +328,9 @@ def run(args):
             for budget in ("cpu", "steps"):
                 rows = [r for r in runs if (r["preset"], r["task"], r["budget"]) ==
                         (preset, task, budget)]
+                if not rows:
+                    record["results"][task][budget] = None
+                    continue
                 record["results"][task][budget] = {
                     "psnr": mean([r["psnr"] for r in rows]),
                     "ssim": mean([r["ssim"] for r in rows]),
@@ -330,11 +341,11 @@ def run(args):
                     "other_load_cores": [r["other_load_cores"] for r in rows],
                     "noisy_psnr": rows[0]["noisy_psnr"]}
         # the headline record: default task, equal CPU time, mean over seeds
-        head = record["results"][tasks[0]]["cpu"]
+        head = record["results"][tasks[0]]["cpu"] or {"psnr": None, "ssim": None}
         record.update(psnr=head["psnr"], ssim=head["ssim"], task=tasks[0], budget="cpu")
         results["models"][preset] = record
-    if "video_fast" in models and "default" in tasks:
-        row = train("video_fast", "default", "cpu", 0)
+    row = train("video_fast", "default", "cpu", 0) if "video_fast" in models else None
+    if row is not None and "default" in tasks:
         results["denoise"] = denoise_speed(Path(row["run_dir"]) / "checkpoint_last.pt", out_dir,
                                            frames=8 if args.quick else 64,
                                            size=64 if args.quick else 256)
@@ -440,9 +451,11 @@ def goals(r):
     tasks = list(r["tasks"])
     if BASELINE in models and "default" in tasks:
         for budget, name in (("cpu", "equal CPU time"), ("steps", "equal steps")):
+            if models[BASELINE]["results"]["default"][budget] is None:
+                continue
             base = models[BASELINE]["results"]["default"][budget]["psnr"]
             gains = {p: models[p]["results"]["default"][budget]["psnr"] - base
-                     for p in VARIANTS if p in models}
+                     for p in VARIANTS if p in models and models[p]["results"]["default"][budget]}
             short = [p for p, g in gains.items() if g < 2]
             met[f"variants_2db_{budget}"] = not short
             lines.append(
@@ -451,7 +464,8 @@ def goals(r):
                 + ", ".join(f"{MODELS[p].split(' (')[0]} {g:+.2f}" for p, g in gains.items())
                 + " dB.")
     for task in tasks:
-        res = {p: models[p]["results"][task]["cpu"]["psnr"] for p in models}
+        res = {p: models[p]["results"][task]["cpu"]["psnr"] for p in models
+               if models[p]["results"][task]["cpu"]}
         trans = [p for p in res if p in TRANSFORMERS]
         if not trans or CNN not in res:
             continue
@@ -512,7 +526,7 @@ def render(r):
     ]
     for task in r["tasks"]:
         base = models[BASELINE]["results"][task] if BASELINE in models else None
-        any_res = next(iter(models.values()))["results"][task]["cpu"]
+        any_res = next(iter(models.values()))["results"][task]["cpu"] or {"noisy_psnr": math.nan}
         lines += [f"## {task.capitalize()} task (noisy input {any_res['noisy_psnr']:.2f} dB)", "",
                   "| model | PSNR, equal CPU time (dB) | vs per-frame | steps | CPU s | wall s | "
                   "other load | PSNR, equal steps (dB) | vs per-frame | CPU s | wall s | "
@@ -522,7 +536,10 @@ def render(r):
             cells = [rec["label"]]
             for budget in ("cpu", "steps"):
                 res = rec["results"][task][budget]
-                delta = ("" if preset == BASELINE or base is None
+                if res is None:
+                    cells += ["not run", ""] + [""] * (4 if budget == "cpu" else 3)
+                    continue
+                delta = ("" if preset == BASELINE or base is None or base[budget] is None
                          else f"{res['psnr'] - base[budget]['psnr']:+.2f}")
                 cells += [fmt_seeds(res), delta]
                 if budget == "cpu":
@@ -535,6 +552,9 @@ def render(r):
         lines.append("")
     goal_lines, _ = goals(r)
     lines += ["## Goals (issue 16)", "", *goal_lines, ""]
+    if r.get("not_run"):
+        lines += ["**Not run** (the script was stopped before them; the report was written "
+                  "from the runs done, with --no-train): " + "; ".join(r["not_run"]) + ".", ""]
     if r.get("denoise"):
         lines += [f"Denoise command: `{r['denoise']['command']}` (a TYX float32 TIFF drawn from "
                   "the default task, seed 7; the checkpoint is video_fast's equal-CPU-time run "
@@ -693,6 +713,9 @@ def main():
     parser.add_argument("--steps", type=int, default=STEPS, help="steps of the equal-steps budget")
     parser.add_argument("--resume", action="store_true",
                         help="keep the runs already in <out-dir>/partial.json")
+    parser.add_argument("--no-train", action="store_true",
+                        help="write the report from <out-dir>/partial.json as it is: runs not "
+                             "there are listed as not run")
     parser.add_argument("--scaling", action="store_true",
                         help="re-measure the cost-versus-T tables (else carried over)")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
