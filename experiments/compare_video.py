@@ -137,6 +137,26 @@ class CPUClock:
         return max(0.0, (self.busy - self.cpu) / self.wall) if self.wall else None
 
 
+class _Clocks:
+    """The `time` module, with some of its clocks replaced."""
+
+    def __init__(self, **clocks):
+        self.clocks = clocks
+
+    def __getattr__(self, name):
+        return self.clocks.get(name, getattr(time, name))
+
+
+def cpu_time_budget():
+    """Make the training's time budget (max_train_seconds) a budget of process CPU time: the
+    run's TrainClock (schedule: what the cosine decays over, and the budget left) and its
+    deadline between steps (run, engine) read time.process_time instead of wall clocks."""
+    from denoise_vit.training import engine, run, schedule
+    schedule.time = _Clocks(perf_counter=time.process_time)
+    run.time = _Clocks(monotonic=time.process_time)
+    engine.time = _Clocks(monotonic=time.process_time)
+
+
 def cpu_per_step(cfg, repeats=3):
     """Process CPU seconds of one training step (Adam, MSE) of this config's model, the best of
     `repeats` after a warm-up step, on a batch of its training data."""
@@ -165,16 +185,24 @@ def worker_train(preset, out_dir, task, budget, amount, seed, *extra):
     base = [*TASKS[task][1], f"seed={seed}", *extra]
     cfg = load_config(preset, base)
     calibration = None
+    limit = []
     if budget == "cpu":
+        # the run stops when its training has used `amount` s of process CPU time, and its
+        # cosine decays over that CPU time (cpu_time_budget); the step estimate only sets the
+        # warm-up and a cap far beyond the budget
         calibration = cpu_per_step(cfg)
-        steps = max(10, round(float(amount) / calibration))
+        expected = max(10, round(float(amount) / calibration))
+        steps, warmup = 10 * expected, max(1, expected // 10)
+        limit = [f"max_train_seconds={float(amount)}"]
     else:
         steps = int(amount)
-    overrides = [*base, "epochs=1", f"steps_per_epoch={steps}",
-                 f"warmup_steps={max(1, steps // 10)}",
+        warmup = max(1, steps // 10)
+    overrides = [*base, "epochs=1", f"steps_per_epoch={steps}", f"warmup_steps={warmup}", *limit,
                  f'name="{preset}-{task}-{budget}-s{seed}"', f'out_dir="{out_dir}"']
     cfg = load_config(preset, overrides)
     clock = CPUClock(run_module)
+    if budget == "cpu":
+        cpu_time_budget()
     summary = run_training(cfg, progress=False, log=lambda *a: None)
     lines = (Path(summary["run_dir"]) / "metrics.csv").read_text().splitlines()
     last = dict(zip(lines[0].split(","), lines[-1].split(",")))
@@ -182,6 +210,7 @@ def worker_train(preset, out_dir, task, budget, amount, seed, *extra):
         "preset": preset, "task": task, "budget": budget, "seed": int(seed),
         "overrides": overrides, "steps": summary["steps"], "clips_per_step": cfg.batch_size,
         "frames": cfg.data.frames, "warmup_steps": cfg.warmup_steps,
+        "budget_method": "cpu deadline" if budget == "cpu" else "steps",
         "cpu_seconds_per_step_calibrated": calibration,
         "train_cpu_seconds": clock.cpu, "train_wall_seconds": clock.wall,
         "other_load_cores": clock.other_load(),
