@@ -10,9 +10,9 @@ Models: the presets in MODELS (the per-frame ViT, ViViT Models 1-4, TimeSformer,
 with its conv stem, the FastDVDnet-style temporal CNN). Tasks (TASKS): the default video task
 (8 frames of 64 x 64, clutter drawn anew every frame) and a harder one (16 frames, per-pixel
 Poisson-Gaussian sensor noise on top of the clutter, half the rectangles persistent).
-Budgets: the same process CPU time for every model (each worker first times a few training
-steps, then trains for the number of steps that fits the budget, so that every model gets a
-full warm-up + cosine schedule) and the same number of steps. Every run is a fresh process
+Budgets: the same process CPU time for every model (the run stops when its training has used
+the budget, and its cosine decays over that CPU time: `cpu_time_budget`; a few timed steps
+only set the warm-up) and the same number of steps. Every run is a fresh process
 that trains with `denoise_vit.training.run.run_training`, exactly as `denoise-vit train
 --config <preset>` does with the overrides printed in the doc; it records the PSNR / SSIM of
 the final weights on the task's fixed evaluation set, the training's process CPU time and
