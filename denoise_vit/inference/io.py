@@ -313,18 +313,23 @@ def apply_change(stack, change, scales, dtype, path, out=None):
     for d in range(stack.shape[0]):
         for r in range(0, stack.shape[2], rows):
             region = (d, slice(None), slice(r, r + rows))
-            delta = change[region].astype(np.float64) / scales[d]
+            delta = change[region].astype(np.float64)
             if not np.isfinite(delta).all():
                 bad = int((~np.isfinite(delta)).sum())
                 raise ImageFileError(f"{path}: the model's output has {bad} non-finite value(s) "
                                      f"(NaN or infinite) in plane {d}; nothing written")
+            with np.errstate(over="ignore"):
+                delta /= scales[d]
+            if not np.isfinite(delta).all():   # a tiny scale: the change is huge in input units
+                raise ImageFileError(f"{path}: denoised values go beyond the range of float64 "
+                                     f"once mapped back to the input's units; nothing written")
             x = stack[region]
             if dtype.kind in "ui":
                 out[region] = add_saturating(x.astype(dtype, copy=False), delta)
                 continue
             y = x.astype(np.float64)
             np.add(y, delta, out=y, where=delta != 0)   # unchanged stays unchanged, -0.0 too
-            limit = np.finfo(dtype).max
+            limit = float(np.finfo(dtype).max)
             worst = float(np.abs(y).max())
             if not worst <= limit:
                 raise ImageFileError(f"{path}: denoised values reach {worst:.4g}, beyond the "
