@@ -181,6 +181,12 @@ def cmd_benchmark(args):
     print(f"wrote {run_and_report(opts, args.out_dir)}")
 
 
+def cmd_export(args):
+    from .export.command import run_export
+    print(run_export(args.checkpoint, args.format, args.output, overwrite=args.overwrite,
+                     author=args.author))
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with usage mistakes as one line (exit 2), like every other error here."""
 
@@ -287,6 +293,21 @@ def build_parser():
     p.add_argument("--report-only", action="store_true",
                    help="rewrite BENCHMARKS.md and the plots from out-dir/benchmarks.json")
     p.set_defaults(func=cmd_benchmark)
+
+    p = sub.add_parser("export", help="write a checkpoint as a bioimage.io package, ONNX or "
+                                      "TorchScript",
+                       description="Export a trained checkpoint for use outside this package: "
+                                   "a BioImage Model Zoo package (.zip, for deepImageJ / Fiji, "
+                                   "ilastik, napari, bioimageio.core), ONNX (.onnx) or "
+                                   "TorchScript (.pt). Each export is checked before it is kept.")
+    p.add_argument("checkpoint", help="a .pt checkpoint of a training run")
+    p.add_argument("--format", "-f", required=True, choices=("bioimageio", "onnx", "torchscript"))
+    p.add_argument("--output", "-o", required=True,
+                   help="file to write: .zip (bioimageio), .onnx or .pt (torchscript)")
+    p.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
+    p.add_argument("--author", default="denoise-vit",
+                   help="author named in the bioimage.io package (default: denoise-vit)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

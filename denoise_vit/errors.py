@@ -19,3 +19,7 @@ class CheckpointError(DenoiseVitError):
 
 class TrainingError(DenoiseVitError):
     """Training had to stop (non-finite loss, unwritable run folder, ...)."""
+
+
+class ExportError(DenoiseVitError):
+    """A model that cannot be exported as asked (format, output path, missing package)."""

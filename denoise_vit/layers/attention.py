@@ -41,6 +41,9 @@ class Attention(nn.Module):
         """softmax(q k^T / sqrt(d)) v over the token axis (-2); leading axes are batch."""
         drop = self.attn_drop if self.training else 0.0
         if self.fused:
+            if q.ndim == 3:  # the ONNX exporter translates the fused op for 4-D inputs only
+                return F.scaled_dot_product_attention(
+                    q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), dropout_p=drop).squeeze(1)
             return F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
         weights = (q * self.scale) @ k.transpose(-2, -1)
         weights = weights.softmax(dim=-1)

@@ -1,12 +1,35 @@
 """Absolute position embeddings for a 2-D grid of patches: learned or fixed sin-cos."""
 import torch
-from timm.layers import resample_abs_pos_embed, trunc_normal_
+import torch.nn.functional as F
+from einops import rearrange
+from timm.layers import trunc_normal_
 from timm.layers.pos_embed_sincos import build_sincos2d_pos_embed
 from torch import nn
 
 from ..errors import ConfigError
 
 POS_EMBED_KINDS = ("learned", "sincos")
+
+
+def exporting():
+    """True while torch.export (the ONNX exporter) or torch.jit.trace records the model.
+
+    Shortcuts that compare the input's grid with the training grid would then be frozen into the
+    graph for the example input's size; exported graphs take the general path, which gives the
+    same numbers (resampling a grid to its own size is the identity).
+    """
+    return torch.jit.is_tracing() or torch.compiler.is_exporting()
+
+
+def resample_grid(weight, old_grid, new_grid):
+    """(1, gh*gw, D) on `old_grid` -> (1, gh'*gw', D) on `new_grid`: antialiased bicubic.
+
+    The same maths as timm's `resample_abs_pos_embed` (bicubic, antialias, in float32), written
+    without its size shortcuts so that it traces and exports with the new grid as a dynamic size.
+    """
+    grid = rearrange(weight.float(), "1 (gh gw) d -> 1 d gh gw", gh=old_grid[0], gw=old_grid[1])
+    grid = F.interpolate(grid, size=(new_grid[0], new_grid[1]), mode="bicubic", antialias=True)
+    return rearrange(grid, "1 d gh gw -> 1 (gh gw) d").to(weight.dtype)
 
 
 def sincos_2d(grid, dim):
@@ -41,12 +64,11 @@ class PosEmbed2d(nn.Module):
     def embedding(self, grid):
         """(1, gh*gw, D) for the given grid."""
         grid = tuple(grid)
-        if grid == self.grid:
+        if not exporting() and grid == self.grid:
             return self.weight
         if self.kind == "sincos":
             return sincos_2d(grid, self.embed_dim).to(self.weight)
-        return resample_abs_pos_embed(self.weight, new_size=list(grid), old_size=list(self.grid),
-                                      num_prefix_tokens=0)
+        return resample_grid(self.weight, self.grid, grid)
 
     def forward(self, x, grid):
         return x + self.embedding(grid)
@@ -101,7 +123,7 @@ class PosEmbedSpaceTime(nn.Module):
 
     def time_embedding(self, nt):
         """(1, nt, 1, D)."""
-        if nt == self.num_tubelets:
+        if not exporting() and nt == self.num_tubelets:
             return self.time
         if self.kind == "sincos":
             return sincos_1d(nt, self.embed_dim).unsqueeze(2).to(self.time)
@@ -114,7 +136,7 @@ class PosEmbedSpaceTime(nn.Module):
         grid = tuple(grid)
         if self.layout == "separate":
             return self.space.embedding(grid).unsqueeze(1) + self.time_embedding(nt)
-        if (nt, grid) == (self.num_tubelets, self.grid):
+        if not exporting() and (nt, grid) == (self.num_tubelets, self.grid):
             return self.weight
         w = self.weight.reshape(1, self.num_tubelets, *self.grid, self.embed_dim)
         w = torch.nn.functional.interpolate(w.permute(0, 4, 1, 2, 3), size=(nt, *grid),
