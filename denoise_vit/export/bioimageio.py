@@ -20,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from einops import rearrange
 
 from ..errors import ExportError
+from ..registry import model_spec
 from .checks import TOLERANCE
 from .onnx import OPSET, export_onnx
 from .torchscript import export_torchscript
@@ -66,17 +68,21 @@ def yaml_value(value):
     return value
 
 
-def evaluation_samples(ckpt, n):
-    """The first `n` inputs and targets of the checkpoint's evaluation set (its config's data)."""
+def evaluation_samples(ckpt, n, kind):
+    """The first `n` inputs and targets of the checkpoint's evaluation set (its config's data),
+    as images for an image model."""
     from ..training.config import from_dict
     from ..training.data import make_eval_data
     data = from_dict({"data": ckpt.get("config", {}).get("data", {})}).data
     data.eval_size = max(n, 1)
     try:
-        return make_eval_data(data)
+        inputs, targets = make_eval_data(data)
     except (OSError, ValueError) as exc:
         raise ExportError(f"cannot make the evaluation set the package's test tensors come from: "
                           f"{exc}") from exc
+    if kind == "image" and inputs.ndim == 5:   # framewise_vit trained on clips: their frames
+        inputs, targets = (rearrange(t, "n c t h w -> (n t) c h w") for t in (inputs, targets))
+    return inputs[:n], targets[:n]
 
 
 def normalise(x, record, eps=1e-6):
@@ -178,7 +184,8 @@ def build_package(ckpt, model, target, workdir, *, record, author="denoise-vit")
 
     workdir = Path(workdir)
     facts = model.facts
-    inputs, targets = evaluation_samples(ckpt, COVER_SAMPLES if facts.kind == "image" else 1)
+    inputs, targets = evaluation_samples(ckpt, COVER_SAMPLES if facts.kind == "image" else 1,
+                                         facts.kind)
     test_input = inputs[:1].numpy().astype(np.float32)
     with torch.no_grad():
         y = model(torch.from_numpy(normalise(test_input, record))).numpy()
@@ -202,6 +209,7 @@ def build_package(ckpt, model, target, workdir, *, record, author="denoise-vit")
     (workdir / "README.md").write_text(readme(ckpt, model, facts, record, sizes_note))
 
     pre, post = processing(record, facts.kind, v0_5)
+    name, args = model_spec(model)   # the exported module (framewise_vit's plane model)
     version = v0_5.Version(torch.__version__.split("+")[0])
     cfg = ckpt.get("config", {})
     with ValidationContext(root=workdir, perform_io_checks=True):
@@ -212,7 +220,7 @@ def build_package(ckpt, model, target, workdir, *, record, author="denoise-vit")
                         f"trained by denoise-vit (config {cfg.get('name', 'unknown')}).",
             authors=[v0_5.Author(name=author)],
             cite=[v0_5.CiteEntry(text=CITATIONS[k][0], doi=v0_5.Doi(CITATIONS[k][1]))
-                  for k in citations(ckpt["model_name"], ckpt["model_args"])],
+                  for k in citations(name, args)],
             license=v0_5.LicenseId("MIT"),
             documentation=v0_5.FileDescr(source=Path("README.md")),
             covers=[v0_5.FileDescr(source=Path("cover.png"))],
@@ -231,7 +239,7 @@ def build_package(ckpt, model, target, workdir, *, record, author="denoise-vit")
                     source=Path("weights.pt"), pytorch_version=version,
                     architecture=v0_5.ArchitectureFromLibraryDescr(
                         callable=v0_5.Identifier("build_model"), import_from="denoise_vit",
-                        kwargs={"name": ckpt["model_name"], **yaml_value(ckpt["model_args"])})),
+                        kwargs={"name": name, **yaml_value(args)})),
                 torchscript=v0_5.TorchscriptWeightsDescr(
                     source=Path("weights_torchscript.pt"), pytorch_version=version,
                     parent="pytorch_state_dict"),

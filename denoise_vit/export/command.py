@@ -101,6 +101,8 @@ def run_export(checkpoint, fmt, output, *, overwrite=False, author="denoise-vit"
     output = check_output(output, fmt, overwrite)
     ckpt = read_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt, checkpoint).cpu().eval()
+    if model.facts.kind == "image":   # framewise_vit: what runs on each plane is a vit_denoiser
+        model = model.plane_model()
     record = model_intensity(ckpt, log) if fmt == "bioimageio" else None
     with staged(output) as tmp:
         try:
