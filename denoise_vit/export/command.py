@@ -91,7 +91,7 @@ def write(fmt, model, ckpt, path, record, author):
 
 def run_export(checkpoint, fmt, output, *, overwrite=False, author="denoise-vit", log=print):
     """Export the model of `checkpoint` as `fmt` to `output`; returns the line to print."""
-    from ..checkpoint import model_from_checkpoint, read_checkpoint
+    from ..checkpoint import open_checkpoint
     from ..inference.denoise import model_intensity
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -99,8 +99,7 @@ def run_export(checkpoint, fmt, output, *, overwrite=False, author="denoise-vit"
     if missing:
         raise ExportError(f"--format {fmt} needs {', '.join(missing)}: {INSTALL_HINT}")
     output = check_output(output, fmt, overwrite)
-    ckpt = read_checkpoint(checkpoint)
-    model = model_from_checkpoint(ckpt, checkpoint).cpu().eval()
+    ckpt, model = open_checkpoint(checkpoint)
     if model.facts.kind == "image":   # framewise_vit: what runs on each plane is a vit_denoiser
         model = model.plane_model()
     record = model_intensity(ckpt, log) if fmt == "bioimageio" else None
