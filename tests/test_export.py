@@ -6,6 +6,7 @@ the bioimage.io package must pass bioimageio.core's own model test. Bad input: o
 nothing left behind.
 """
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,6 +129,14 @@ def test_bad_output_is_one_line(checkpoint, tmp_path, capsys, fmt, name, message
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert listing(tmp_path) == before and (tmp_path / "exists.pt").read_bytes() == b"keep"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_unwritable_folder_is_one_line(checkpoint, capsys):
+    """/proc refuses new files even to root, for whom permission bits do not count."""
+    assert main(["export", str(checkpoint), "--format", "torchscript", "-o", "/proc/m.pt"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot write into /proc" in err
 
 
 def test_missing_package_says_what_to_install(checkpoint, tmp_path, capsys, monkeypatch):

@@ -50,6 +50,10 @@ def staged(target):
     otherwise (also on Ctrl-C)."""
     tmp = target.with_name(f".{target.stem}.tmp-{os.getpid()}{target.suffix}")
     try:
+        tmp.touch()   # the folder's permissions, found out before the work (root ignores access)
+    except OSError as exc:
+        raise ExportError(f"cannot write into {target.parent}: {exc.strerror or exc}") from exc
+    try:
         yield tmp
         os.replace(tmp, target)
     except OSError as exc:
