@@ -118,6 +118,7 @@ def report(results, info):
         f"Machine: {info['machine']}. Load average (1 min) before / after: "
         f"{info['load_before']:.2f} / {info['load_after']:.2f} (the CPU is shared; the lock "
         "keeps the other developers' test suites and timings off it while this runs).",
+        *([info["note"]] if info.get("note") else []),
         "",
         "Per 64x64 tile: one tile per call, and per tile within a batch of 32 (how `denoise` "
         "runs them). 1024x1024: the whole `denoise` path (reflect padding, tiles, blending) "
@@ -158,15 +159,23 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--docs", default=str(ROOT / "docs"))
+    parser.add_argument("--from-json", help="rewrite the report from a saved export_speed.json")
+    parser.add_argument("--note", help="a sentence on the circumstances, printed in the report")
     args = parser.parse_args()
-    torch.manual_seed(0)
-    info = {"machine": machine(), "load_before": os.getloadavg()[0],
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    results = []
-    for preset in PRESETS:
-        results.append(measure(preset, args.repeats))
-        print(json.dumps(results[-1], indent=1), flush=True)
-    info["load_after"] = os.getloadavg()[0]
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        info, results = saved["info"], saved["results"]
+    else:
+        torch.manual_seed(0)
+        info = {"machine": machine(), "load_before": os.getloadavg()[0],
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        results = []
+        for preset in PRESETS:
+            results.append(measure(preset, args.repeats))
+            print(json.dumps(results[-1], indent=1), flush=True)
+        info["load_after"] = os.getloadavg()[0]
+    if args.note:
+        info["note"] = args.note
     docs = Path(args.docs)
     (docs / "export_speed.json").write_text(json.dumps({"info": info, "results": results},
                                                         indent=1) + "\n")
