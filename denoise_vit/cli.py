@@ -159,12 +159,11 @@ def cmd_denoise(args):
     from .device import resolve_device
     from tqdm.auto import tqdm
     options = DenoiseOptions(axes=args.axes, dtype=args.dtype, normalize=args.normalize,
-                             overwrite=args.overwrite, backend=args.backend)
+                             overwrite=args.overwrite)
     denoiser_args = dict(tile=args.tile, overlap=args.overlap, frame_overlap=args.frame_overlap,
                          batch_size=args.batch_size, progress=not args.no_progress)
-    device = args.device or ("cpu" if args.backend == "onnx" else "auto")
     written, _ = run_denoise(args.inputs, args.output, args.checkpoint, options=options,
-                             denoiser_args=denoiser_args, device=resolve_device(device),
+                             denoiser_args=denoiser_args, device=resolve_device(args.device or "auto"),
                              log=tqdm.write)
     print(f"denoised {written} file(s) into {args.output}")
 
@@ -255,9 +254,6 @@ def build_parser():
                         "(frame) or none (pixels go to the model as they are)")
     p.add_argument("--overwrite", action="store_true", help="replace output files that exist")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
-                   help="onnx: ONNX Runtime on the CPU, faster there (docs/EXPORT.md); the model "
-                        "is exported once into ~/.cache/denoise-vit (needs the export extra)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_denoise)
 

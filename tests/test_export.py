@@ -164,24 +164,3 @@ def test_failed_export_leaves_nothing(checkpoint, tmp_path, capsys, monkeypatch)
     assert err.endswith("cannot export vit_denoiser as torchscript: cannot trace this model")
     assert listing(tmp_path) == ["model.pt"] and target.read_bytes() == b"old"
 
-
-def test_denoise_with_onnx_runtime_equals_torch(checkpoint, tmp_path, monkeypatch, capsys):
-    """`denoise --backend onnx`: the same tiled result as torch; the export is made once and
-    reused by the next run."""
-    pytest.importorskip("onnxruntime")
-    monkeypatch.setenv("DENOISE_VIT_CACHE", str(tmp_path / "cache"))
-    image = np.random.default_rng(0).random((100, 150)).astype(np.float32) * 1000
-    np.save(tmp_path / "in.npy", image)
-    outputs = {}
-    for backend in ("torch", "onnx", "onnx"):
-        out = tmp_path / f"{backend}.npy"
-        assert main(["denoise", str(tmp_path / "in.npy"), "--checkpoint", str(checkpoint),
-                     "-o", str(out), "--backend", backend, "--no-progress", "--overwrite"]) == 0
-        outputs.setdefault(backend, []).append((np.load(out), capsys.readouterr().out))
-    torch_out = outputs["torch"][0][0]
-    (first, first_log), (second, second_log) = outputs["onnx"]
-    assert np.abs(first - torch_out).max() < 1e-4 * 1000   # in the input's units (0..1000)
-    assert np.array_equal(first, second)
-    assert "exporting the model to ONNX once" in first_log
-    assert "exporting" not in second_log
-    assert len(list((tmp_path / "cache" / "onnx").iterdir())) == 1

@@ -47,7 +47,6 @@ class DenoiseOptions:
     dtype: str = "input"                # "input" | "float32"
     normalize: str = "stack"            # "stack" (per file) | "frame" (per plane) | "none"
     overwrite: bool = False
-    backend: str = "torch"              # "torch" | "onnx" (ONNX Runtime on the CPU)
 
 
 def folder_entry(f):
@@ -306,11 +305,6 @@ def run_denoise(inputs, output, checkpoint, *, options, denoiser_args, device="c
     warn = warn or (lambda msg: print(f"denoise-vit denoise: skipped {msg}", file=sys.stderr))
     if options.dtype not in ("input", "float32"):
         raise DenoiseVitError(f"--dtype must be 'input' or 'float32', not {options.dtype!r}")
-    if options.backend not in ("torch", "onnx"):
-        raise DenoiseVitError(f"--backend must be 'torch' or 'onnx', not {options.backend!r}")
-    if options.backend == "onnx" and torch.device(device).type != "cpu":
-        raise DenoiseVitError(f"--backend onnx runs on the CPU; leave out --device {device} or "
-                              "use --backend torch")
     jobs, single = plan(inputs, output, options.dtype)
     if single and jobs[0][2]:
         raise ImageFileError(jobs[0][2])
@@ -318,9 +312,6 @@ def run_denoise(inputs, output, checkpoint, *, options, denoiser_args, device="c
         check_output_folder(folder, log)
     ckpt, model = open_checkpoint(checkpoint, device=device)
     denoiser = Denoiser(model, device=device, **denoiser_args)
-    if options.backend == "onnx":   # the same tiling around ONNX Runtime (docs/EXPORT.md)
-        from ..export.runtime import OnnxModel
-        denoiser.model = OnnxModel(ckpt, denoiser.model, log=log)
     record = model_intensity(ckpt, log)
     if options.normalize != "none" and not record["high"] > record["low"]:
         raise CheckpointError(f"{checkpoint}: its training inputs' intensities "
@@ -333,7 +324,6 @@ def run_denoise(inputs, output, checkpoint, *, options, denoiser_args, device="c
                 raise ImageFileError(problem)
             entry = denoise_file(src, dst, denoiser, record, options, log)
             entry.update(checkpoint=str(checkpoint), model=ckpt["model_name"],
-                         backend=options.backend,
                          time=datetime.now(timezone.utc).isoformat(timespec="seconds"))
             append_record(dst.parent / LOG_NAME, entry)
             written += 1
