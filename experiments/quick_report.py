@@ -33,7 +33,7 @@ def main():
     parser.add_argument("--out-dir", default="runs", help="parent of the run folder")
     parser.add_argument("--docs", default=str(ROOT / "docs"), help="where QUICK.md and figures go")
     args = parser.parse_args()
-    cfg = load_config(ROOT / "experiments" / "quick.toml", [f'out_dir="{args.out_dir}"'])
+    cfg = load_config("quick", [], {"out_dir": args.out_dir})   # the installed preset
     start = time.perf_counter()
     summary = run_training(cfg, progress=False)
     wall = time.perf_counter() - start
@@ -45,7 +45,7 @@ def main():
     text = f"""# The `quick` experiment
 
 Command: `python experiments/quick_report.py` (the same training as
-`denoise-vit train --config quick`, config `presets/quick.toml`).
+`denoise-vit train --config quick`, preset `denoise_vit/presets/quick.toml`).
 
 Machine: {machine()}.
 
