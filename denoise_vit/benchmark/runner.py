@@ -14,7 +14,7 @@
 Budgets. By default one run per network is evaluated at each budget mark. That is only an
 honest "trained for B minutes" figure if the learning-rate schedule does not know the budget,
 so these runs use linear warm-up then a constant rate (the config's `schedule` is replaced;
-the cosine of `experiments/*.toml` is step-based and would decay at a different point for
+the presets' cosine ends at their own step or time budget, a different point for
 every model). `separate_runs=True` instead trains once per budget with a cosine decay timed
 to end exactly at that budget (costs the sum of the budgets rather than the largest).
 
