@@ -11,7 +11,7 @@ with its conv stem, the FastDVDnet-style temporal CNN). Tasks (TASKS): the defau
 (8 frames of 64 x 64, clutter drawn anew every frame) and a harder one (16 frames, per-pixel
 Poisson-Gaussian sensor noise on top of the clutter, half the rectangles persistent).
 Budgets: the same process CPU time for every model (the run stops when its training has used
-the budget, and its cosine decays over that CPU time: `cpu_time_budget`; a few timed steps
+the budget, and its cosine decays over that CPU time (`budget_clock="cpu"`); a few timed steps
 only set the warm-up) and the same number of steps. Every run is a fresh process
 that trains with `denoise_vit.training.run.run_training`, exactly as `denoise-vit train
 --config <preset>` does with the overrides printed in the doc; it records the PSNR / SSIM of
@@ -140,26 +140,6 @@ class CPUClock:
         return max(0.0, (self.busy - self.cpu) / self.wall) if self.wall else None
 
 
-class _Clocks:
-    """The `time` module, with some of its clocks replaced."""
-
-    def __init__(self, **clocks):
-        self.clocks = clocks
-
-    def __getattr__(self, name):
-        return self.clocks.get(name, getattr(time, name))
-
-
-def cpu_time_budget():
-    """Make the training's time budget (max_train_seconds) a budget of process CPU time: the
-    run's TrainClock (schedule: what the cosine decays over, and the budget left) and its
-    deadline between steps (run, engine) read time.process_time instead of wall clocks."""
-    from denoise_vit.training import engine, run, schedule
-    schedule.time = _Clocks(perf_counter=time.process_time)
-    run.time = _Clocks(monotonic=time.process_time)
-    engine.time = _Clocks(monotonic=time.process_time)
-
-
 def cpu_per_step(cfg, repeats=3):
     """Process CPU seconds of one training step (Adam, MSE) of this config's model, the best of
     `repeats` after a warm-up step, on a batch of its training data."""
@@ -201,12 +181,12 @@ def worker_train(preset, out_dir, task, budget, amount, seed, *extra):
     limit = []
     if budget == "cpu":
         # the run stops when its training has used `amount` s of process CPU time, and its
-        # cosine decays over that CPU time (cpu_time_budget); the step estimate only sets the
+        # cosine decays over that CPU time (budget_clock="cpu"); the step estimate only sets the
         # warm-up and a cap far beyond the budget
         calibration = cpu_per_step(cfg)
         expected = max(10, round(float(amount) / calibration))
         steps, warmup = 10 * expected, max(1, expected // 10)
-        limit = [f"max_train_seconds={float(amount)}"]
+        limit = [f"max_train_seconds={float(amount)}", 'budget_clock="cpu"']
     else:
         steps = int(amount)
         warmup = max(1, steps // 10)
@@ -214,8 +194,6 @@ def worker_train(preset, out_dir, task, budget, amount, seed, *extra):
                  f'name="{preset}-{task}-{budget}-s{seed}"', f'out_dir="{out_dir}"']
     cfg = load_config(preset, overrides)
     clock = CPUClock(run_module)
-    if budget == "cpu":
-        cpu_time_budget()
     summary = run_training(cfg, progress=False, log=lambda *a: None)
     lines = (Path(summary["run_dir"]) / "metrics.csv").read_text().splitlines()
     last = dict(zip(lines[0].split(","), lines[-1].split(",")))

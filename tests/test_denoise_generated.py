@@ -13,7 +13,7 @@ import struct
 import numpy as np
 import pytest
 import tifffile
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 

@@ -13,7 +13,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from data_gen import SyntheticStream
 from denoise_vit.checkpoint import read_checkpoint
 from denoise_vit.training.config import load_config
 from denoise_vit.registry import build_model

@@ -113,6 +113,16 @@ def test_time_budget_counts_training_only_in_fresh_and_resumed_runs(tmp_path, mo
     assert resumed["train_seconds"] >= budget and resumed["steps"] > fresh["steps"]
 
 
+def test_a_cpu_time_budget_counts_process_cpu_seconds(tmp_path):
+    import time
+    cpu0 = time.process_time()
+    summary = run_training(tiny(tmp_path, "max_train_seconds=0.5", 'budget_clock="cpu"',
+                                "steps_per_epoch=100000", "epochs=1"),
+                           progress=False, log=lambda *a: None)
+    assert summary["stopped"] == "time budget reached" and summary["train_seconds"] >= 0.5
+    assert time.process_time() - cpu0 >= summary["train_seconds"]   # it counted CPU seconds
+
+
 def test_unwritable_run_folder_fails_before_training(tmp_path):
     (tmp_path / "blocker").write_text("a file, not a folder")
     with pytest.raises(TrainingError, match="cannot write to run folder"):

@@ -29,7 +29,6 @@ from typing import Tuple, Union
 
 import torch
 from einops import rearrange
-from torch import nn
 
 from ..registry import register_model
 from .base import DenoisingModel, ModelFacts, check_config, image_size

@@ -28,6 +28,7 @@ from ..errors import ConfigError
 DATA_KINDS = ("images", "videos", "noise2noise", "pairs")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine")
+BUDGET_CLOCKS = ("wall", "cpu")
 SEED_MAX = 2**32 - 1      # numpy's seed range; the streams derive seed * 1000 + rank from it
 
 
@@ -60,6 +61,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.0     # cosine floor, as a fraction of lr
     grad_clip: Optional[float] = None
     max_train_seconds: Optional[float] = None   # training time budget (evaluation not counted)
+    budget_clock: str = "wall"    # wall | cpu: max_train_seconds in wall-clock or process CPU s
     seed: int = 0
     device: str = "auto"          # auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps
     amp: bool = False             # bf16 autocast (for GPUs)
@@ -137,6 +139,7 @@ def check_train(cfg):
         raise ConfigError("out_dir must name a folder")
     check_choice("optimizer", cfg.optimizer, OPTIMIZERS)
     check_choice("schedule", cfg.schedule, SCHEDULES)
+    check_choice("budget_clock", cfg.budget_clock, BUDGET_CLOCKS)
     if not 0 <= cfg.min_lr_ratio <= 1:
         raise ConfigError(f"min_lr_ratio must be in [0, 1], not {cfg.min_lr_ratio!r}")
     check_int_range("seed", cfg.seed, 0, SEED_MAX)

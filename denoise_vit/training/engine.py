@@ -35,10 +35,12 @@ class StopFlag:
 
 
 def train_steps(model, stream, optimizer, scheduler, *, first_step, last_step, device, amp=False,
-                grad_clip=None, stop=None, deadline=None, sync=None, progress=True, desc="train"):
+                grad_clip=None, stop=None, deadline=None, now=time.monotonic, sync=None,
+                progress=True, desc="train"):
     """Run optimisation steps first_step .. last_step-1 on fresh batches from `stream`.
 
-    Stops early (between steps) when `stop` is set or `deadline` (time.monotonic) has passed.
+    Stops early (between steps) when `stop` is set or `deadline` (read on `now`, a clock such as
+    time.monotonic or time.process_time) has passed.
     The stop is checked before a batch is drawn, so a stopped run has consumed exactly the
     batches of the steps it did: its stream state resumes the uninterrupted run's data.
     `sync(values) -> values` (the maximum of each value over all ranks) makes distributed runs
@@ -54,7 +56,7 @@ def train_steps(model, stream, optimizer, scheduler, *, first_step, last_step, d
                dynamic_ncols=True)
     while step < last_step:
         if stop is not None:
-            if deadline is not None and time.monotonic() > deadline:
+            if deadline is not None and now() > deadline:
                 stop.set(StopFlag.BUDGET)
             signum, stopping = agree([stop.signum or 0, bool(stop)])
             if signum:

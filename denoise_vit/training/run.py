@@ -33,7 +33,7 @@ from .config import save_config, to_dict
 from .data import make_eval_data, make_train_stream
 from .engine import StopFlag, evaluate, predict, train_steps
 from .run_folder import RunFolder
-from .schedule import TrainClock
+from .schedule import CpuClock, TrainClock
 from .setup import build_run_model, make_optimizer, make_run_scheduler, rng_state, set_rng_state
 
 METRIC_FIELDS = ["epoch", "step", "train_loss", "eval_psnr", "eval_ssim", "images_per_s",
@@ -155,7 +155,7 @@ class TrainingRun:
         self.folder = RunFolder(cfg.run_dir)
         self.model = build_run_model(cfg, self.device)   # same initial weights on every rank
         self.optimizer = make_optimizer(cfg, self.model)
-        self.clock = TrainClock()
+        self.clock = CpuClock() if cfg.budget_clock == "cpu" else TrainClock()
         self.scheduler = make_run_scheduler(cfg, self.optimizer, clock=self.clock)
         # each rank draws its own data; the stream seed never collides with another run's ranks
         self.stream = make_train_stream(cfg.data, cfg.batch_size, seed=cfg.seed * 1000 + info.rank,
@@ -243,7 +243,8 @@ class TrainingRun:
             done, loss_sum, images, seconds = train_steps(
                 self.net, self.stream, self.optimizer, self.scheduler, first_step=self.step,
                 last_step=end, device=self.device, amp=cfg.amp, grad_clip=cfg.grad_clip,
-                stop=self.stop, deadline=None if left is None else time.monotonic() + left,
+                stop=self.stop, deadline=None if left is None else self.clock.now() + left,
+                now=self.clock.now,
                 sync=sync, progress=self.progress, desc=f"epoch {epoch + 1}/{cfg.epochs}")
         finally:
             self.clock.stop()
