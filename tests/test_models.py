@@ -239,3 +239,26 @@ def test_a_model_without_facts_cannot_be_registered():
     from denoise_vit import register_model
     with pytest.raises(TypeError, match="must subclass models.base.DenoisingModel"):
         register_model("no_facts", dict)(type("NoFacts", (nn.Module,), {}))
+
+
+def test_attention_ablation_keeps_tokens_apart():
+    """attention=False (preset vit_fast_no_attention): MLP-only blocks, so a change in the
+    corner patch reaches only the tokens the conv stem's receptive field covers (that patch and
+    its neighbours); with attention it reaches every token."""
+    from denoise_vit.training.config import load_config
+    from denoise_vit.training.setup import model_args_for
+
+    cfg = load_config("vit_fast_no_attention")
+    plain = build_model(cfg.model["name"], **model_args_for(cfg)).eval()
+    assert all(block.attn is None for block in plain.encoder.blocks)
+    full = build_model("vit_denoiser", embed="conv_stem", stem_skips=True, embed_dim=64, depth=6,
+                       decoder_width=32).eval()
+    assert sum(p.numel() for p in full.parameters()) > sum(p.numel() for p in plain.parameters())
+    x = torch.rand(1, 1, 64, 64)
+    y = x.clone()
+    y[..., :8, :8] += 0.5                        # one patch changes
+    with torch.no_grad():
+        for model, mixes in ((plain, False), (full, True)):
+            a, b = model.forward_features(x), model.forward_features(y)
+            changed = (a - b).abs().amax(dim=-1)[0] > 1e-6
+            assert bool(changed.all()) if mixes else (changed[0] and changed.sum() <= 4)

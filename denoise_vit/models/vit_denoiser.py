@@ -53,6 +53,7 @@ class ViTDenoiserConfig:
     drop_path_rate: float = 0.0
     fused_attn: bool = True
     residual: bool = False           # predict the clutter and subtract it from the input
+    attention: bool = True           # False: MLP-only blocks (the attention ablation)
 
     def __post_init__(self):
         self.img_size = image_size(self.img_size)
@@ -80,7 +81,7 @@ class ViTEncoder(nn.Module):
         self.blocks = nn.ModuleList(
             Block(cfg.embed_dim, cfg.num_heads, mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias,
                   drop=cfg.drop_rate, attn_drop=cfg.attn_drop_rate, drop_path=rate,
-                  fused_attn=cfg.fused_attn)
+                  fused_attn=cfg.fused_attn, attention=cfg.attention)
             for rate in rates)
         self.norm = nn.LayerNorm(cfg.embed_dim)
 
