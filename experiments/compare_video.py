@@ -542,11 +542,11 @@ def render(r):
     lines += [
         "",
         f"**Budgets**: (1) *equal CPU time*: {b['cpu_seconds']:g} s of process CPU time "
-        "(time.process_time, both threads counted) of training for every model: the run stops "
-        "when its training has used that much, and its cosine decays over that CPU time (warm-up: "
-        "a tenth of the steps a few timed steps predict), so every model finishes its schedule; "
-        "the CPU time actually spent is in the table (see the notes for the six runs that used "
-        "an earlier method). (2) *equal steps*: "
+        f"(time.process_time, every one of the run's {m['torch_threads']} torch threads counted) "
+        "of training for every model: the run stops when its training has used that much, and its "
+        "cosine decays over that CPU time (`budget_clock = \"cpu\"`; warm-up: a tenth of the "
+        "steps a few timed steps predict), so every model finishes its schedule; the CPU time "
+        "actually spent is in the table. (2) *equal steps*: "
         f"{b['steps']} steps for every model. Both: 64 frames a step (8 clips of 8 frames, or 4 "
         "of 16), fresh clips every step, Adam, lr 0.002, MSE against the clean frames; the "
         "final weights are evaluated (PSNR pooled over the task's fixed evaluation set, seed "
