@@ -177,7 +177,8 @@ def cmd_benchmark(args):
         budgets=args.budgets, configs=args.configs, methods=args.methods, eval_size=args.eval_size,
         val_size=args.val_size, separate_runs=args.separate_runs, workers=args.workers,
         runs_dir=args.runs_dir, clock=args.clock, images=args.images, lr_sweep=args.lr_sweep,
-        sweep_min=args.sweep_budget, idle_wait=args.idle_wait)
+        sweep_min=args.sweep_budget, idle_wait=args.idle_wait, seeds=args.seeds,
+        seed_margin=args.seed_margin)
     print(f"wrote {run_and_report(opts, args.out_dir)}")
 
 
@@ -284,6 +285,11 @@ def build_parser():
                         "scores best on the validation set after a short run")
     p.add_argument("--sweep-budget", type=float, default=0.5,
                    help="minutes (of --clock) of each learning-rate sweep run (default 0.5)")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="networks whose PSNR is within --seed-margin dB of another network's "
+                        "are trained with this many seeds and reported as the mean (default 1)")
+    p.add_argument("--seed-margin", type=float, default=1.5,
+                   help="dB at the largest budget below which --seeds applies (default 1.5)")
     p.add_argument("--idle-wait", type=float, default=1200.0,
                    help="seconds to wait, before each network, for other processes to leave "
                         "the CPU (default 1200; 0: start at once, e.g. for a smoke run)")

@@ -6,7 +6,8 @@ import pytest
 
 from denoise_vit import ConfigError
 from denoise_vit.benchmark.report import render_markdown
-from denoise_vit.benchmark.runner import BenchmarkOptions, run_benchmark
+from denoise_vit.benchmark.runner import (BenchmarkOptions, close_networks, merge_seeds,
+                                          run_benchmark)
 from denoise_vit.models import peers
 from denoise_vit.training.schedule import CpuClock, TrainClock
 
@@ -112,7 +113,44 @@ def test_a_peer_without_its_library_is_skipped_with_one_line(monkeypatch, tmp_pa
     (dict(clock="gpu"), "--clock must be 'wall' or 'cpu'"),
     (dict(sweep_min=0), "--sweep-budget must be positive"),
     (dict(idle_wait=float("nan")), "--idle-wait must be seconds"),
+    (dict(seeds=0), "--seeds must be a whole number from 1 to 10"),
+    (dict(seed_margin=-1.0), "--seed-margin must be dB"),
 ])
 def test_bad_protocol_options_are_one_line(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         BenchmarkOptions.from_cli(budgets="1", **kwargs)
+
+
+def test_close_networks_get_more_seeds_and_report_the_mean(tmp_path):
+    """Two networks within the margin are both trained with a second seed (a different stream
+    and initialisation), and every figure becomes the mean with the seeds kept beside it."""
+    (tmp_path / "tiny_unet.toml").write_text(TINY_UNET)
+    (tmp_path / "tiny_unet_b.toml").write_text(TINY_UNET.replace('"tiny_unet"', '"tiny_unet_b"')
+                                               .replace("base_channels = 4", "base_channels = 2"))
+    opts = BenchmarkOptions(configs=(str(tmp_path / "tiny_unet.toml"),
+                                     str(tmp_path / "tiny_unet_b.toml")),
+                            budgets_min=(0.002,), methods=(), eval_size=2, val_size=2,
+                            workers=1, runs_dir=str(tmp_path / "runs"), figure_samples=1,
+                            matmul_seconds=0.05, idle_wait=0, clock="cpu", seeds=2,
+                            seed_margin=100.0)
+    results = run_benchmark(opts, log=lambda msg: None)
+    for rec in results["methods"]:
+        seeds = rec["seeds"]
+        assert [x["seed"] for x in seeds] == [0, 1]
+        assert seeds[0]["psnr"] != seeds[1]["psnr"]             # another seed, another run
+        assert rec["psnr"] == pytest.approx((seeds[0]["psnr"] + seeds[1]["psnr"]) / 2)
+        assert rec["curve"][-1]["psnr_seeds"] == [x["psnr"] for x in seeds]
+    assert "--seeds 2 --seed-margin 100" in opts.command_line()
+    assert "0: " in render_markdown(results) and "2 seeds" in render_markdown(results)
+
+
+def test_only_networks_within_the_margin_are_close():
+    recs = [{"name": "a", "psnr": 30.0}, {"name": "b", "psnr": 31.2}, {"name": "c", "psnr": 35.0}]
+    assert close_networks(recs, 1.5) == {"a", "b"}
+    assert close_networks(recs, 0.5) == set()
+    rec = {"curve": [{"psnr": 30.0, "ssim": 0.5}], "foreign_cpu_max": 0.1}
+    other = {"curve": [{"psnr": 32.0, "ssim": 0.7}], "foreign_cpu_max": 0.3}
+    merge_seeds(rec, [other], [0, 1])
+    assert rec["psnr"] == 31.0 and rec["ssim"] == pytest.approx(0.6)
+    assert rec["seeds"] == [{"seed": 0, "psnr": 30.0}, {"seed": 1, "psnr": 32.0}]
+    assert rec["foreign_cpu_max"] == 0.3

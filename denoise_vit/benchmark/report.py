@@ -337,12 +337,17 @@ def render_markdown(results, ablation=None, fig_rel=FIG_DIR, crosscheck=None):
                      f"{r['infer_ms_per_image']:.2f} | {setting} |")
     lines += ["", "## Quality against training time", "",
               "| network | " + " | ".join(f"PSNR @ {minutes(b)}" for b in budgets)
-              + " | steps | lr, batch, warm-up |",
-              "|---|" + "---:|" * len(budgets) + "---:|---|"]
+              + " | steps | lr, batch, warm-up | seeds (PSNR at the largest budget) |",
+              "|---|" + "---:|" * len(budgets) + "---:|---|---|"]
     for r in networks(results):
+        seeds = " / ".join(f"{x['seed']}: {x['psnr']:.2f}" for x in r.get("seeds", ())) or "one"
         lines.append(f"| {r['name']} | " + " | ".join(f"{p['psnr']:.2f}" for p in r["curve"])
                      + f" | {r['curve'][-1]['steps']} | {r['lr']:g}, {r['batch_size']}, "
-                       f"{r['warmup_steps']} |")
+                       f"{r['warmup_steps']} | {seeds} |")
+    if results.get("seeds", 1) > 1:
+        lines += ["", f"Networks within {results['seed_margin']:g} dB of another at the largest "
+                      f"budget were trained with {results['seeds']} seeds (weights and data "
+                      "stream); their figures are the mean over seeds."]
     lines += [*skipped_lines(results), *lr_sweep_section(results), *equal_images_section(results)]
     lines += ["", f"![PSNR against training time]({fig_rel}/psnr_vs_time.png)", "",
               *(crosscheck_section(crosscheck) if crosscheck else []),

@@ -378,6 +378,31 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
     return rec, model
 
 
+def close_networks(records, margin):
+    """Names of the networks whose PSNR (largest budget) is within `margin` dB of another's."""
+    return {a["name"] for a in records for b in records
+            if a is not b and abs(a["psnr"] - b["psnr"]) <= margin}
+
+
+def merge_seeds(rec, others, seeds):
+    """Fold the runs of other seeds into `rec`: every PSNR / SSIM becomes the mean over seeds,
+    with the per-seed values kept beside it (`psnr_seeds`, and `seeds` on the record)."""
+    runs = [rec, *others]
+    rec["seeds"] = [{"seed": s, "psnr": r["curve"][-1]["psnr"]} for s, r in zip(seeds, runs)]
+    for key in ("curve", "curve_images"):
+        if not rec.get(key):
+            continue
+        for i, point in enumerate(rec[key]):
+            values = [r[key][i]["psnr"] for r in runs]
+            point["psnr_seeds"] = values
+            point["psnr"] = sum(values) / len(values)
+            point["ssim"] = sum(r[key][i]["ssim"] for r in runs) / len(runs)
+    rec["psnr"], rec["ssim"] = rec["curve"][-1]["psnr"], rec["curve"][-1]["ssim"]
+    rec["foreign_cpu_max"] = max((r["foreign_cpu_max"] for r in runs
+                                  if r.get("foreign_cpu_max") is not None), default=None)
+    return rec
+
+
 # ---------------------------------------------------------------- the whole run
 
 @dataclass
@@ -399,6 +424,8 @@ class BenchmarkOptions:
     images: tuple = ()                    # the second axis: training images (one run each)
     lr_rates: tuple = ()                  # learning rates of the sweep (empty: the config's)
     sweep_min: float = 0.5                # budget of each sweep run, minutes of `clock`
+    seeds: int = 1                        # networks within `seed_margin` dB of another: this many seeds
+    seed_margin: float = 1.5              # dB at the largest budget
 
     @classmethod
     def from_cli(cls, *, budgets, configs=None, methods=None, workers=None, images=None,
@@ -451,6 +478,10 @@ class BenchmarkOptions:
                               f"{','.join(f'{r:g}' for r in self.lr_rates)}")
         if not (math.isfinite(self.sweep_min) and self.sweep_min > 0):
             raise ConfigError(f"--sweep-budget must be positive minutes, not {self.sweep_min:g}")
+        if not (isinstance(self.seeds, int) and 1 <= self.seeds <= 10):
+            raise ConfigError(f"--seeds must be a whole number from 1 to 10, not {self.seeds}")
+        if not (math.isfinite(self.seed_margin) and self.seed_margin >= 0):
+            raise ConfigError(f"--seed-margin must be dB of at least 0, not {self.seed_margin:g}")
         return self
 
     def command_line(self):
@@ -475,6 +506,10 @@ class BenchmarkOptions:
             parts.append("--lr-sweep " + ",".join(f"{r:g}" for r in self.lr_rates))
             if self.sweep_min != default.sweep_min:
                 parts.append(f"--sweep-budget {self.sweep_min:g}")
+        if self.seeds != default.seeds:
+            parts.append(f"--seeds {self.seeds}")
+            if self.seed_margin != default.seed_margin:
+                parts.append(f"--seed-margin {self.seed_margin:g}")
         return " ".join(parts)
 
 
@@ -531,6 +566,20 @@ def run_benchmark(opts, *, log=log_default):
                                  matmul_rate=rate, idle_wait=opts.idle_wait, log=log)
         records.append(rec)
         samples[cfg.name] = predict(model, eval_inputs[:n], device=torch.device("cpu"))
+    if opts.seeds > 1:
+        close = close_networks([r for r in records if r["kind"] == "network"], opts.seed_margin)
+        for cfg in cfgs:
+            if cfg.name not in close:
+                continue
+            rec = next(r for r in records if r.get("name") == cfg.name and r["kind"] == "network")
+            log(f"{cfg.name}: within {opts.seed_margin:g} dB of another network; "
+                f"{opts.seeds - 1} more seed(s)")
+            others = [run_network(replace(cfg, seed=cfg.seed + k, lr=rec["lr"]), budgets,
+                                  eval_inputs, eval_targets, unit=opts.clock,
+                                  image_budgets=opts.images, separate_runs=opts.separate_runs,
+                                  idle_wait=opts.idle_wait, log=log)[0]
+                      for k in range(1, opts.seeds)]
+            merge_seeds(rec, others, [cfg.seed + k for k in range(opts.seeds)])
     return {
         "command": opts.command_line(),
         "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(started)),
@@ -541,6 +590,7 @@ def run_benchmark(opts, *, log=log_default):
         "lr_sweep": ({"rates": list(opts.lr_rates), "budget_s": opts.sweep_min * 60,
                       "validation_seed": VALIDATION_SEED} if opts.lr_rates else None),
         "skipped": skipped, "separate_runs": opts.separate_runs,
+        "seeds": opts.seeds, "seed_margin": opts.seed_margin,
         "schedule": ("cosine timed to each budget, one run per budget" if opts.separate_runs
                      else "linear warm-up then constant; one run per network, evaluated at each "
                           "budget"),
