@@ -126,7 +126,7 @@ def main(argv=None) -> None:
     parser.add_argument("--json", type=Path, help="where to write the part's result")
     parser.add_argument("--quick", action="store_true", help="smoke run: 3 repeats")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--repeats", type=int, default=15, help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, default=41, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker is not None:
         print(json.dumps(worker(args.worker, args.repeats)))
