@@ -109,6 +109,10 @@ def render_cells(cells: Cells, height: int, width: int, *, out: Tensor | None = 
     radii, counts = torch.unique_consecutive(r, return_counts=True)
     if len(radii) > 16:  # many distinct radii: one patch size for all beats many small calls
         radii, counts = radii[-1:], counts.sum(dim=0, keepdim=True)
+    elif not (cy.is_floating_point() or cx.is_floating_point()) and _inside(cy, cx, r, height,
+                                                                           width):
+        _draw_disc_pixels(out, image, cy, cx, amp, radii.tolist(), counts.tolist())
+        return out
     start = 0
     for radius, count in zip(radii.tolist(), counts.tolist()):
         part = slice(start, start + count)
@@ -119,6 +123,65 @@ def render_cells(cells: Cells, height: int, width: int, *, out: Tensor | None = 
         else:
             _draw_discs(out, image[part], cy[part], cx[part], r[part], amp[part], radius)
     return out
+
+
+def _inside(cy: Tensor, cx: Tensor, r: Tensor, height: int, width: int) -> bool:
+    """Whether every disc (integer centre, pixels d2 < r**2) lies inside the image."""
+    reach = r - 1
+    return bool(torch.minimum(cy, cx).sub_(reach).min() >= 0
+                and (cy + reach).max() < height and (cx + reach).max() < width)
+
+
+def _disc_pixels(radius: int, width: int, dtype, device) -> tuple[Tensor, Tensor]:
+    """The pixels of a disc of amplitude 1: (flat offsets from its centre in images ``width``
+    wide, course profile values), both (N,), N = the number of pixels with d2 < radius**2."""
+    key = (radius, width, dtype, str(device))
+    table = _PIXELS.get(key)
+    if table is None:
+        stamp = _disc_stamp(radius, dtype, device)
+        offsets = torch.arange(1 - radius, radius, device=device)
+        d2 = offsets[:, None] ** 2 + offsets[None, :] ** 2
+        flat = offsets[:, None] * width + offsets[None, :]
+        inside = d2 < radius**2
+        table = (flat[inside], stamp[inside])
+        if len(_PIXELS) > 256:
+            _PIXELS.clear()
+        _PIXELS[key] = table
+    return table
+
+
+_PIXELS: dict = {}
+
+
+def _draw_disc_pixels(out, image, cy, cx, amp, radii: list[int], counts: list[int]) -> None:
+    """Add discs that lie inside their image into ``out`` (B, H, W) with one scatter.
+
+    The discs are sorted by radius, ``counts[i]`` of radius ``radii[i]`` in turn. Only the
+    pixels of each disc are listed, not its bounding square; the discs keep their order, so
+    every pixel receives the same additions in the same order as disc-by-disc rendering.
+    """
+    _, height, width = out.shape
+    tables = [_disc_pixels(radius, width, out.dtype, out.device) for radius in radii]
+    total = sum(count * len(table[0]) for count, table in zip(counts, tables))
+    index = torch.empty(total, dtype=torch.long, device=out.device)
+    values = torch.empty(total, dtype=out.dtype, device=out.device)
+    centre = image * (height * width) + cy * width + cx
+    flat = out.view(-1)  # out is contiguous (checked by _output), so this writes through
+    # scatter_add_ sums the contributions to a pixel in a float accumulator and rounds once:
+    # for bfloat16 or float16 each radius keeps its own scatter (and rounding), as before
+    one_scatter = out.dtype in (torch.float32, torch.float64)
+    start = done = 0
+    for count, (offsets, profile) in zip(counts, tables):
+        stop = start + count * len(offsets)
+        torch.add(centre[done:done + count, None], offsets,
+                  out=index[start:stop].view(count, len(offsets)))
+        torch.mul(amp[done:done + count, None], profile,
+                  out=values[start:stop].view(count, len(offsets)))
+        if not one_scatter:
+            flat.scatter_add_(0, index[start:stop], values[start:stop])
+        start, done = stop, done + count
+    if one_scatter:
+        flat.scatter_add_(0, index, values)
 
 
 def _draw_discs(out, image, cy, cx, r, amp, radius: int) -> None:
@@ -209,14 +272,15 @@ def render_rects(rects: Rects, height: int, width: int, *, pixel_noise: bool = F
         p, q = int(gh.max()), int(gw.max())
         # rectangles fit in their image, so every patch pixel off the image is outside
         # the rectangle and 0
-        inside = ((torch.arange(p, device=out.device) < gh[:, None])[:, :, None]
-                  & (torch.arange(q, device=out.device) < gw[:, None])[:, None, :])
+        # value on the rectangle's rows times 1 on its columns: value inside, 0 outside
+        rows = value[part][:, None] * (torch.arange(p, device=out.device) < gh[:, None])
+        cols = (torch.arange(q, device=out.device) < gw[:, None]).to(out.dtype)
         if pixel_noise:
             patch = torch.randn((size, p, q), generator=generator, device=out.device,
                                 dtype=out.dtype)
-            patch.clamp_(min=0).mul_(inside).mul_(value[part][:, None, None])
+            patch.clamp_(min=0).mul_(rows[:, :, None]).mul_(cols[:, None, :])
         else:
-            patch = value[part][:, None, None] * inside
+            patch = rows[:, :, None] * cols[:, None, :]
         _add_patches(out, anchor[part], patch)
     return out
 

@@ -1,0 +1,166 @@
+"""Speed-report part "generator": generate_images next to the per-image numpy loop, and videos.
+
+    python experiments/speed_parts/generator.py --tree PATH --json OUT.json [--quick]
+
+Measures the ``data_gen`` of the checkout ``--tree`` (every measurement runs in a subprocess with
+``PYTHONPATH=PATH`` and ``torch.set_num_threads(N)`` set inside it), once with 1 and once with 2
+torch threads:
+
+* ``generate_images(256, 64)`` and the per-image numpy loop of ``experiments/bench_generator.py``
+  (32 images per call; the loop is taken from *this* checkout, so both trees are compared with
+  the same baseline), called in turns, each result held until the next call (as a training loop
+  holds its batch); images/s from the median call time, and their ratio;
+* ``generate_videos(32 clips, 8 frames, 64x64)``: frames/s, median call time;
+* minor page faults per ``generate_images`` call (first touches of fresh memory, which cost
+  about 4 us each on the measured VM).
+
+It assumes it holds the CPU (the umbrella script takes /tmp/cpu.lock). Progress on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PART = "generator"
+BATCH, SIZE, NAIVE_BATCH, CLIPS, FRAMES = 256, 64, 32, 32, 8
+
+
+def worker(threads: int, repeats: int) -> dict:
+    """Runs inside the subprocess (PYTHONPATH = the measured tree)."""
+    import importlib.util
+    import resource
+    import statistics
+
+    import torch
+    torch.set_num_threads(threads)
+    import numpy as np
+
+    import data_gen  # from the measured tree: imported before the bench module adds ROOT
+    from data_gen import generate_images, generate_videos
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_generator", ROOT / "experiments" / "bench_generator.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    load_start = os.getloadavg()[0]
+    g = torch.Generator().manual_seed(0)
+    rng = np.random.default_rng(0)
+    faults = []
+
+    def images():
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        out = generate_images(BATCH, SIZE, generator=g)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        return out
+
+    rates = bench.median_rates({
+        "vectorised": (images, BATCH),
+        "naive": (lambda: bench.naive_images(NAIVE_BATCH, SIZE, rng), NAIVE_BATCH),
+    }, repeats)
+    video = bench.median_rate(lambda: generate_videos(CLIPS, FRAMES, SIZE, generator=g),
+                              CLIPS * FRAMES, repeats)
+    return {
+        "data_gen": str(Path(data_gen.__file__).resolve().parent),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "images_per_s": rates["vectorised"],
+        "loop_images_per_s": rates["naive"],
+        "speedup": rates["vectorised"] / rates["naive"],
+        "video_frames_per_s": video,
+        "page_faults_per_call": statistics.median(faults[1:]),
+        "load_start": load_start,
+        "load_end": os.getloadavg()[0],
+    }
+
+
+def measure(tree: Path, threads: int, repeats: int) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS=str(threads))
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(threads),
+           "--repeats", str(repeats)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(tree))
+    if done.returncode != 0:
+        raise SystemExit(f"generator part: worker failed ({threads} threads):\n{done.stderr}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if not result["data_gen"].startswith(str(tree.resolve())):
+        raise SystemExit(f"generator part: measured {result['data_gen']}, not the tree {tree}")
+    return result
+
+
+def render(figures: dict, runs: dict, repeats: int, tree: Path) -> str:
+    lines = [
+        "## Generator",
+        "",
+        f"`data_gen.generate_images({BATCH}, {SIZE})` (batch {BATCH} of {SIZE}x{SIZE}; the "
+        f"training batch is 64) against the per-image numpy loop of "
+        f"`experiments/bench_generator.py` ({NAIVE_BATCH} images per call), called in turns, "
+        f"each result held until the next call; median of {repeats} calls each after a "
+        f"warm-up call. `generate_videos({CLIPS}, {FRAMES}, {SIZE})`: median of {repeats}. "
+        f"Each thread count in its own process (`torch.set_num_threads`), tree `{tree}`.",
+        "",
+        "| threads | generate_images, images/s | per-image loop, images/s | speed-up | "
+        "generate_videos, frames/s | page faults per generate_images call | load (1 min) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for t in (1, 2):
+        r = runs[t]
+        lines.append(
+            f"| {t} | {figures[f'images_per_s_{t}t']:,.0f} | "
+            f"{figures[f'loop_images_per_s_{t}t']:,.0f} | {figures[f'speedup_{t}t']:.1f}x | "
+            f"{figures[f'video_frames_per_s_{t}t']:,.0f} | "
+            f"{figures[f'page_faults_per_call_{t}t']:,.0f} | "
+            f"{r['load_start']:.2f} -> {r['load_end']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tree", type=Path, help="checkout whose data_gen is measured")
+    parser.add_argument("--json", type=Path, help="where to write the part's result")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 3 repeats")
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, default=41, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker is not None:
+        print(json.dumps(worker(args.worker, args.repeats)))
+        return
+    if args.tree is None or args.json is None:
+        parser.error("--tree and --json are required")
+    if not (args.tree / "data_gen").is_dir():
+        print(f"generator part: no data_gen/ in {args.tree}", file=sys.stderr)
+        raise SystemExit(2)
+    repeats = 3 if args.quick else args.repeats
+    figures, runs = {}, {}
+    for threads in (1, 2):
+        print(f"generator part: {threads} thread(s), tree {args.tree} ...", file=sys.stderr)
+        start = time.perf_counter()
+        r = runs[threads] = measure(args.tree, threads, repeats)
+        for name in ("images_per_s", "loop_images_per_s", "speedup", "video_frames_per_s",
+                     "page_faults_per_call"):
+            figures[f"{name}_{threads}t"] = r[name]
+        print(f"generator part: {threads} thread(s): {r['images_per_s']:,.0f} images/s, loop "
+              f"{r['loop_images_per_s']:,.0f}, {r['speedup']:.1f}x, video "
+              f"{r['video_frames_per_s']:,.0f} frames/s ({time.perf_counter() - start:.0f} s)",
+              file=sys.stderr)
+    result = {
+        "part": PART,
+        "figures": figures,
+        "load": {f"{t}t": {"start": runs[t]["load_start"], "end": runs[t]["load_end"]}
+                 for t in (1, 2)},
+        "notes": [f"torch {runs[1]['torch']}", f"batch {BATCH} at {SIZE}x{SIZE}",
+                  f"median of {repeats}"],
+        "markdown": render(figures, runs, repeats, args.tree),
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
