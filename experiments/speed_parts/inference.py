@@ -237,7 +237,7 @@ def main():
             continue
         try:
             wall, rss, _ = denoise(work / f"noisy_{s}.tif", scratch / f"out_{s}.tif",
-                                   timeout=None if quick else 300)
+                                   timeout=None if quick else 180)
             figures[f"peak_rss_mb_{s}"] = round(rss, 1)
             figures[f"denoise_{s}_wall_s"] = round(wall, 2)
             log(f"{s}x{s}: peak RSS {rss:.0f} MiB, {wall:.1f} s")
@@ -261,7 +261,7 @@ def main():
         folder = scratch / f"tyx_{kind}"
         folder.mkdir(exist_ok=True)
         try:
-            wall, _, _ = denoise(stack, folder / "out.tif", model, timeout=None if quick else 400)
+            wall, _, _ = denoise(stack, folder / "out.tif", model, timeout=None if quick else 180)
             seconds = logged_seconds(folder)
             figures[name] = round(frames / seconds, 2)
             figures[f"tyx_{frames}x{tside}_{kind}_file_s"] = seconds
