@@ -210,10 +210,10 @@ def main():
     log(f"import torch {figures['import_torch_s']} s, start-up beyond torch "
         f"{figures['startup_s']} s, --help {figures['help_s']} s")
 
-    def denoise(src, dst, model=ckpt, timeout=None):
+    def denoise(src, dst, model=ckpt, timeout=None, env=None):
         cmd = [sys.executable, "-m", "denoise_vit", "denoise", str(src), "--checkpoint",
                str(model), "-o", str(dst), "--overwrite", "--no-progress"]
-        return run(cmd, tree, scratch, timeout=timeout)
+        return run(cmd, tree, scratch, timeout=timeout, env=env)
 
     # --- 1024x1024 -------------------------------------------------------------------------
     out = scratch / f"out_{side}.tif"
@@ -230,6 +230,13 @@ def main():
     figures[f"psnr_{side}_db"], figures[f"psnr_{side}_noisy_db"] = psnr(
         [out, work / f"noisy_{side}.tif"], work / f"clean_{side}.tif", work)
     loads[f"denoise_{side}"] = loadavg()
+    # the same with one thread (OMP_NUM_THREADS=1): with another process on a core, two
+    # threads wait at every barrier for the one that is descheduled (see the load part)
+    times = [denoise(work / f"noisy_{side}.tif", out, env={"OMP_NUM_THREADS": "1"})[0]
+             for _ in range(repeats)]
+    figures[f"denoise_{side}_1thread_s"] = round(statistics.median(times), 3)
+    log(f"denoise {side}x{side}, OMP_NUM_THREADS=1: {figures[f'denoise_{side}_1thread_s']} s")
+    loads[f"denoise_{side}_1thread"] = loadavg()
 
     # --- memory ----------------------------------------------------------------------------
     for s in sizes:
@@ -309,6 +316,8 @@ def markdown(f, loads, notes, side, sizes, tyx, repeats, tree):
         f"| the same beyond `import torch` | {fmt(f[f'denoise_{side}_beyond_torch_s'], ' s')} | |",
         f"| the same, the file's own seconds (read, denoise, write; from denoise_log.jsonl) | "
         f"{fmt(f[f'denoise_{side}_file_s'], ' s')} | |",
+        f"| the whole command with OMP_NUM_THREADS=1 | {fmt(f[f'denoise_{side}_1thread_s'], ' s')}"
+        f" | {loads[f'denoise_{side}_1thread']['1min']} |",
         f"| PSNR of the output (noisy input: {f[f'psnr_{side}_noisy_db']} dB) | "
         f"{fmt(f[f'psnr_{side}_db'], ' dB')} | |",
     ]
