@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from ..errors import DenoiseVitError
 from .intensity import Normalization
+from .optimize import inference_copy
 
 TILE_OVERLAP_FRACTION = 4   # default overlap: a quarter of the tile
 BATCH_PIXELS = 32 * 64 * 64  # default batch: tiles totalling this many pixels (32 of 64x64)
@@ -163,7 +164,78 @@ def take(a, index):
                                               else k for k in key[1:]])]
 
 
-def tiled_apply(fn, x, tiles, overlaps, *, pads=None, load=None, batch_size=8, progress=False,
+class TileGrid:
+    """Every tile of an (N, C, *S) input, as arrays: no Python work per tile.
+
+    Per spatial axis a: `source[a]` (tiles along a, tile_a), the input index of each tile pixel
+    (reflected where the tile reaches into the virtual padding); `weight[a]`, its normalised
+    blending weight (`axis_windows`), 0 where the pixel is padding; `dest[a]`, the output index
+    it adds to (clipped; its weight is 0 where it is padding); `inside[a]`, False at padding.
+    `jobs` (J, 1 + ndim): the item and
+    the tile number along each axis of every tile, item-major.
+    """
+
+    def __init__(self, items, sizes, tiles, overlaps, pads):
+        padded = tuple(s + b + a for s, (b, a) in zip(sizes, pads))
+        self.sizes, self.tiles = tuple(sizes), tuple(tiles)
+        self.source, self.weight, self.dest, self.inside = [], [], [], []
+        for size, tile, overlap, (before, after), full in zip(sizes, tiles, overlaps, pads, padded):
+            index = reflect_indices(size, before, after).numpy()
+            starts, weights = zip(*axis_windows(full, tile, overlap))
+            pos = np.asarray(starts)[:, None] + np.arange(tile)[None, :]   # padded coordinates
+            inside = (pos >= before) & (pos < before + size)
+            self.source.append(index[pos])
+            self.weight.append(np.where(inside, np.stack(weights), 0).astype(np.float32))
+            self.dest.append(np.clip(pos - before, 0, size - 1))
+            self.inside.append(inside)
+        counts = [items] + [len(w) for w in self.weight]
+        self.jobs = np.stack(np.unravel_index(np.arange(math.prod(counts)), counts), axis=1)
+
+    def __len__(self):
+        return len(self.jobs)
+
+    def axis_index(self, arrays, jobs):
+        """Per axis, (B, 1, ..., tile_a, ..., 1) arrays of `arrays[a]` for these jobs' tiles,
+        shaped to broadcast into (B, *tiles)."""
+        ndim = len(self.tiles)
+        out = []
+        for a, arr in enumerate(arrays):
+            shape = [len(jobs)] + [1] * ndim
+            shape[1 + a] = self.tiles[a]
+            out.append(arr[jobs[:, 1 + a]].reshape(shape))
+        return out
+
+    def gather(self, x, jobs):
+        """The tiles (B, C, *tiles) of x (N, C, *S) for these jobs, in x's dtype."""
+        channels_last = np.moveaxis(x, 1, -1)                 # a view: (N, *S, C)
+        n = jobs[:, 0].reshape([-1] + [1] * len(self.tiles))
+        tiles = channels_last[(n, *self.axis_index(self.source, jobs))]   # (B, *tiles, C)
+        return np.moveaxis(tiles, -1, 1)
+
+    def scatter_add(self, acc, out, jobs):
+        """acc (N, C', *S) += each tile of `out` (B, C', *tiles) times its blending weight."""
+        weight = None
+        for w in self.axis_index(self.weight, jobs):
+            weight = w if weight is None else weight * w
+        pixel = 0
+        for d, size in zip(self.axis_index(self.dest, jobs), self.sizes):
+            pixel = pixel * size + d                          # (B, *tiles) row-major in S
+        pixels, channels = math.prod(self.sizes), acc.shape[1]
+        item = jobs[:, 0].reshape([-1] + [1] * len(self.tiles))
+        flat = torch.from_numpy(item * channels * pixels + pixel).unsqueeze(1)  # (B, 1, *tiles)
+        index = flat + torch.arange(channels).reshape([1, -1] + [1] * len(self.tiles)) * pixels
+        weight = torch.from_numpy(weight).unsqueeze(1)
+        contribution = out * weight
+        if not all(inside.all() for inside in self.inside):
+            # padding pixels (weight 0) are dropped: a NaN there must not count
+            valid = None
+            for v in self.axis_index(self.inside, jobs):
+                valid = v if valid is None else valid & v
+            contribution = torch.where(torch.from_numpy(valid).unsqueeze(1), contribution, 0)
+        acc.view(-1).index_add_(0, index.reshape(-1), contribution.reshape(-1))
+
+
+def tiled_apply(fn, x, tiles, overlaps, *, pads=None, prepare=None, batch_size=8, progress=False,
                 desc="tiles"):
     """Apply `fn` to overlapping tiles of x and blend the outputs.
 
@@ -171,8 +243,10 @@ def tiled_apply(fn, x, tiles, overlaps, *, pads=None, load=None, batch_size=8, p
     spatial axis: x is reflect-padded by that much (virtually: tiles are gathered through
     reflected indices, no padded copy is made), the tiles cover the padded extent and only the
     unpadded part is returned. Every tile must fit the padded extent.
-    load(n, index) -> float32 tensor (C, *tiles): the tile of item n at the per-axis index
-    arrays `index` (default: those pixels of x as float32).
+    prepare(tiles, items, index) -> float32 tensor (B, C, *tiles): a batch of tiles as gathered
+    (x's dtype), the item of each (B,) and, per axis, the input index of each tile pixel
+    (B, tile_a) (default: the tiles as float32). Tiles are gathered, prepared, blended and added
+    a batch at a time, with array operations (no Python work per tile).
     fn: (B, C, *tiles) -> (B, C', *tiles); it sees tiles of all N items in batches of
     `batch_size`. Returns (N, C', *S) float32 (a tensor if x is one), each pixel the weighted
     mean of the outputs of the tiles that cover it. Memory: the result, one batch of tiles.
@@ -186,37 +260,24 @@ def tiled_apply(fn, x, tiles, overlaps, *, pads=None, load=None, batch_size=8, p
     tiles, overlaps = tuple(tiles), tuple(overlaps)
     if len(tiles) != len(sizes) or any(t > s for t, s in zip(tiles, padded)):
         raise ValueError(f"tiles {tiles} do not fit input of spatial size {padded}")
-    index = [reflect_indices(s, b, a).numpy() for s, (b, a) in zip(sizes, pads)]
-    axes = [axis_windows(s, t, o) for s, t, o in zip(padded, tiles, overlaps)]
-    if load is None:
-        def load(n, idx):
-            return torch.from_numpy(np.ascontiguousarray(take(x[n], idx), dtype=np.float32))
-    jobs = list(product(range(x.shape[0]), product(*axes)))
+    grid = TileGrid(x.shape[0], sizes, tiles, overlaps, pads)
+    if prepare is None:
+        def prepare(batch, items, index):
+            return torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
     acc = None
     # progress=True shows the bar on a terminal only (tqdm's disable=None)
-    with tqdm(total=len(jobs), desc=desc, unit="tile", disable=None if progress else True,
+    with tqdm(total=len(grid), desc=desc, unit="tile", disable=None if progress else True,
               leave=False, dynamic_ncols=True) as bar:
-        for first in range(0, len(jobs), batch_size):
-            batch = jobs[first:first + batch_size]
-            out = fn(torch.stack([load(n, [idx[s:s + t] for idx, (s, _), t
-                                           in zip(index, grid, tiles)])
-                                  for n, grid in batch]))
-            out = out.detach().float().cpu().numpy()
+        for first in range(0, len(grid), batch_size):
+            jobs = grid.jobs[first:first + batch_size]
+            index = [src[jobs[:, 1 + a]] for a, src in enumerate(grid.source)]
+            out = fn(prepare(grid.gather(x, jobs), jobs[:, 0], index))
+            out = out.detach().float().cpu()
             if acc is None:
-                acc = np.zeros((x.shape[0], out.shape[1], *sizes), dtype=np.float32)
-            for y, (n, grid) in zip(out, batch):
-                src, dst, weight = [slice(None)], [slice(None)], None
-                for (s, w), t, size, (before, _) in zip(grid, tiles, sizes, pads):
-                    lo, hi = max(0, before - s), min(t, before + size - s)  # unpadded part
-                    src.append(slice(lo, hi))
-                    dst.append(slice(s + lo - before, s + hi - before))
-                    part = w[lo:hi]
-                    weight = part if weight is None else np.multiply.outer(weight, part)
-                if all(sl.stop > sl.start for sl in src[1:]):
-                    with np.errstate(invalid="ignore"):   # a NaN output is refused later
-                        acc[n][tuple(dst)] += y[tuple(src)] * weight
-            bar.update(len(batch))
-    return torch.from_numpy(acc) if as_tensor else acc
+                acc = torch.zeros((x.shape[0], out.shape[1], *sizes), dtype=torch.float32)
+            grid.scatter_add(acc, out, jobs)
+            bar.update(len(jobs))
+    return acc if as_tensor else acc.numpy()
 
 
 class Denoiser:
@@ -235,7 +296,10 @@ class Denoiser:
                  batch_size=None, progress=False):
         facts = model.facts
         self.kind = facts.kind
-        self.model = (model if self.kind == "video" else model.plane_model()).to(device).eval()
+        # BatchNorm folded, channels-last convolutions for planes (denoise_vit.inference.optimize)
+        self.channels_last = self.kind == "image"
+        self.model = inference_copy(model if self.kind == "video" else model.plane_model(),
+                                    channels_last=self.channels_last).to(device)
         self.device = torch.device(device)
         # one spatial multiple for both axes (the models' patches are square)
         self.patch = max(facts.multiple[-2:])
@@ -264,7 +328,8 @@ class Denoiser:
     def _change(self, batch):
         """The model's output minus its input, for a batch of tiles (model units)."""
         x = batch.to(self.device)
-        return (self.model(x).float() - x).cpu()
+        y = self.model(x.contiguous(memory_format=torch.channels_last) if self.channels_last else x)
+        return (y.float() - x).cpu()
 
     def batch_for(self, tiles):
         return self.batch_size or max(1, BATCH_PIXELS // math.prod(tiles))
@@ -315,27 +380,26 @@ class Denoiser:
         spatial = tuple((m // 2, m - m // 2) for m in (-h % self.patch, -w % self.patch))
         tiles = self.spatial_tiles(h + sum(spatial[0]), w + sum(spatial[1]))
 
-        def mapped(tile, planes):
-            """Tile (any dtype) -> float32 tensor in model units; planes: its plane's index, or
-            (video tiles (C, T, h, w)) the index of each of its frames."""
-            if np.ndim(planes):
-                sel = (slice(None), None, None)
-                lo, sc, tg = low[planes][sel], scale[planes][sel], target[planes][sel]
-            else:
-                lo, sc, tg = low[planes], scale[planes], target[planes]
-            return torch.from_numpy(((tile.astype(np.float64) - lo) * sc + tg).astype(np.float32))
+        def prepare(batch, items, index, planes=None):
+            """Tiles (B, C, *tile) as gathered -> float32 tensor in model units, mapped in
+            float64 by the Normalization of each tile's plane (planes: (B,) for image tiles,
+            (B, T) for video tiles, whose frames are planes)."""
+            sel = (slice(None), None) + (None,) * (batch.ndim - 2) if planes is None else \
+                (slice(None), None, slice(None)) + (None,) * (batch.ndim - 3)
+            planes = items if planes is None else planes
+            lo, sc, tg = low[planes][sel], scale[planes][sel], target[planes][sel]
+            return torch.from_numpy(((batch.astype(np.float64) - lo) * sc + tg).astype(np.float32))
 
         if self.kind == "image":
-            out = tiled_apply(self._change, x, tiles, (self.overlap, self.overlap), pads=spatial,
-                              load=lambda n, idx: mapped(take(x[n], idx), np.int64(n)),
-                              batch_size=self.batch_for(tiles), progress=self.progress)
-            return out
+            return tiled_apply(self._change, x, tiles, (self.overlap, self.overlap), pads=spatial,
+                               prepare=prepare, batch_size=self.batch_for(tiles),
+                               progress=self.progress)
         half = self.frames // 2
         clip = x.transpose(1, 0, 2, 3)[None]   # (1, C, T, H, W), a view
         tiles = (self.frames, *tiles)
         out = tiled_apply(self._change, clip, tiles, (self.frame_overlap, self.overlap, self.overlap),
                           pads=((half, half),) + spatial,
-                          load=lambda n, idx: mapped(take(clip[n], idx), idx[0]),
+                          prepare=lambda batch, items, index: prepare(batch, items, index, index[0]),
                           batch_size=self.batch_for(tiles), progress=self.progress)
         return out[0].transpose(1, 0, 2, 3)
 

@@ -5,7 +5,8 @@ from .conv_stem import ConvStem
 from .patch_embed import PatchEmbed
 from .pos_embed import PosEmbed2d, PosEmbedSpaceTime
 from .space_time_block import SpaceTimeBlock
+from .timm_parts import DropPath, Mlp
 from .tubelet_embed import TubeletEmbed
 
 __all__ = ["Attention", "Block", "ConvStem", "PatchEmbed", "PosEmbed2d", "PosEmbedSpaceTime",
-           "SpaceTimeBlock", "TubeletEmbed"]
+           "SpaceTimeBlock", "TubeletEmbed", "Mlp", "DropPath"]

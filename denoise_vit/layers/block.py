@@ -1,5 +1,5 @@
 """The pre-norm transformer block of the ViT paper (figure 1)."""
-from timm.layers import DropPath, Mlp
+from .timm_parts import DropPath, Mlp
 from torch import nn
 
 from .attention import Attention

@@ -2,11 +2,10 @@
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from timm.layers import trunc_normal_
-from timm.layers.pos_embed_sincos import build_sincos2d_pos_embed
 from torch import nn
 
 from ..errors import ConfigError
+from .timm_parts import build_sincos2d_pos_embed, trunc_normal_
 
 POS_EMBED_KINDS = ("learned", "sincos")
 

@@ -17,7 +17,7 @@ block), so a fresh divided block is the space-only block and learns how much tim
 """
 import torch
 from einops import rearrange
-from timm.layers import DropPath, Mlp
+from .timm_parts import DropPath, Mlp
 from torch import nn
 
 from ..errors import ConfigError

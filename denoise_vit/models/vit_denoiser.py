@@ -3,11 +3,11 @@ from dataclasses import dataclass
 from typing import Tuple, Union
 
 import torch
-from timm.layers import trunc_normal_
 from torch import nn
 
 from ..errors import ConfigError
 from ..layers import Block, ConvStem, PatchEmbed, PosEmbed2d
+from ..layers.timm_parts import trunc_normal_
 from ..registry import register_model
 from .base import DenoisingModel, ModelFacts, check_config, image_size
 from .decoders import build_decoder, stem_skip_chans, stem_skips

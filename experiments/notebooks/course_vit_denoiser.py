@@ -332,7 +332,7 @@ assert all(cost[h]["q @ k^T"] == (64, h, 64, 64) and cost[h]["q"] == (64, h, 64,
 # **Q11. The layer after attention: its name, its activation.**
 
 # %%
-from timm.layers import Mlp
+from denoise_vit.layers import Mlp  # timm's Mlp, written out in the package
 
 block = model.encoder.blocks[0]
 mlp = block.mlp
@@ -351,7 +351,8 @@ assert abs(gelu.min().item() + 0.170) < 0.001 and abs(z[gelu.argmin()].item() + 
 assert torch.allclose(gelu[z > 3], z[z > 3], atol=5e-3) and (gelu[z < -3].abs() < 5e-3).all()
 
 # %% [markdown]
-# A **feed-forward network, a multi-layer perceptron** (timm's `Mlp`): two fully connected
+# A **feed-forward network, a multi-layer perceptron** (timm's `Mlp`, which
+# `denoise_vit.layers` writes out so that loading a model need not import timm): two fully connected
 # (`Linear`) layers, 32 -> 128 -> 32, applied to each token separately ("position-wise",
 # checked above). Its activation is **GELU**, the Gaussian Error Linear Unit: GELU(z) = z Φ(z),
 # where Φ is the standard normal's cumulative distribution. It is a smooth ReLU: about z for

@@ -1,0 +1,100 @@
+"""The batched tiling (TileGrid: gathered and scatter-added with array operations) gives what
+the tile-by-tile loop it replaced gave, and the inference copy of a model computes the model."""
+import numpy as np
+import pytest
+import torch
+
+from denoise_vit import build_model
+from denoise_vit.inference.optimize import inference_copy
+from denoise_vit.inference.tiling import (Denoiser, axis_windows, reflect_indices, take,
+                                          tiled_apply)
+
+
+def tile_by_tile(fn, x, tiles, pads):
+    """The previous implementation's loop: one tile at a time, slices of the unpadded part."""
+    from itertools import product
+    sizes = x.shape[2:]
+    padded = tuple(s + b + a for s, (b, a) in zip(sizes, pads))
+    index = [reflect_indices(s, b, a).numpy() for s, (b, a) in zip(sizes, pads)]
+    axes = [axis_windows(s, t, t // 4) for s, t in zip(padded, tiles)]
+    acc = None
+    for n in range(x.shape[0]):
+        for grid in product(*axes):
+            tile = take(x[n], [idx[s:s + t] for idx, (s, _), t in zip(index, grid, tiles)])
+            y = fn(torch.from_numpy(np.ascontiguousarray(tile, np.float32))[None])[0].numpy()
+            if acc is None:
+                acc = np.zeros((x.shape[0], y.shape[0], *sizes), np.float32)
+            src, dst, weight = [slice(None)], [slice(None)], None
+            for (s, w), t, size, (before, _) in zip(grid, tiles, sizes, pads):
+                lo, hi = max(0, before - s), min(t, before + size - s)
+                src.append(slice(lo, hi))
+                dst.append(slice(s + lo - before, s + hi - before))
+                weight = w[lo:hi] if weight is None else np.multiply.outer(weight, w[lo:hi])
+            if all(sl.stop > sl.start for sl in src[1:]):
+                acc[n][tuple(dst)] += y[tuple(src)] * weight
+    return acc
+
+
+@pytest.mark.parametrize("shape, tiles, pads", [
+    ((2, 1, 70, 45), (32, 16), ((3, 3), (1, 2))),
+    ((1, 2, 64, 64), (32, 32), ((0, 0), (0, 0))),
+    ((1, 1, 5, 40, 33), (4, 16, 16), ((2, 2), (0, 0), (4, 3))),   # a video clip, time padded
+    ((3, 1, 9, 130), (8, 48), ((0, 0), (1, 0))),
+])
+def test_batched_tiling_equals_the_tile_by_tile_loop(shape, tiles, pads):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 60000, size=shape).astype(np.uint16)
+    dims = len(shape) - 2
+    conv = torch.nn.Conv2d if dims == 2 else torch.nn.Conv3d
+    torch.manual_seed(0)
+    layer = conv(shape[1], 2, 3, padding=1)
+
+    @torch.no_grad()
+    def fn(b):
+        # not local (each tile its own mean): tiles differ from the whole
+        return torch.tanh(layer(b / 60000.0)) + b.mean(dim=tuple(range(1, b.ndim)), keepdim=True)
+
+    overlaps = tuple(t // 4 for t in tiles)
+    batched = tiled_apply(fn, x, tiles, overlaps, pads=pads, batch_size=5)
+    assert batched.shape == (shape[0], 2, *shape[2:]) and batched.dtype == np.float32
+    np.testing.assert_allclose(batched, tile_by_tile(fn, x, tiles, pads), rtol=1e-5, atol=1e-5)
+
+
+def test_a_nan_in_the_padding_does_not_reach_the_output():
+    x = torch.rand(1, 1, 30, 30)
+
+    def fn(b):
+        out = b.clone()
+        out[:, :, :2] = float("nan")   # the first rows of every tile: padding in the top tiles
+        return out
+
+    out = tiled_apply(fn, x, (16, 16), (0, 0), pads=((2, 0), (0, 2)))
+    assert torch.isfinite(out[:, :, :14]).all()
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("config", [dict(embed="conv_stem", stem_skips=True, embed_dim=32,
+                                         depth=1, num_heads=2),
+                                    dict(depth=1, embed_dim=16, num_heads=2)])
+def test_inference_copy_computes_the_model_and_leaves_it_alone(config):
+    model = build_model("vit_denoiser", **config).eval()
+    for m in model.modules():            # BatchNorm statistics that are not the identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fast = inference_copy(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    x = torch.rand(3, 1, 64, 64)
+    assert torch.allclose(fast(x.contiguous(memory_format=torch.channels_last)), model(x),
+                          atol=1e-5)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+
+
+@torch.no_grad()
+def test_denoiser_is_the_plain_model_on_one_tile():
+    model = build_model("vit_denoiser", embed="conv_stem", stem_skips=True, embed_dim=32,
+                        depth=1, num_heads=2).eval()
+    x = torch.rand(2, 1, 64, 64)
+    assert torch.allclose(Denoiser(model).denoise(x), model(x), atol=1e-5)
