@@ -19,11 +19,11 @@ machine where another process holds one of the two cores run at the speed of the
 shares its core (measured: vit_fast training at 20 % of its idle speed); one thread on the free
 core keeps about half.
 
-The choice is logged in one line on stderr.
+The choice is logged in one line on stdout, beside the command's other messages (stderr keeps
+errors alone: a refused command prints its one line there).
 """
 import math
 import os
-import sys
 import time
 
 ENV = "DENOISE_VIT_THREADS"
@@ -142,7 +142,7 @@ class ThreadPolicy:
         self.cores = cores if cores is not None else usable_cores()
         self.set_threads = set_threads
         self.recheck_seconds = recheck_seconds
-        self.log = log if log is not None else (lambda line: print(line, file=sys.stderr))
+        self.log = log if log is not None else (lambda line: print(line, flush=True))
         self.threads = None
         self.others = None
         self.last = sample() if request == "auto" else None
