@@ -32,6 +32,13 @@ def log(msg):
 
 # ----------------------------------------------------------------------------- worker side
 def worker(spec):
+    policy = None
+    if not spec.get("threads"):
+        try:   # what `denoise-vit train` does on this tree: its thread policy, if it has one
+            from denoise_vit import threads
+            policy = threads.start(log=log)
+        except ImportError:
+            pass
     import torch
     import torch.nn.functional as F
     from torch.utils.flop_counter import FlopCounterMode
@@ -42,7 +49,10 @@ def worker(spec):
 
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
-    out = {"threads": torch.get_num_threads(), "load_start": os.getloadavg()}
+    elif policy is not None:
+        policy.apply()
+    out = {"threads": torch.get_num_threads(), "load_start": os.getloadavg(),
+           "policy": policy is not None}
 
     def matmul_gflops(n=2048, repeats=8):
         a, b = torch.randn(n, n), torch.randn(n, n)
@@ -234,12 +244,12 @@ def levers(steps, with_compile):
         return {"lever": name, "images_per_s": rate, "first_steps_s": warm,
                 "load": os.getloadavg()[0]}
 
-    rows = [run("baseline (fp32, fused SDPA, for-loop Adam)"),
+    rows = [run("baseline (fp32, fused SDPA, for-loop Adam: the before code)"),
             run("plain attention path", plain_attn=True),
             run("channels_last", cl=True),
             run("Adam foreach=True", adam={"foreach": True}),
             run("Adam fused=True", adam={"fused": True}),
-            run("bf16 autocast", bf16=True)]
+            run("bf16 autocast (CPU, no AMX)", bf16=True)]
     if with_compile:
         rows.append(run("torch.compile (inductor)", comp=True))
     return rows
@@ -261,7 +271,8 @@ def render(res, quick):
     fig = {"matmul_gflops": round(mm, 1)}
     lines = [f"## Training speed (`{PART}` part)", "",
              f"Dense fp32 matmul rate in the same process: **{mm:.1f} GFLOP/s** (torch.mm "
-             f"2048 x 2048, best of 8), {res['threads']} torch threads. Training FLOPs = forward "
+             f"2048 x 2048, best of 8), {res['threads']} torch threads for everything here "
+             f"({'chosen by the tree' + chr(39) + 's thread policy, as `denoise-vit train` does' if res.get('policy') else 'torch default: this tree has no thread policy'}). Training FLOPs = forward "
              "FLOPs x 3 (FlopCounterMode, attention on its plain path so q k^T and attn v count; "
              "norms, activations and the optimizer not counted). images/s: the tree's own "
              f"`train_steps`, median of {res['chunks']} runs of the step counts below after 3 "
@@ -318,6 +329,9 @@ def main(argv=None):
     ap.add_argument("--tree")
     ap.add_argument("--json")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--threads", type=int, help="fix the thread count (default: the tree's "
+                    "thread policy where it has one, else torch's default)")
+    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile lever")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -330,8 +344,11 @@ def main(argv=None):
         spec = {"steps": {"vit_fast": 2, "course": 1}, "chunks": 1, "profile": False,
                 "levers": False}
     else:
-        spec = {"steps": {"vit_fast": 16, "course": 8}, "chunks": 3, "profile": True,
-                "profile_steps": 5, "levers": True, "lever_steps": 8, "compile": True}
+        spec = {"steps": {"vit_fast": 12, "course": 6}, "chunks": 3, "profile": True,
+                "profile_steps": 4, "levers": True, "lever_steps": 6, "compile": True}
+    spec["threads"] = args.threads
+    if args.no_compile:
+        spec["compile"] = False
     load_before = os.getloadavg()
     log(f"measuring {tree}")
     res = run_worker(tree, spec, timeout=600)
