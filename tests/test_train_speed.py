@@ -62,3 +62,19 @@ def test_cpu_bf16_autocast_and_plain_attention_paths_run():
         plain = model(x)
     assert fused.shape == plain.shape == x.shape and torch.isfinite(fused).all()
     torch.testing.assert_close(fused.float(), plain.float(), rtol=0.05, atol=0.05)
+
+
+def test_channels_last_key_gives_the_same_model_and_outputs():
+    from denoise_vit.training.setup import build_run_model
+    plain = build_run_model(tiny_cfg("model.embed=\"conv_stem\"", "model.stem_skips=true"))
+    nhwc = build_run_model(tiny_cfg("model.embed=\"conv_stem\"", "model.stem_skips=true",
+                                    "channels_last=true"))
+    conv = nhwc.encoder.patch_embed.stages[0][0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    for a, b in zip(plain.state_dict().values(), nhwc.state_dict().values()):
+        assert torch.equal(a, b)
+    x = torch.rand(3, 1, 16, 16)
+    torch.testing.assert_close(plain(x), nhwc(x), rtol=1e-4, atol=1e-5)
+    nhwc(x).square().mean().backward()   # trains
+    fresh = build_run_model(tiny_cfg("model.embed=\"conv_stem\"", "model.stem_skips=true"))
+    fresh.load_state_dict(nhwc.state_dict())   # its checkpoints load into a plain model

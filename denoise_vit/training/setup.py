@@ -50,7 +50,11 @@ def model_args_for(cfg):
 def build_run_model(cfg, device="cpu"):
     """The config's model, seeded by cfg.seed (the same initial weights on every rank)."""
     seed_everything(cfg.seed)
-    return build_model(cfg.model_name, **model_args_for(cfg)).to(device)
+    model = build_model(cfg.model_name, **model_args_for(cfg)).to(device)
+    if getattr(cfg, "channels_last", False):
+        # 4-D conv weights NHWC: oneDNN's convolutions then run channels-last on any input
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 def no_decay_names(model):

@@ -207,6 +207,8 @@ def levers(steps, with_compile):
 
     def run(name, *, cl=False, bf16=False, comp=False, adam=None, plain_attn=False):
         cfg = load_config("vit_fast", [], {"device": "cpu"})
+        if hasattr(cfg, "channels_last"):
+            cfg.channels_last = False   # levers start from the before code's model
         model = build_run_model(cfg)
         if plain_attn:
             from denoise_vit.layers.attention import set_fused_attention
