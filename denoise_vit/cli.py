@@ -188,6 +188,22 @@ def cmd_export(args):
                      author=args.author))
 
 
+def threads_option(text):
+    """argparse type of --threads: a positive integer or 'auto' (one-line usage error else)."""
+    from .threads import ThreadsError, parse_threads
+    try:
+        return parse_threads(text)
+    except ThreadsError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--threads ")) from None
+
+
+def add_threads_option(p):
+    p.add_argument("--threads", type=threads_option, metavar="N",
+                   help="torch threads: N, or auto (default: the cores other processes leave "
+                        "free, re-checked during training; else DENOISE_VIT_THREADS or "
+                        "OMP_NUM_THREADS when set)")
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with usage mistakes as one line (exit 2), like every other error here."""
 
@@ -214,6 +230,7 @@ def build_parser():
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--out-dir", help="parent folder of the run folder (default: runs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_threads_option(p)
     p.set_defaults(func=cmd_train)
 
     for name, func, helptext in (("evaluate", cmd_evaluate, "PSNR and SSIM on the fixed evaluation set"),
@@ -228,6 +245,7 @@ def build_parser():
             p.add_argument("--output", "-o", default="denoised.png",
                            help="figure to write: .png (default denoised.png), .pdf, .svg, ...; "
                                 "a folder gets denoised.png; video checkpoints add a .gif beside")
+        add_threads_option(p)
         p.set_defaults(func=func)
 
     p = sub.add_parser("denoise", help="denoise image files, stacks or folders of any size",
@@ -256,6 +274,7 @@ def build_parser():
     p.add_argument("--overwrite", action="store_true", help="replace output files that exist")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_threads_option(p)
     p.set_defaults(func=cmd_denoise)
 
     p = sub.add_parser("benchmark", help="every method side by side: quality, training time, cost",
@@ -298,6 +317,7 @@ def build_parser():
     p.add_argument("--out-dir", default="docs", help="folder of BENCHMARKS.md (default docs)")
     p.add_argument("--report-only", action="store_true",
                    help="rewrite BENCHMARKS.md and the plots from out-dir/benchmarks.json")
+    add_threads_option(p)
     p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("export", help="write a checkpoint as a bioimage.io package, ONNX or "
@@ -326,13 +346,18 @@ def main(argv=None):
     if extra:
         args.overrides = list(args.overrides) + extra
     from .outputs import signals_raise
+    from . import threads
     try:
+        if args.command != "export":
+            threads.start(getattr(args, "threads", None))   # the imports are its first window
+            import torch  # noqa: F401  (every command needs it)
+            threads.apply()
         # SIGTERM / SIGHUP end these commands as Ctrl-C does, so that partial files are removed;
         # train and benchmark handle their signals themselves (a checkpoint first)
         with signals_raise() if args.command in ("denoise", "evaluate", "visualize") \
                 else nullcontext():
             status = args.func(args)
-    except DenoiseVitError as exc:
+    except (DenoiseVitError, threads.ThreadsError) as exc:
         print(f"denoise-vit {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
@@ -340,6 +365,8 @@ def main(argv=None):
         print(f"denoise-vit {args.command}: interrupted by {signal.Signals(signum).name}; "
               "no partial output left", file=sys.stderr)
         return 128 + signum
+    finally:
+        threads.reset()   # the policy lives as long as the command
     return status or 0
 
 

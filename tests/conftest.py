@@ -5,7 +5,9 @@ import torch
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
     yield
+    torch.set_num_threads(threads)   # a CLI call's thread policy must not outlive its test
 
 
 @pytest.fixture(scope="session")

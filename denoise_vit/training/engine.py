@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .. import threads
 from ..errors import TrainingError
 from ..metrics import psnr, ssim
 
@@ -65,6 +66,7 @@ def train_steps(model, stream, optimizer, scheduler, *, first_step, last_step, d
                 stop.set(StopFlag.BUDGET)
             if stop:
                 break
+        threads.adapt()   # the command's thread policy: fewer threads when cores get busy
         inputs, targets = next(stream)
         with autocast(device, amp):
             outputs = model(inputs)
