@@ -60,6 +60,7 @@ from ..registry import build_model
 from ..models.peers import library_version, missing_library
 from ..training.schedule import CpuClock, TrainClock, make_scheduler
 from ..training.setup import build_run_model, make_optimizer, model_args_for
+from ..threads import read_proc_stat
 
 DEFAULT_CONFIGS = ("vit_fast", "unet", "dncnn", "course")
 RECORD_FIELDS = ("name", "psnr", "ssim", "params", "flops", "train_seconds", "infer_ms_per_image")
@@ -133,21 +134,12 @@ class ForeignLoad:
     """Share of the machine's CPU used by *other* processes between start() and stop().
 
     The benchmark's timings mean something only on an otherwise idle machine; this measures
-    whether it was (Linux /proc/stat; None elsewhere): all busy CPU time minus this process's.
+    whether it was (Linux /proc/stat, read by the thread policy's reader; None elsewhere): all
+    busy CPU time minus this process's and its finished children's.
     """
 
     def __init__(self):
         self.start()
-
-    @staticmethod
-    def _busy_seconds():
-        try:
-            with open("/proc/stat") as f:
-                values = [int(v) for v in f.readline().split()[1:8]]
-        except (OSError, ValueError):
-            return None
-        user, nice, system, idle, iowait, irq, softirq = values
-        return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
     @staticmethod
     def _own_seconds():
@@ -155,15 +147,16 @@ class ForeignLoad:
         return t.user + t.system + t.children_user + t.children_system
 
     def start(self):
-        self.t0, self.busy0, self.own0 = time.perf_counter(), self._busy_seconds(), self._own_seconds()
+        self.t0, self.stat0, self.own0 = time.perf_counter(), read_proc_stat(), self._own_seconds()
 
     def stop(self):
-        busy = self._busy_seconds()
-        wall = time.perf_counter() - self.t0
-        if busy is None or self.busy0 is None or wall <= 0:
+        stat, wall = read_proc_stat(), time.perf_counter() - self.t0
+        if stat is None or self.stat0 is None or wall <= 0 or stat[1] <= self.stat0[1]:
             return None
-        foreign = (busy - self.busy0) - (self._own_seconds() - self.own0)
-        return max(0.0, foreign / (wall * (os.cpu_count() or 1)))
+        busy, total, cpus = stat
+        all_busy = (busy - self.stat0[0]) / (total - self.stat0[1]) * cpus      # cores
+        own = (self._own_seconds() - self.own0) / wall                          # cores
+        return max(0.0, (all_busy - own) / cpus)
 
 
 def wait_for_idle(*, threshold=0.1, window=3.0, max_wait=1200.0, log=None):

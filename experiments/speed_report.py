@@ -1,0 +1,219 @@
+"""Speed near the limit (issue 14): every figure before and after, in one report.
+
+    flock /tmp/cpu.lock python experiments/speed_report.py          # ~25 minutes on a 2-core CPU
+    python experiments/speed_report.py --quick --out-dir /tmp/speed # smoke run (a test runs it)
+
+Runs each part in ``experiments/speed_parts/`` (inference, training, load, generator) twice, as
+separate processes: once on the code as it was before issue 14 (``--before REV``, extracted from
+git into a temporary folder) and once on this checkout. Each part measures its code in
+subprocesses with ``PYTHONPATH`` set to the tree it is given, so both sides run the same
+measurement. Around every part the report records the load average and the share of the CPU
+other processes used (from /proc/stat; the ``load`` part starts its own busy process on purpose,
+and says so). The dense float32 matmul rate is measured in the same run, at the start.
+
+Writes ``docs/SPEED.md`` and ``docs/speed.json`` (or into ``--out-dir``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PARTS = ("inference", "training", "load", "generator")
+BEFORE_REV = "ecd84de"  # main before issue 14
+COMMAND = "flock /tmp/cpu.lock python experiments/speed_report.py"
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def extract_tree(rev, dest):
+    """The repository at `rev`, written into `dest` (git archive: no worktree bookkeeping)."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev],
+                             capture_output=True, check=False)
+    if archive.returncode != 0:
+        raise SystemExit(f"speed_report: cannot extract revision {rev!r} from git: "
+                         f"{archive.stderr.decode(errors='replace').strip()}")
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile() as f:
+        f.write(archive.stdout)
+        f.seek(0)
+        with tarfile.open(fileobj=f) as tar:
+            tar.extractall(dest, filter="data")
+    return dest
+
+
+def run_part(part, tree, out_json, *, quick):
+    """One part on one tree: (result dict or None, wall seconds, load dict)."""
+    from denoise_vit.benchmark.runner import ForeignLoad
+
+    script = ROOT / "experiments" / "speed_parts" / f"{part}.py"
+    cmd = [sys.executable, str(script), "--tree", str(tree), "--json", str(out_json)]
+    if quick:
+        cmd.append("--quick")
+    load_before = os.getloadavg()
+    foreign = ForeignLoad()
+    t = time.perf_counter()
+    # cwd: a scratch folder, never the repository root: `python -c` puts the working folder
+    # ahead of PYTHONPATH, so a measurement run from the root would import this checkout's
+    # code on the "before" side too.
+    proc = subprocess.run(cmd, cwd=out_json.parent, check=False)
+    wall = time.perf_counter() - t
+    load = {"loadavg_before": [round(v, 2) for v in load_before],
+            "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+            "other_processes_cpu_share": _round(foreign.stop(), 3)}
+    if proc.returncode != 0 or not out_json.exists():
+        log(f"speed_report: part {part} on {tree} failed (exit {proc.returncode})")
+        return None, wall, load
+    return json.loads(out_json.read_text()), wall, load
+
+
+def _round(value, digits):
+    return None if value is None else round(value, digits)
+
+
+def fmt(value):
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def ratio(before, after):
+    if isinstance(before, (int, float)) and isinstance(after, (int, float)) \
+            and not isinstance(before, bool) and before:
+        return f"{after / before:.2f}x"
+    return ""
+
+
+def figures_table(before, after):
+    """Every figure either side has, before / after / after over before."""
+    b = (before or {}).get("figures", {})
+    a = (after or {}).get("figures", {})
+    names = list(a) + [n for n in b if n not in a]
+    rows = ["| figure | before | after | after / before |", "|---|---:|---:|---:|"]
+    for name in names:
+        rows.append(f"| `{name}` | {fmt(b.get(name))} | {fmt(a.get(name))} | "
+                    f"{ratio(b.get(name), a.get(name))} |")
+    return rows
+
+
+def load_line(side, load, wall):
+    share = load["other_processes_cpu_share"]
+    share = "unknown" if share is None else f"{100 * share:.0f} %"
+    return (f"{side}: {wall:.0f} s wall; load average {load['loadavg_before'][0]:.2f} before, "
+            f"{load['loadavg_after'][0]:.2f} after; other processes used {share} of the CPU")
+
+
+def render(report):
+    m = report["machine"]
+    lines = [
+        "# Speed near the limit (issue 14)", "",
+        f"Produced by `{report['command']}` on {m['cpu']}, {m['cores']} cores, "
+        f"GPU: {m['gpu'] or 'none'}; Python {m['python']}, torch {m['torch']}. "
+        f"Dense float32 matmul in the same run: **{report['matmul_gflops']:.0f} GFLOP/s** "
+        f"(1024 x 1024 products, best of 2 s, {m['torch_threads']} threads); "
+        f"{report['matmul_gflops_1t']:.0f} GFLOP/s on 1 thread. "
+        f"Whole run: {report['wall_s'] / 60:.1f} min.", "",
+        f"*Before* is the code at `{report['before_rev']}` (main before issue 14), *after* this "
+        "checkout; each part ran once per side as its own process, measuring in subprocesses "
+        "with `PYTHONPATH` set to that side's tree. The load is recorded around every part "
+        "(the share of the CPU other processes used, from /proc/stat: near 0 % means the "
+        "timing is clean; the `load` part holds one core busy on purpose).", "",
+        "**GPU**: this machine has none, so every GPU figure (images/s and share of the bf16 "
+        "peak, training and inference) is unmeasured; the CUDA paths (bf16 autocast, "
+        "`torch.compile`, channels_last, fused attention) are covered by CPU-side tests only.", "",
+    ]
+    for part in report["parts"]:
+        before, after = part["before"], part["after"]
+        lines += [f"## {part['name']}: before / after", ""]
+        lines += figures_table(before["result"], after["result"])
+        lines += ["", "- " + load_line("before", before["load"], before["wall_s"]),
+                  "- " + load_line("after", after["load"], after["wall_s"]), ""]
+        if after["result"] is None:
+            lines += [f"The part failed on this checkout; see the run's log.", ""]
+            continue
+        body = after["result"].get("markdown", "").strip()
+        if body:
+            lines += [body.replace("\n## ", "\n### ").replace("## ", "### ", 1)
+                      if body.startswith("## ") else body, ""]
+        for note in after["result"].get("notes", []):
+            if note not in body:          # a part may already say it in its own section
+                lines.append(f"- {note}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--before", default=BEFORE_REV, help="git revision measured as 'before'")
+    p.add_argument("--parts", default=",".join(PARTS),
+                   help=f"comma-separated subset of {','.join(PARTS)}")
+    p.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, no docs update")
+    p.add_argument("--out-dir", default=None,
+                   help="where SPEED.md and speed.json go (default docs/, or a temp folder with --quick)")
+    args = p.parse_args(argv)
+    parts = [s.strip() for s in args.parts.split(",") if s.strip()]
+    unknown = [s for s in parts if s not in PARTS]
+    if unknown or not parts:
+        p.exit(2, f"speed_report: unknown part(s) {', '.join(unknown) or '(none given)'}; "
+                  f"choose from {', '.join(PARTS)}\n")
+    out_dir = Path(args.out_dir) if args.out_dir else (
+        Path(tempfile.mkdtemp(prefix="speed_")) if args.quick else ROOT / "docs")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    import torch  # noqa: F401  (after argument checks: a usage error costs no import)
+    from denoise_vit.benchmark.runner import machine_info, matmul_gflops
+
+    t0 = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="speed_work_"))
+    try:
+        log(f"speed_report: extracting {args.before} ...")
+        before_tree = extract_tree(args.before, work / "before")
+        log("speed_report: measuring the matmul rate ...")
+        rate = matmul_gflops(seconds=0.5 if args.quick else 2.0)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        rate_1t = matmul_gflops(seconds=0.5 if args.quick else 2.0)
+        torch.set_num_threads(threads)
+        report = {"command": COMMAND + (" --quick" if args.quick else ""),
+                  "machine": machine_info(), "matmul_gflops": rate, "matmul_gflops_1t": rate_1t,
+                  "before_rev": args.before, "parts": []}
+        for part in parts:
+            entry = {"name": part}
+            for side, tree in (("before", before_tree), ("after", ROOT)):
+                log(f"speed_report: {part} on the {side} tree ...")
+                result, wall, load = run_part(part, tree, work / f"{part}-{side}.json",
+                                              quick=args.quick)
+                entry[side] = {"result": result, "wall_s": wall, "load": load}
+            report["parts"].append(entry)
+        report["wall_s"] = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    (out_dir / "speed.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out_dir / "SPEED.md").write_text(render(report))
+    log(f"speed_report: wrote {out_dir / 'SPEED.md'} and {out_dir / 'speed.json'}")
+    failed = [f"{e['name']} ({side})" for e in report["parts"] for side in ("before", "after")
+              if e[side]["result"] is None]
+    if failed:
+        log(f"speed_report: failed parts: {', '.join(failed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
