@@ -34,5 +34,5 @@ def test_an_unknown_part_is_one_line_and_exit_2(tmp_path):
                            "--out-dir", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "speed_report: unknown part(s) gpu_magic; choose from inference,training,load,generator"]
+        "speed_report: unknown part(s) gpu_magic; choose from inference, training, load, generator"]
     assert not (tmp_path / "SPEED.md").exists()
