@@ -1,8 +1,8 @@
 """The pre-norm transformer block of the ViT paper (figure 1)."""
-from .timm_parts import DropPath, Mlp
 from torch import nn
 
 from .attention import Attention
+from .timm_parts import DropPath, Mlp
 
 
 class Block(nn.Module):
