@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 from denoise_vit import build_model  # noqa: E402
 from denoise_vit.training.config import load_config  # noqa: E402
 from denoise_vit.layers.attention import set_fused_attention  # noqa: E402
+from denoise_vit.threads import read_proc_stat  # noqa: E402
 
 COMMAND = "flock /tmp/cpu.lock python experiments/compare_video.py"
 MODELS = {  # preset -> label in the tables (ViViT model numbers)
@@ -106,14 +107,10 @@ def in_fresh_process(*args):
 # --- workers (each in its own process) ----------------------------------------------------------
 
 def busy_seconds():
-    """CPU seconds all cores have been busy since boot (/proc/stat), or None."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except OSError:
-        return None
-    ticks = [int(v) for v in fields]
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds all cores have been busy since boot (/proc/stat, read by the thread
+    policy's reader), or None."""
+    stat = read_proc_stat()
+    return None if stat is None else stat[0] / os.sysconf("SC_CLK_TCK")
 
 
 class CPUClock:
@@ -727,7 +724,8 @@ NOTES = """## Notes (on the run recorded in docs/video.json)
   report (a module of the package was edited while it ran); the report was completed with
   `--resume` (all 34 runs kept), which, with the second-seed rule now using the means of the
   seeds run so far, added TimeSformer's second seed and measured the denoise timing on an idle
-  machine; the load averages in the header are that resume's.
+  machine; the load averages in the header are that resume's, and the 48 minutes of the runs
+  were read from the run folders' times (a resume records only its own time).
 - **Seeds decide several dB.** The second seeds moved the per-frame baseline from 23.83 to
   19.43 dB and Model 1 from 24.72 to 18.31 at equal CPU time (train loss 0.038 vs 0.052 for
   the baseline): at 90 CPU s a small ViT's result depends on when it leaves the flat start of

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 PART = "load"
-BEFORE_TREE = "/work/wt-before"
 
 
 def log(msg):
@@ -90,20 +89,21 @@ class BusyCore:
         self.proc.wait()
 
 
-def make_inputs(work, size):
-    """A uint16 TIFF of `size` x `size` and a vit_fast checkpoint (old format: both trees read
-    it), made with the before tree when it exists."""
+def make_inputs(tree, work, size):
+    """A uint16 TIFF of `size` x `size` and a vit_fast checkpoint made by the measured tree
+    (two steps: the timing does not depend on the weights)."""
     import numpy as np
     import tifffile
     image = work / "image.tif"
     rng = np.random.default_rng(0)
     tifffile.imwrite(image, (rng.random((size, size)) * 4000 + 100).astype(np.uint16))
-    maker = BEFORE_TREE if Path(BEFORE_TREE).is_dir() else os.path.dirname(
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    # cwd: the scratch folder, so that `-m denoise_vit` imports the tree on PYTHONPATH and
+    # not a checkout in the working folder
     subprocess.run([sys.executable, "-m", "denoise_vit", "train", "--config", "vit_fast",
                     "--out-dir", str(work), "--no-progress", "--device", "cpu", "name=ck",
                     "epochs=1", "steps_per_epoch=2", "data.eval_size=8", "figure_samples=0"],
-                   env=env_for(maker), check=True, stdout=subprocess.DEVNULL, timeout=600)
+                   env=env_for(tree), cwd=work, check=True, stdout=subprocess.DEVNULL,
+                   timeout=600)
     return image, work / "ck" / "checkpoint_last.pt"
 
 
@@ -113,7 +113,8 @@ def denoise_seconds(tree, image, ckpt, out, repeats):
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "denoise_vit", "denoise", str(image), "--checkpoint",
                         str(ckpt), "-o", str(out), "--overwrite", "--no-progress", "--device",
-                        "cpu"], env=env_for(tree), check=True, stdout=subprocess.DEVNULL,
+                        "cpu"], env=env_for(tree), cwd=image.parent, check=True,
+                       stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=600)
         times.append(time.perf_counter() - t)
     return statistics.median(times)
@@ -168,7 +169,7 @@ def main(argv=None):
     else:
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
-            image, ckpt = make_inputs(work, 1024)
+            image, ckpt = make_inputs(tree, work, 1024)
             out = work / "out.tif"
             loads["denoise_idle_start"] = os.getloadavg()[0]
             d_idle = denoise_seconds(tree, image, ckpt, out, 3)
