@@ -6,8 +6,19 @@ import torch
 
 from denoise_vit import build_model
 from denoise_vit.inference.optimize import inference_copy
-from denoise_vit.inference.tiling import (Denoiser, axis_windows, reflect_indices, take,
-                                          tiled_apply)
+from denoise_vit.inference.tiling import Denoiser, axis_windows, reflect_indices, tiled_apply
+
+
+def take(a, index):
+    """a[:, index[0], index[1], ...] for 1-D integer index arrays (slices where they are runs)."""
+    key = [slice(None)]
+    for idx in index:
+        run = len(idx) > 0 and idx[-1] - idx[0] == len(idx) - 1 and (np.diff(idx) == 1).all()
+        key.append(slice(int(idx[0]), int(idx[-1]) + 1) if run else idx)
+    if all(isinstance(k, slice) for k in key):
+        return a[tuple(key)]
+    return a[np.ix_(np.arange(a.shape[0]), *[np.arange(k.start, k.stop) if isinstance(k, slice)
+                                              else k for k in key[1:]])]
 
 
 def tile_by_tile(fn, x, tiles, pads):

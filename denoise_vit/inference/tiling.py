@@ -152,18 +152,6 @@ def axis_windows(size, tile, overlap):
     return [(s, (w / total[s:s + tile]).float().numpy()) for s, w in zip(starts, windows)]
 
 
-def take(a, index):
-    """a[:, index[0], index[1], ...] for 1-D integer index arrays (slices where they are runs)."""
-    key = [slice(None)]
-    for idx in index:
-        run = len(idx) > 0 and idx[-1] - idx[0] == len(idx) - 1 and (np.diff(idx) == 1).all()
-        key.append(slice(int(idx[0]), int(idx[-1]) + 1) if run else idx)
-    if all(isinstance(k, slice) for k in key):
-        return a[tuple(key)]
-    return a[np.ix_(np.arange(a.shape[0]), *[np.arange(k.start, k.stop) if isinstance(k, slice)
-                                              else k for k in key[1:]])]
-
-
 class TileGrid:
     """Every tile of an (N, C, *S) input, as arrays: no Python work per tile.
 
