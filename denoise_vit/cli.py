@@ -178,7 +178,8 @@ def cmd_benchmark(args):
         val_size=args.val_size, separate_runs=args.separate_runs, workers=args.workers,
         runs_dir=args.runs_dir, clock=args.clock, images=args.images, lr_sweep=args.lr_sweep,
         sweep_min=args.sweep_budget, idle_wait=args.idle_wait, seeds=args.seeds,
-        seed_margin=args.seed_margin)
+        seed_margin=args.seed_margin, cooldown=args.cooldown, max_budget=args.max_budget,
+        jobs=args.jobs, resume=args.resume)
     print(f"wrote {run_and_report(opts, args.out_dir)}")
 
 
@@ -309,6 +310,19 @@ def build_parser():
                         "are trained with this many seeds and reported as the mean (default 1)")
     p.add_argument("--seed-margin", type=float, default=1.5,
                    help="dB at the largest budget below which --seeds applies (default 1.5)")
+    p.add_argument("--cooldown", action="store_true",
+                   help="one run per network at a constant rate; for each budget (time and "
+                        "--images) a copy is cooled down over its last 20 %% and scored (costs "
+                        "the largest budget plus a fifth of the others)")
+    p.add_argument("--max-budget", metavar="NAME=MIN,...",
+                   help="networks that stop at a smaller budget (the slowest peers), e.g. "
+                        "peer_restormer=4; said in the report")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="networks trained at once, in worker processes sharing the torch "
+                        "threads (default 1; 2 on a 2-core machine: one thread each)")
+    p.add_argument("--resume", action="store_true",
+                   help="read back the runs a stopped benchmark finished (runs-dir/*.json, "
+                        "same options) instead of training them again")
     p.add_argument("--idle-wait", type=float, default=1200.0,
                    help="seconds to wait, before each network, for other processes to leave "
                         "the CPU (default 1200; 0: start at once, e.g. for a smoke run)")

@@ -145,12 +145,24 @@ def test_close_networks_get_more_seeds_and_report_the_mean(tmp_path):
 
 
 def test_only_networks_within_the_margin_are_close():
-    recs = [{"name": "a", "psnr": 30.0}, {"name": "b", "psnr": 31.2}, {"name": "c", "psnr": 35.0}]
+    def net(name, *psnrs):
+        return {"name": name, "curve": [{"budget_s": 60.0 * (i + 1), "psnr": v}
+                                        for i, v in enumerate(psnrs)]}
+    recs = [net("a", 25.0, 30.0), net("b", 20.0, 31.2), net("c", 30.0, 35.0)]
     assert close_networks(recs, 1.5) == {"a", "b"}
     assert close_networks(recs, 0.5) == set()
-    rec = {"curve": [{"psnr": 30.0, "ssim": 0.5}], "foreign_cpu_max": 0.1}
-    other = {"curve": [{"psnr": 32.0, "ssim": 0.7}], "foreign_cpu_max": 0.3}
+    # a network capped at the first budget is compared there, not with the others' last figure
+    capped = net("slow", 29.5)
+    assert close_networks(recs + [capped], 1.0) == {"c", "slow"}
+    rec = {"curve": [{"budget_s": 60.0, "psnr": 30.0, "ssim": 0.5}], "foreign_cpu_max": 0.1,
+           "curve_images": [{"budget_images": 100, "psnr": 20.0, "ssim": 0.1},
+                            {"budget_images": 200, "psnr": 21.0, "ssim": 0.2}]}
+    other = {"curve": [{"budget_s": 60.0, "psnr": 32.0, "ssim": 0.7}], "foreign_cpu_max": 0.3,
+             "curve_images": [{"budget_images": 100, "psnr": 22.0, "ssim": 0.3}]}
     merge_seeds(rec, [other], [0, 1])
     assert rec["psnr"] == 31.0 and rec["ssim"] == pytest.approx(0.6)
     assert rec["seeds"] == [{"seed": 0, "psnr": 30.0}, {"seed": 1, "psnr": 32.0}]
+    # an image count only one seed reached is dropped, the shared one averaged
+    assert [p["budget_images"] for p in rec["curve_images"]] == [100]
+    assert rec["curve_images"][0]["psnr"] == 21.0
     assert rec["foreign_cpu_max"] == 0.3

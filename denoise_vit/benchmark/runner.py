@@ -47,6 +47,8 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from .cooldown import COOLDOWN, Mark, train_with_cooldowns
+from .lanes import default_threads, run_tasks
 from .baselines import (METHODS, VALIDATION_SEED, apply, available_methods, bm3d_available,
                         grid_search, validation_set)
 from ..checkpoint import make_checkpoint
@@ -306,11 +308,16 @@ def model_library(model):
 
 
 def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_budgets=(),
-                lr_rates=(), sweep_budget=None, val_size=32, separate_runs=False, runs_dir=None,
-                matmul_rate=None, idle_wait=1200.0, log=log_default):
+                lr_rates=(), sweep_budget=None, val_size=32, separate_runs=False, cooldown=False,
+                runs_dir=None, matmul_rate=None, idle_wait=1200.0, log=log_default):
     """Cost figures and the PSNR curves of one experiment config: against training time
-    (`budgets` in `unit`) and, with `image_budgets`, against training images in a run of its
-    own. With `lr_rates` the rate comes from a short sweep on the validation set first."""
+    (`budgets` in `unit`) and, with `image_budgets`, against training images (a run of its own,
+    or with `cooldown` the same run). With `lr_rates` the rate comes from a short sweep on the
+    validation set first.
+
+    cooldown: one constant-rate run per network with a cooldown branch per budget, on both axes
+    (benchmark.cooldown); an image count the run does not reach within the largest time budget
+    is left out (`images_left_out` in the record)."""
     shape = tuple(eval_inputs.shape[1:])
     probe = build_model(cfg.model_name, **model_args_for(cfg))
     params = sum(p.numel() for p in probe.parameters())
@@ -327,7 +334,23 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
                  {f"{r:g}": v for r, v in scores.items()}, "chosen": best}
         cfg = replace(cfg, lr=best)
         log(f"  {cfg.name}: trains at lr {best:g}")
-    if separate_runs:
+    left_out = []
+    if cooldown:
+        if idle_wait:
+            wait_for_idle(max_wait=idle_wait, log=log)
+        model = build_run_model(cfg, torch.device("cpu"))
+        marks = [Mark(unit, b) for b in budgets] + [Mark("images", n) for n in image_budgets]
+        got, left = train_with_cooldowns(cfg, marks, eval_inputs, eval_targets, model=model,
+                                         optimizer=make_optimizer(cfg, model), stop_unit=unit,
+                                         load_meter=ForeignLoad, log=log)
+        points = sorted((p for p in got if p["unit"] == unit), key=lambda p: p["budget_s"])
+        curve_images = sorted((p for p in got if p["unit"] == "images"),
+                              key=lambda p: p["budget_images"]) or None
+        left_out = sorted(int(m.value) for m in left)
+        if left_out:
+            log(f"  {cfg.name}: left out {', '.join(f'{n:,}' for n in left_out)} images (not "
+                f"reached within {budgets[-1] / 60:g} min of {unit} time)")
+    elif separate_runs:
         points = []
         for budget in budgets:
             model, pts = train_with_marks(cfg, [budget], eval_inputs, eval_targets, unit=unit,
@@ -336,8 +359,9 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
     else:
         model, points = train_with_marks(cfg, budgets, eval_inputs, eval_targets, unit=unit,
                                          idle_wait=idle_wait, log=log)
-    curve_images = None
-    if image_budgets:
+    if not cooldown:
+        curve_images = None
+    if image_budgets and not cooldown:
         _, curve_images = train_with_marks(cfg, sorted(image_budgets), eval_inputs, eval_targets,
                                            unit="images", idle_wait=idle_wait, log=log)
     last = points[-1]
@@ -348,7 +372,7 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
         Path(runs_dir).mkdir(parents=True, exist_ok=True)
         torch.save(make_checkpoint(model, step=last["steps"], train_seconds=last["train_seconds"],
                                    eval_psnr=last["psnr"], config=to_dict(cfg)),
-                   Path(runs_dir) / f"{cfg.name}.pt")
+                   Path(runs_dir) / f"{cfg.name}-seed{cfg.seed}.pt")
     rec = {"name": cfg.name, "label": f"{cfg.name} ({cfg.model_name})", "kind": "network",
            "library": library,
            "psnr": last["psnr"], "ssim": last["ssim"], "params": params, "flops": flops,
@@ -362,6 +386,8 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
            "curve": points}
     if sweep:
         rec["lr_sweep"] = sweep
+    if left_out:
+        rec["images_left_out"] = left_out
     if curve_images:
         rec["curve_images"] = curve_images
     if matmul_rate:
@@ -372,9 +398,18 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
 
 
 def close_networks(records, margin):
-    """Names of the networks whose PSNR (largest budget) is within `margin` dB of another's."""
+    """Names of the networks whose PSNR is within `margin` dB of another's, at the largest
+    budget both reached (a network with a --max-budget cap is compared where it stopped)."""
+    def at(rec, budget):
+        return next(p["psnr"] for p in rec["curve"] if p["budget_s"] == budget)
+
+    def shared(a, b):
+        return max(set(p["budget_s"] for p in a["curve"]) & set(p["budget_s"] for p in b["curve"]),
+                   default=None)
+
     return {a["name"] for a in records for b in records
-            if a is not b and abs(a["psnr"] - b["psnr"]) <= margin}
+            if a is not b and shared(a, b) is not None
+            and abs(at(a, shared(a, b)) - at(b, shared(a, b))) <= margin}
 
 
 def merge_seeds(rec, others, seeds):
@@ -382,14 +417,20 @@ def merge_seeds(rec, others, seeds):
     with the per-seed values kept beside it (`psnr_seeds`, and `seeds` on the record)."""
     runs = [rec, *others]
     rec["seeds"] = [{"seed": s, "psnr": r["curve"][-1]["psnr"]} for s, r in zip(seeds, runs)]
-    for key in ("curve", "curve_images"):
+    for key, budget in (("curve", "budget_s"), ("curve_images", "budget_images")):
         if not rec.get(key):
             continue
-        for i, point in enumerate(rec[key]):
-            values = [r[key][i]["psnr"] for r in runs]
-            point["psnr_seeds"] = values
-            point["psnr"] = sum(values) / len(values)
-            point["ssim"] = sum(r[key][i]["ssim"] for r in runs) / len(runs)
+        kept = []   # a point every seed reached (an image count may be reached by some only)
+        for point in rec[key]:
+            same = [next((p for p in r.get(key) or () if p[budget] == point[budget]), None)
+                    for r in runs]
+            if any(p is None for p in same):
+                continue
+            point["psnr_seeds"] = [p["psnr"] for p in same]
+            point["psnr"] = sum(point["psnr_seeds"]) / len(runs)
+            point["ssim"] = sum(p["ssim"] for p in same) / len(runs)
+            kept.append(point)
+        rec[key] = kept
     rec["psnr"], rec["ssim"] = rec["curve"][-1]["psnr"], rec["curve"][-1]["ssim"]
     rec["foreign_cpu_max"] = max((r["foreign_cpu_max"] for r in runs
                                   if r.get("foreign_cpu_max") is not None), default=None)
@@ -419,10 +460,14 @@ class BenchmarkOptions:
     sweep_min: float = 0.5                # budget of each sweep run, minutes of `clock`
     seeds: int = 1                        # networks within `seed_margin` dB of another: this many seeds
     seed_margin: float = 1.5              # dB at the largest budget
+    cooldown: bool = False                # one constant-rate run per network, cooled down per budget
+    jobs: int = 1                         # networks trained at once (worker processes)
+    max_budget: tuple = ()                # ((config name, minutes), ...): these stop earlier
+    resume: bool = False                  # read finished runs back from runs_dir
 
     @classmethod
     def from_cli(cls, *, budgets, configs=None, methods=None, workers=None, images=None,
-                 lr_sweep=None, **kwargs):
+                 lr_sweep=None, max_budget=None, **kwargs):
         """Options from the command line's comma-separated strings."""
         def split(text):
             return tuple(x.strip() for x in text.split(",") if x.strip())
@@ -437,6 +482,16 @@ class BenchmarkOptions:
             kwargs["images"] = numbers(images, "--images", int)
         if lr_sweep is not None:
             kwargs["lr_rates"] = numbers(lr_sweep, "--lr-sweep")
+        if max_budget is not None:
+            caps = []
+            for item in split(max_budget):
+                name, _, value = item.partition("=")
+                try:
+                    caps.append((name.strip(), float(value)))
+                except ValueError:
+                    raise ConfigError(f"--max-budget takes NAME=MINUTES pairs separated by "
+                                      f"commas, not {item!r}")
+            kwargs["max_budget"] = tuple(caps)
         opts = cls(budgets_min=budgets_min, **kwargs)
         if configs is not None:
             opts.configs = split(configs)
@@ -475,7 +530,23 @@ class BenchmarkOptions:
             raise ConfigError(f"--seeds must be a whole number from 1 to 10, not {self.seeds}")
         if not (math.isfinite(self.seed_margin) and self.seed_margin >= 0):
             raise ConfigError(f"--seed-margin must be dB of at least 0, not {self.seed_margin:g}")
+        if self.cooldown and self.separate_runs:
+            raise ConfigError("--cooldown and --separate-runs are two ways to decay the rate to "
+                              "each budget: choose one")
+        if not (isinstance(self.jobs, int) and self.jobs >= 1):
+            raise ConfigError(f"--jobs must be at least 1, not {self.jobs}")
+        for name, minutes_ in self.max_budget:
+            if name not in self.configs:
+                raise ConfigError(f"--max-budget names {name!r}, which is not in --configs")
+            if not (math.isfinite(minutes_) and minutes_ >= min(self.budgets_min)):
+                raise ConfigError(f"--max-budget for {name} must be minutes of at least the "
+                                  f"smallest budget ({min(self.budgets_min):g}), not {minutes_:g}")
         return self
+
+    def budgets_for(self, name):
+        """The budgets (seconds) a network trains to: all of them, or those up to its cap."""
+        cap = dict(self.max_budget).get(name, math.inf)
+        return sorted(float(b) * 60 for b in self.budgets_min if b <= cap)
 
     def command_line(self):
         """The `denoise-vit benchmark` command that reproduces these options."""
@@ -503,6 +574,12 @@ class BenchmarkOptions:
             parts.append(f"--seeds {self.seeds}")
             if self.seed_margin != default.seed_margin:
                 parts.append(f"--seed-margin {self.seed_margin:g}")
+        if self.cooldown:
+            parts.append("--cooldown")
+        if self.max_budget:
+            parts.append("--max-budget " + ",".join(f"{n}={m:g}" for n, m in self.max_budget))
+        if self.jobs != default.jobs:
+            parts.append(f"--jobs {self.jobs}")
         return " ".join(parts)
 
 
@@ -551,27 +628,42 @@ def run_benchmark(opts, *, log=log_default):
                                            val_size=opts.val_size, workers=opts.workers, log=log)
     n = min(opts.figure_samples, data.eval_size)
     samples = {name: out[:n] for name, out in classical_out.items()}
-    for cfg in cfgs:
-        rec, model = run_network(cfg, budgets, eval_inputs, eval_targets, unit=opts.clock,
-                                 image_budgets=opts.images, lr_rates=opts.lr_rates,
-                                 sweep_budget=opts.sweep_min * 60, val_size=opts.val_size,
-                                 separate_runs=opts.separate_runs, runs_dir=opts.runs_dir,
-                                 matmul_rate=rate, idle_wait=opts.idle_wait, log=log)
+    jobs = min(opts.jobs, len(cfgs)) or 1
+    threads = default_threads(jobs)
+    if jobs > 1:
+        log(f"networks: {jobs} at a time, {threads} torch thread(s) each")
+        if opts.idle_wait:
+            wait_for_idle(max_wait=opts.idle_wait, log=log)
+    common = {"unit": opts.clock, "image_budgets": opts.images, "val_size": opts.val_size,
+              "separate_runs": opts.separate_runs, "cooldown": opts.cooldown,
+              "runs_dir": opts.runs_dir, "matmul_rate": rate,
+              "idle_wait": 0 if jobs > 1 else opts.idle_wait, "log": log}
+    extra = {"eval_set": [data.eval_size, data.eval_seed], "threads": threads,
+             "torch": torch.__version__}
+
+    def tasks_run(tasks):
+        return run_tasks(tasks, eval_inputs, eval_targets, jobs=jobs, threads=threads,
+                         n_samples=n, runs_dir=opts.runs_dir, resume=opts.resume, extra=extra,
+                         log=log)
+
+    first = tasks_run([(cfg, {**common, "budgets": opts.budgets_for(cfg.name),
+                              "lr_rates": opts.lr_rates, "sweep_budget": opts.sweep_min * 60})
+                       for cfg in cfgs])
+    for cfg, (rec, out) in zip(cfgs, first):
         records.append(rec)
-        samples[cfg.name] = predict(model, eval_inputs[:n], device=torch.device("cpu"))
+        samples[cfg.name] = out
     if opts.seeds > 1:
         close = close_networks([r for r in records if r["kind"] == "network"], opts.seed_margin)
-        for cfg in cfgs:
-            if cfg.name not in close:
-                continue
-            rec = next(r for r in records if r.get("name") == cfg.name and r["kind"] == "network")
+        again = [(cfg, rec) for cfg, (rec, _) in zip(cfgs, first) if cfg.name in close]
+        for cfg, _ in again:
             log(f"{cfg.name}: within {opts.seed_margin:g} dB of another network; "
                 f"{opts.seeds - 1} more seed(s)")
-            others = [run_network(replace(cfg, seed=cfg.seed + k, lr=rec["lr"]), budgets,
-                                  eval_inputs, eval_targets, unit=opts.clock,
-                                  image_budgets=opts.images, separate_runs=opts.separate_runs,
-                                  idle_wait=opts.idle_wait, log=log)[0]
-                      for k in range(1, opts.seeds)]
+        tasks = [(replace(cfg, seed=cfg.seed + k, lr=rec["lr"]),
+                  {**common, "budgets": opts.budgets_for(cfg.name)})
+                 for cfg, rec in again for k in range(1, opts.seeds)]
+        more = iter(tasks_run(tasks))
+        for cfg, rec in again:
+            others = [next(more)[0] for _ in range(1, opts.seeds)]
             merge_seeds(rec, others, [cfg.seed + k for k in range(opts.seeds)])
     return {
         "command": opts.command_line(),
@@ -585,8 +677,14 @@ def run_benchmark(opts, *, log=log_default):
         "skipped": skipped, "separate_runs": opts.separate_runs,
         "seeds": opts.seeds, "seed_margin": opts.seed_margin,
         "schedule": ("cosine timed to each budget, one run per budget" if opts.separate_runs
+                     else f"linear warm-up then constant; for each budget a copy cooled down "
+                          f"over its last {COOLDOWN:.0%} (the rate falling linearly to the "
+                          f"config's floor), one run per network" if opts.cooldown
                      else "linear warm-up then constant; one run per network, evaluated at each "
                           "budget"),
+        "cooldown": COOLDOWN if opts.cooldown else None, "jobs": jobs,
+        "threads_per_job": threads or torch.get_num_threads(),
+        "max_budget_min": dict(opts.max_budget),
         "eval_set": {"size": data.eval_size, "seed": data.eval_seed},
         "validation_set": {"size": opts.val_size, "seed": VALIDATION_SEED},
         "noisy": noisy, "methods": records,
