@@ -6,6 +6,7 @@ when they are present (a fresh run); `--report-only` re-renders the text and the
 benchmarks.json (and the ViT ablation from ablation.json, if there is one).
 """
 import json
+import textwrap
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -30,6 +31,28 @@ def is_vit(rec):
 
 def is_unet(rec):
     return rec.get("model", {}).get("name") == "unet_denoiser"
+
+
+def is_transformer(rec):
+    """One of the project's transformer presets: a ViT whose blocks keep their attention."""
+    return is_vit(rec) and rec.get("model", {}).get("attention", True) is not False
+
+
+def point_at(rec, budget, key="curve"):
+    """The point of `rec` at a time budget (seconds) or, with key="curve_images", an image
+    count; None where the network did not train to it (a --max-budget cap, not reached)."""
+    field = "budget_images" if key == "curve_images" else "budget_s"
+    return next((p for p in rec.get(key) or () if p.get(field) == budget), None)
+
+
+def clock_name(results):
+    return "CPU time" if results.get("budget_clock") == "cpu" else "wall clock"
+
+
+def x_minutes(results, point):
+    """Minutes of the clock the budgets count."""
+    seconds = point["cpu_seconds"] if results.get("budget_clock") == "cpu" else point["train_seconds"]
+    return seconds / 60
 
 
 def machine_short(machine):
@@ -68,18 +91,42 @@ def plot_psnr_vs_time(results, path, title):
     ax = fig.subplots()
     for rec in networks(results):
         pts = rec["curve"]
-        ax.plot([p["train_seconds"] / 60 for p in pts], [p["psnr"] for p in pts], marker="o",
-                label=rec["name"], linewidth=2.2 if is_vit(rec) else 1.4)
+        ax.plot([x_minutes(results, p) for p in pts], [p["psnr"] for p in pts], marker="o",
+                label=rec["name"], linewidth=2.2 if is_transformer(rec) else 1.4,
+                linestyle="-" if rec.get("library", "").startswith("denoise-vit") else "--")
     best = max(classical(results), key=lambda r: r["psnr"], default=None)
     if best is not None:
         ax.axhline(best["psnr"], color="grey", linestyle=":",
                    label=f"best classical ({best['name']})")
     ax.axhline(results["noisy"]["psnr"], color="grey", linestyle="--", label="noisy input")
-    ax.set_xlabel("training time on this CPU (min)")
+    ax.set_xlabel(f"training {clock_name(results)} on this CPU (min)")
+    ax.set_xscale("log")
     ax.set_ylabel("eval PSNR (dB)")
     ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def plot_psnr_vs_images(results, path, title):
+    """PSNR against training images: the equal-images points (solid), and for a network that
+    reached none of them its time-axis points at the images they had seen (dotted)."""
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.subplots()
+    for rec in networks(results):
+        equal = rec.get("curve_images") or []
+        pts = equal or rec["curve"]
+        ax.plot([p["images"] for p in pts], [p["psnr"] for p in pts], marker="o" if equal else "x",
+                linestyle="-" if equal else ":", linewidth=2.2 if is_transformer(rec) else 1.4,
+                label=rec["name"] + ("" if equal else " (time budgets)"))
+    ax.axhline(results["noisy"]["psnr"], color="grey", linestyle="--", label="noisy input")
+    ax.set_xscale("log")
+    ax.set_xlabel("training images seen")
+    ax.set_ylabel("eval PSNR (dB)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -151,40 +198,109 @@ def machine_line(results):
             f"GPU: {m['gpu'] or 'none'}; Python {m['python']}, torch {m['torch']}")
 
 
+def best_transformer(results):
+    ours = [r for r in networks(results) if is_transformer(r)]
+    return max(ours, key=lambda r: r["psnr"]) if ours else None
+
+
+def rivals(results):
+    """Every network that is not one of the project's ViT presets (the ViT with its attention
+    removed is the transformer's ablation, not a rival)."""
+    return [r for r in networks(results) if not is_vit(r)]
+
+
+def _lead_lines(results, best, key):
+    """One line per budget of one axis: the transformer against the best other network there."""
+    budgets = results["budgets_s"] if key == "curve" else results.get("budgets_images") or []
+    lines, behind = [], []
+    for budget in budgets:
+        mine = point_at(best, budget, key)
+        others = [(r, point_at(r, budget, key)) for r in rivals(results)]
+        others = [(r, p) for r, p in others if p is not None]
+        where = (f"{minutes(budget)} of {clock_name(results)}" if key == "curve"
+                 else f"{budget:,} images")
+        if mine is None or not others:
+            if mine is None and others:
+                lines.append(f"- {where}: {best['name']} did not get there")
+            continue
+        rival, top = max(others, key=lambda rp: rp[1]["psnr"])
+        d = mine["psnr"] - top["psnr"]
+        lost = [r["name"] for r, p in others if p["psnr"] > mine["psnr"]]
+        behind += [f"{name} at {where}" for name in lost]
+        seeds = " (means over seeds)" if "psnr_seeds" in mine or "psnr_seeds" in top else ""
+        lines.append(f"- {where}: {best['name']} {mine['psnr']:.2f} dB, the best other network "
+                     f"{rival['name']} {top['psnr']:.2f} dB ({d:+.2f} dB, "
+                     f"{'ahead of all ' + str(len(others)) if not lost else '**behind** ' + ', '.join(lost)})"
+                     f"{seeds}")
+    return lines, behind
+
+
 def comparison(results):
-    """Plain statements: best ViT vs U-Net at each budget, and vs the best classical filter."""
-    vits, unets = [r for r in networks(results) if is_vit(r)], [r for r in networks(results) if is_unet(r)]
+    """Plain statements: the best transformer preset against every other network at every
+    budget, on the time axis and on the training-images axis, and against the classical filters."""
+    best = best_transformer(results)
+    if best is None:
+        return []
     lines = []
-    if not vits:
-        return lines
-    vit = max(vits, key=lambda r: r["psnr"])
     best_cl = max(classical(results), key=lambda r: r["psnr"], default=None)
     if best_cl is not None:
-        gap = vit["psnr"] - best_cl["psnr"]
-        lines.append(f"- **{vit['name']}** (the best ViT here) reaches {vit['psnr']:.2f} dB, "
-                     f"{gap:+.2f} dB against the best classical filter ({best_cl['label']}, "
-                     f"{best_cl['psnr']:.2f} dB).")
-    for unet in unets:
-        losses = []
-        for pv, pu in zip(vit["curve"], unet["curve"]):
-            d = pv["psnr"] - pu["psnr"]
-            verdict = "ahead" if d > 0 else ("level" if d == 0 else "**behind**")
-            lines.append(f"- at {minutes(pv['budget_s'])} of training: {vit['name']} "
-                         f"{pv['psnr']:.2f} dB vs {unet['name']} {pu['psnr']:.2f} dB "
-                         f"({d:+.2f} dB, {verdict})")
-            if d < 0:
-                losses.append(minutes(pv["budget_s"]))
-        lines.append(f"- equal-or-better PSNR than the U-Net at every budget: "
-                     f"{'met' if not losses else 'NOT met (behind at ' + ', '.join(losses) + ')'}")
+        lines.append(f"- **{best['name']}** (the best transformer preset here) reaches "
+                     f"{best['psnr']:.2f} dB, {best['psnr'] - best_cl['psnr']:+.2f} dB against the "
+                     f"best classical filter ({best_cl['label']}, {best_cl['psnr']:.2f} dB).")
+    time_lines, behind = _lead_lines(results, best, "curve")
+    image_lines, behind_images = _lead_lines(results, best, "curve_images")
+    lines += time_lines
+    if image_lines:
+        lines += ["- At equal training images:", *("  " + line for line in image_lines)]
+    behind += behind_images
+    lines.append(f"- At least as high as every other network at every budget: "
+                 f"{'met' if not behind else 'NOT met (behind ' + '; '.join(behind) + ')'}")
+    return lines
+
+
+def attention_pairs(results):
+    """(with attention, without) pairs of the project's ViT presets that differ only there."""
+    nets = [r for r in networks(results) if is_vit(r)]
+    pairs = []
+    for a in nets:
+        for b in nets:
+            if is_transformer(a) and not is_transformer(b):
+                rest = {k: v for k, v in b["model"].items() if k != "attention"}
+                if rest == {k: v for k, v in a["model"].items() if k != "attention"}:
+                    pairs.append((a, b))
+    return pairs
+
+
+def attention_lines(results, goal_db=1.0):
+    """What attention adds: the transformer preset against itself without attention."""
+    lines = []
+    for with_, without in attention_pairs(results):
+        gains = []
+        for key in ("curve", "curve_images"):
+            budgets = results["budgets_s"] if key == "curve" else results.get("budgets_images") or []
+            for budget in budgets:
+                a, b = point_at(with_, budget, key), point_at(without, budget, key)
+                if a is None or b is None:
+                    continue
+                where = (f"{minutes(budget)} of {clock_name(results)}" if key == "curve"
+                         else f"{budget:,} images")
+                gains.append((where, a["psnr"] - b["psnr"]))
+        if not gains:
+            continue
+        met = [w for w, g in gains if g >= goal_db]
+        lines.append(f"- Attention in {with_['name']} (against {without['name']}, the same network "
+                     f"with MLP-only blocks): " + ", ".join(f"{g:+.2f} dB at {w}" for w, g in gains)
+                     + f". Goal, at least {goal_db:g} dB: "
+                     + ("met at every budget" if len(met) == len(gains) else
+                        f"met at {', '.join(met)}" if met else "**not met**") + ".")
     return lines
 
 
 def where_vit_loses(results):
     """Every measured axis on which a method that is not a ViT beats the best ViT."""
-    vits = [r for r in networks(results) if is_vit(r)]
-    if not vits:
+    vit = best_transformer(results)
+    if vit is None:
         return []
-    vit = max(vits, key=lambda r: r["psnr"])
     out = []
     for rec in results["methods"]:
         if is_vit(rec):   # the other ViT configs are the ViT's own alternatives, not rivals
@@ -205,9 +321,15 @@ def where_vit_loses(results):
         if rec["flops"] < vit["flops"]:
             out.append(f"- FLOPs: {rec['name']} needs fewer per image "
                        f"({rec['flops'] / 1e6:.0f} vs {vit['flops'] / 1e6:.0f} MFLOP).")
-        for pv, pr in zip(vit["curve"], rec["curve"]):
-            if pr["psnr"] > pv["psnr"]:
+        for pv in vit["curve"]:
+            pr = point_at(rec, pv["budget_s"])
+            if pr is not None and pr["psnr"] > pv["psnr"]:
                 out.append(f"- Training time: at {minutes(pv['budget_s'])} {rec['name']} is "
+                           f"higher ({pr['psnr']:.2f} vs {pv['psnr']:.2f} dB).")
+        for pv in vit.get("curve_images") or ():
+            pr = point_at(rec, pv["budget_images"], "curve_images")
+            if pr is not None and pr["psnr"] > pv["psnr"]:
+                out.append(f"- Training images: at {pv['budget_images']:,} {rec['name']} is "
                            f"higher ({pr['psnr']:.2f} vs {pv['psnr']:.2f} dB).")
     return out or ["- Nowhere in these measurements."]
 
@@ -276,20 +398,27 @@ def lr_sweep_section(results):
 
 def equal_images_section(results):
     """PSNR after equal numbers of training images (learning per sample, not speed)."""
-    nets = [r for r in networks(results) if r.get("curve_images")]
-    if not nets:
+    counts = results.get("budgets_images") or []
+    if not counts:
         return []
-    counts = [p["budget_images"] for p in nets[0]["curve_images"]]
+    how = ("The same run as the time axis, scored on a copy cooled down over the last "
+           f"{results['cooldown']:.0%} of each count; a count a network does not reach within "
+           "its largest time budget is left out ('not reached')" if results.get("cooldown")
+           else "A run of its own per network (same rate, warm-up then constant), scored after "
+                "each count")
     lines = ["", "### Quality against training images", "",
-             "A run of its own per network (same rate, warm-up then constant), scored after "
-             "each count of training images: learning per sample, whatever the speed.", "",
+             f"{how}: learning per sample, whatever the speed (on a GPU the slow networks are "
+             "not slow).", "",
              "| network | " + " | ".join(f"PSNR @ {n:,} images" for n in counts)
-             + " | CPU time to the last |", "|---|" + "---:|" * (len(counts) + 1)]
-    for r in nets:
-        pts = r["curve_images"]
-        lines.append(f"| {r['name']} | " + " | ".join(f"{p['psnr']:.2f}" for p in pts)
-                     + f" | {duration(pts[-1]['cpu_seconds'])} |")
-    return lines
+             + f" | images/s | {clock_name(results)} to the last |", "|---|" + "---:|" * (len(counts) + 2)]
+    for r in networks(results):
+        pts = [point_at(r, n, "curve_images") for n in counts]
+        last = next((p for p in reversed(pts) if p), None)
+        lines.append(f"| {r['name']} | " + " | ".join(f"{p['psnr']:.2f}" if p else "not reached"
+                                                       for p in pts)
+                     + f" | {r['images_per_s']:.0f} | "
+                     + (duration(x_minutes(results, last) * 60) if last else "–") + " |")
+    return lines + ["", "![PSNR against training images](benchmarks/psnr_vs_images.png)"]
 
 
 def render_markdown(results, ablation=None, fig_rel=FIG_DIR, crosscheck=None):
@@ -313,8 +442,11 @@ def render_markdown(results, ablation=None, fig_rel=FIG_DIR, crosscheck=None):
         f"({results['validation_set']['seed']}), never on the evaluation set.",
         f"- **Networks**: trained on this CPU by the training engine of `denoise-vit train` "
         f"(Adam, MSE, fresh synthetic batches every step), with training-time budgets of "
-        f"{budget_text} (evaluation time excluded). Schedule: {results['schedule']}.", "",
-        "## Verdict", "", *comparison(results),
+        f"{budget_text} (evaluation time excluded). Schedule: {results['schedule']}."
+        + (f" {results['jobs']} networks trained at a time, each in its own process with "
+           f"{results['threads_per_job']} torch thread(s): the other run is part of the "
+           "'other load' recorded below." if results.get("jobs", 1) > 1 else ""), "",
+        "## Verdict", "", *comparison(results), *attention_lines(results),
         *([f"- Cross-check with the rate decayed to each budget (below, `{crosscheck['command']}`):"]
           + ["  " + line for line in comparison(crosscheck)] if crosscheck else []), "",
         "## All methods", "",
@@ -339,14 +471,23 @@ def render_markdown(results, ablation=None, fig_rel=FIG_DIR, crosscheck=None):
               "| network | " + " | ".join(f"PSNR @ {minutes(b)}" for b in budgets)
               + " | steps | lr, batch, warm-up | seeds (PSNR at the largest budget) |",
               "|---|" + "---:|" * len(budgets) + "---:|---|---|"]
+    caps = results.get("max_budget_min") or {}
     for r in networks(results):
         seeds = " / ".join(f"{x['seed']}: {x['psnr']:.2f}" for x in r.get("seeds", ())) or "one"
-        lines.append(f"| {r['name']} | " + " | ".join(f"{p['psnr']:.2f}" for p in r["curve"])
+        cells = [point_at(r, b) for b in budgets]
+        lines.append(f"| {r['name']} | " + " | ".join(
+            f"{p['psnr']:.2f}" if p else (f"– (stops at {caps[r['name']]:g} min)"
+                                         if r["name"] in caps else "–") for p in cells)
                      + f" | {r['curve'][-1]['steps']} | {r['lr']:g}, {r['batch_size']}, "
                        f"{r['warmup_steps']} | {seeds} |")
+    if caps:
+        lines += ["", "The slowest networks train to a smaller budget (`--max-budget`, which "
+                      "bounds the run's length): " + ", ".join(
+                          f"{n} to {m:g} min" for n, m in caps.items())
+                  + ". Their PSNR in the other tables is at that budget."]
     if results.get("seeds", 1) > 1:
         lines += ["", f"Networks within {results['seed_margin']:g} dB of another at the largest "
-                      f"budget were trained with {results['seeds']} seeds (weights and data "
+                      f"budget both reached were trained with {results['seeds']} seeds (weights and data "
                       "stream); their figures are the mean over seeds."]
     lines += [*skipped_lines(results), *lr_sweep_section(results), *equal_images_section(results)]
     lines += ["", f"![PSNR against training time]({fig_rel}/psnr_vs_time.png)", "",
@@ -356,7 +497,13 @@ def render_markdown(results, ablation=None, fig_rel=FIG_DIR, crosscheck=None):
               "synthetic generator (timed alone in the 'data' column). The FLOP rate is forward + "
               "backward FLOPs per image times images/s, as a fraction of the matmul rate above. "
               "'Other load' is the largest share of the machine's CPU that other processes used "
-              "while a network trained (from /proc/stat): near 0 % means the timings are clean.", "",
+              "while a network trained (from /proc/stat): near 0 % means the timings are clean."
+              + (f" Here {results['jobs']} networks trained at a time with "
+                 f"{results['threads_per_job']} thread(s) each, against a matmul rate measured "
+                 f"with {results['machine']['torch_threads']}: a run's share of its own cores is "
+                 f"about {results['machine']['torch_threads'] / results['threads_per_job']:g} times "
+                 "the figure given, and the other run shows as other load."
+                 if results.get("jobs", 1) > 1 else ""), "",
               "| network | images/s | train MFLOP/img | GFLOP/s reached | of matmul rate | "
               "data ms/batch | other load |",
               "|---|---:|---:|---:|---:|---:|---:|"]
@@ -395,9 +542,11 @@ def _write_report(results, out, ablation, crosscheck):
     figs.mkdir(parents=True, exist_ok=True)
     cmd = results.get("command") or "denoise-vit benchmark"
     ev = results["eval_set"]
-    tag = (f"{cmd}\n{machine_short(results['machine'])}; eval set {ev['size']} "
-           f"images (seed {ev['seed']})")
+    tag = (textwrap.fill(cmd, 120) + f"\n{machine_short(results['machine'])}; eval set "
+           f"{ev['size']} images (seed {ev['seed']})")
     plot_psnr_vs_time(results, figs / "psnr_vs_time.png", tag)
+    if results.get("budgets_images"):
+        plot_psnr_vs_images(results, figs / "psnr_vs_images.png", tag)
     plot_psnr_vs_params(results, figs / "psnr_vs_params.png",
                         tag + f"; networks after {minutes(results['budgets_s'][-1])}")
     if "_samples" in results:
