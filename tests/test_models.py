@@ -41,6 +41,8 @@ CONFIGS = [
     dict(img_size=32, patch_size=4, depth=1, embed_dim=16, num_heads=2, image_skip=True),
     dict(img_size=32, patch_size=2, depth=1, embed_dim=16, num_heads=2, embed="conv_stem",
          stem_skips=True, in_chans=2),
+    dict(img_size=(32, 48), depth=1, embed="conv_stem", stem_skips=True, stem_full_res=8,
+         decoder_width=16),
 ]
 
 
@@ -165,6 +167,9 @@ def test_residual_mode_subtracts_the_prediction():
     (dict(image_skip=True, decoder="linear"), "need decoder='conv'"),
     (dict(decoder_width=16, decoder="linear"), "need decoder='conv'"),
     (dict(image_skip=True, patch_size=1, img_size=8), "image_skip needs patch_size > 1"),
+    (dict(embed="conv_stem", stem_full_res=8), "stem_full_res needs embed='conv_stem' and stem_skips"),
+    (dict(embed="conv_stem", stem_skips=True, stem_full_res=-1), "stem_full_res must be channels"),
+    (dict(embed="conv_stem", stem_skips=True, stem_full_res=8, image_skip=True), "choose one"),
 ])
 def test_bad_config_is_one_clear_error(kwargs, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -262,3 +267,19 @@ def test_attention_ablation_keeps_tokens_apart():
             a, b = model.forward_features(x), model.forward_features(y)
             changed = (a - b).abs().amax(dim=-1)[0] > 1e-6
             assert bool(changed.all()) if mixes else (changed[0] and changed.sum() <= 4)
+
+
+def test_a_full_resolution_stem_stage_feeds_the_decoders_last_stage():
+    """stem_full_res adds a stride-1 stage whose map joins the last up-stage; without it the
+    stem and the decoder are what they were (earlier checkpoints keep their parameter names)."""
+    base = dict(embed="conv_stem", stem_skips=True, embed_dim=64, num_heads=4, depth=1,
+                decoder_width=32)
+    plain = build_model("vit_denoiser", **base)
+    full = build_model("vit_denoiser", **base, stem_full_res=16)
+    assert plain.skip_chans() == [32, 16, 0] and full.skip_chans() == [32, 16, 16]
+    assert full.encoder.patch_embed.stages[0][0].stride == (1, 1)
+    assert len(full.encoder.patch_embed.stages) == len(plain.encoder.patch_embed.stages) + 1
+    assert set(build_model("vit_denoiser", **base).state_dict()) == set(plain.state_dict())
+    x = torch.rand(2, 1, 64, 64, requires_grad=True)
+    full(x).sum().backward()
+    assert full.encoder.patch_embed.stages[0][0].weight.grad.abs().sum() > 0

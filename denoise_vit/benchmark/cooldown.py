@@ -44,16 +44,16 @@ class _Factor:
 
     def __init__(self, optimizer, base_lrs, factor):
         self.optimizer, self.base_lrs, self.factor, self.step_count = optimizer, base_lrs, factor, 0
-        self._apply()
+        self.apply()
 
-    def _apply(self):
+    def apply(self):
         f = self.factor(self.step_count)
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = base * f
 
     def step(self):
         self.step_count += 1
-        self._apply()
+        self.apply()
 
     def get_last_lr(self):
         return [g["lr"] for g in self.optimizer.param_groups]
@@ -124,7 +124,7 @@ def train_with_cooldowns(cfg, marks, eval_inputs, eval_targets, *, model, optimi
                 f"images, eval PSNR {point['psnr']:.2f} dB, SSIM {point['ssim']:.3f}")
         if due:
             trunk_factor.step_count = trunk.step
-            trunk_factor._apply()
+            trunk_factor.apply()
             continue
         trunk.wall.start()
         trunk.cpu.start()
@@ -165,6 +165,7 @@ def _branch(cfg, mark, trunk, model, optimizer, base_lrs, eval_inputs, eval_targ
         loss_sum += _one_step(model, stream, optimizer, scheduler, here, cfg, device)
         here.wall.stop()
         here.cpu.stop()
+        scheduler.apply()   # the next step's rate from where the branch now stands
         steps += 1
     metrics = evaluate(model, eval_inputs, eval_targets, device=device,
                        batch_size=cfg.eval_batch_size)

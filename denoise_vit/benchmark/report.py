@@ -393,6 +393,12 @@ def lr_sweep_section(results):
         scores = r["lr_sweep"]["validation_psnr"]
         lines.append(f"| {r['name']} | " + " | ".join(fmt_num(scores.get(k)) for k in rates)
                      + f" | {r['lr_sweep']['chosen']:g} |")
+    values = sorted(float(k) for k in rates)
+    edge = [r["name"] for r in nets if len(values) > 1
+            and r["lr_sweep"]["chosen"] in (values[0], values[-1])]
+    if edge:
+        lines += ["", f"At the edge of the swept range (a rate beyond it might score higher): "
+                      f"{', '.join(edge)}."]
     return lines
 
 

@@ -596,7 +596,7 @@ def run_benchmark(opts, *, log=log_default):
     if data.eval_seed == VALIDATION_SEED:
         raise ConfigError(f"the evaluation seed must differ from the validation seed "
                           f"{VALIDATION_SEED} used to tune the classical baselines")
-    cfgs, skipped = [], []
+    cfgs, skipped, entry = [], [], {}
     for name in opts.configs:
         cfg = load_config(name, list(opts.overrides))
         missing = missing_library(cfg.model_name)
@@ -609,6 +609,7 @@ def run_benchmark(opts, *, log=log_default):
                               f"generator (data.kind='images', no generator keys)")
         cfg.data = replace(cfg.data, eval_size=data.eval_size, eval_seed=data.eval_seed)
         cfgs.append(cfg)
+        entry[cfg.name] = name   # --max-budget names the --configs entry (a preset or a path)
     machine = machine_info()
     rate = matmul_gflops(seconds=opts.matmul_seconds)
     log(f"machine: {machine['cpu']}, {machine['cores']} cores, torch threads "
@@ -646,7 +647,7 @@ def run_benchmark(opts, *, log=log_default):
                          n_samples=n, runs_dir=opts.runs_dir, resume=opts.resume, extra=extra,
                          log=log)
 
-    first = tasks_run([(cfg, {**common, "budgets": opts.budgets_for(cfg.name),
+    first = tasks_run([(cfg, {**common, "budgets": opts.budgets_for(entry[cfg.name]),
                               "lr_rates": opts.lr_rates, "sweep_budget": opts.sweep_min * 60})
                        for cfg in cfgs])
     for cfg, (rec, out) in zip(cfgs, first):
@@ -659,7 +660,7 @@ def run_benchmark(opts, *, log=log_default):
             log(f"{cfg.name}: within {opts.seed_margin:g} dB of another network; "
                 f"{opts.seeds - 1} more seed(s)")
         tasks = [(replace(cfg, seed=cfg.seed + k, lr=rec["lr"]),
-                  {**common, "budgets": opts.budgets_for(cfg.name)})
+                  {**common, "budgets": opts.budgets_for(entry[cfg.name])})
                  for cfg, rec in again for k in range(1, opts.seeds)]
         more = iter(tasks_run(tasks))
         for cfg, rec in again:
@@ -684,7 +685,8 @@ def run_benchmark(opts, *, log=log_default):
                           "budget"),
         "cooldown": COOLDOWN if opts.cooldown else None, "jobs": jobs,
         "threads_per_job": threads or torch.get_num_threads(),
-        "max_budget_min": dict(opts.max_budget),
+        "max_budget_min": {cfg.name: dict(opts.max_budget)[entry[cfg.name]] for cfg in cfgs
+                           if entry[cfg.name] in dict(opts.max_budget)},
         "eval_set": {"size": data.eval_size, "seed": data.eval_seed},
         "validation_set": {"size": opts.val_size, "seed": VALIDATION_SEED},
         "noisy": noisy, "methods": records,

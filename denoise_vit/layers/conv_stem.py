@@ -14,9 +14,11 @@ class ConvStem(nn.Module):
     log2(p) stages of conv3x3 (stride 2) -> BatchNorm -> ReLU, the channels doubling up to D
     (D/4, D/2, D for p = 8), then a 1x1 conv to D. `forward(x, features=True)` also returns the
     stage outputs (H/2, H/4, ..., H/p resolution), which a decoder can use as skip connections.
+    `full_res` > 0 puts a stride-1 stage of that many channels first, whose map (at H) is the
+    finest of those outputs.
     """
 
-    def __init__(self, patch_size, in_chans, embed_dim):
+    def __init__(self, patch_size, in_chans, embed_dim, full_res=0):
         super().__init__()
         n = math.log2(patch_size)
         if patch_size < 2 or n != int(n):
@@ -25,9 +27,12 @@ class ConvStem(nn.Module):
         n = int(n)
         self.patch_size = patch_size
         self.channels = [max(embed_dim >> (n - 1 - i), 1) for i in range(n)]
+        strides = [2] * n
+        if full_res:   # a stride-1 stage first: a full-resolution map for the decoder's last stage
+            self.channels, strides = [full_res] + self.channels, [1] + strides
         stages, ch = [], in_chans
-        for out in self.channels:
-            stages.append(nn.Sequential(nn.Conv2d(ch, out, 3, stride=2, padding=1, bias=False),
+        for out, stride in zip(self.channels, strides):
+            stages.append(nn.Sequential(nn.Conv2d(ch, out, 3, stride=stride, padding=1, bias=False),
                                         nn.BatchNorm2d(out), nn.ReLU(inplace=True)))
             ch = out
         self.stages = nn.ModuleList(stages)

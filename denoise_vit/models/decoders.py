@@ -92,12 +92,12 @@ class LinearDecoder(nn.Module):
 
 def stem_skip_chans(patch_size, stem_channels=None, image_chans=0):
     """The conv decoder's `skip_chans` (one per up-stage, coarsest first) for a conv stem's
-    maps and the input image: stem maps at H/2 ... H/(p/2) join the stages ending there (the
-    stem's last map, at the tokens' own resolution, does not), the image the last stage."""
+    maps and the input image: stem maps at H/2 ... H/(p/2) (and H, with a full-resolution stem
+    stage) join the stages ending there (the stem's last map, at the tokens' own resolution,
+    does not), the image the last stage."""
     stages = patch_size.bit_length() - 1      # log2 of a power-of-two patch
-    chans = [0] * stages
-    if stem_channels:
-        chans[:stages - 1] = list(reversed(stem_channels[:-1]))
+    chans = list(reversed(stem_channels[:-1])) if stem_channels else []   # coarsest first
+    chans += [0] * (stages - len(chans))      # no full-resolution stem map: the last stage none
     if image_chans:
         chans[-1] = image_chans
     return chans

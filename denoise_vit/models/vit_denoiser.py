@@ -47,6 +47,8 @@ class ViTDenoiserConfig:
     embed: str = "patch"             # "patch" (one p x p Conv2d) | "conv_stem" (stride-2 convs)
     decoder_width: int = 0           # conv decoder: channels of its first stage (0: embed_dim)
     stem_skips: bool = False         # conv decoder gets the conv stem's maps (U-Net-like skips)
+    stem_full_res: int = 0           # conv stem: a stride-1 stage of this many channels first,
+                                     # its full-resolution map a skip of the decoder's last stage
     image_skip: bool = False         # conv decoder gets the input image at full resolution
     drop_rate: float = 0.0
     attn_drop_rate: float = 0.0
@@ -61,6 +63,13 @@ class ViTDenoiserConfig:
                      fractions=("drop_rate", "attn_drop_rate", "drop_path_rate"),
                      positive_numbers=("mlp_ratio",))
         check_embed_and_decoder(self, EMBEDS)
+        if self.stem_full_res < 0:
+            raise ConfigError(f"stem_full_res must be channels (0: none), not {self.stem_full_res!r}")
+        if self.stem_full_res and not (self.embed == "conv_stem" and self.stem_skips):
+            raise ConfigError("stem_full_res needs embed='conv_stem' and stem_skips=true")
+        if self.stem_full_res and self.image_skip:
+            raise ConfigError("stem_full_res and image_skip both feed the decoder's last stage: "
+                              "choose one")
         h, w = self.img_size
         if h % self.patch_size or w % self.patch_size:
             raise ConfigError(f"img_size {h}x{w} is not divisible by patch_size {self.patch_size}")
@@ -72,8 +81,11 @@ class ViTEncoder(nn.Module):
     def __init__(self, cfg: ViTDenoiserConfig):
         super().__init__()
         self.patch_size = cfg.patch_size
-        embed = ConvStem if cfg.embed == "conv_stem" else PatchEmbed
-        self.patch_embed = embed(cfg.patch_size, cfg.in_chans, cfg.embed_dim)
+        if cfg.embed == "conv_stem":
+            self.patch_embed = ConvStem(cfg.patch_size, cfg.in_chans, cfg.embed_dim,
+                                        full_res=cfg.stem_full_res)
+        else:
+            self.patch_embed = PatchEmbed(cfg.patch_size, cfg.in_chans, cfg.embed_dim)
         grid = (cfg.img_size[0] // cfg.patch_size, cfg.img_size[1] // cfg.patch_size)
         self.pos_embed = PosEmbed2d(grid, cfg.embed_dim, cfg.pos_embed)
         self.pos_drop = nn.Dropout(cfg.drop_rate)
