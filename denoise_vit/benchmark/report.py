@@ -62,7 +62,8 @@ def machine_short(machine):
 
 
 def threads(results):
-    n = results["machine"].get("torch_threads")
+    """Torch threads of a network's run (each worker's, where networks trained side by side)."""
+    n = results.get("threads_per_job") or results["machine"].get("torch_threads")
     return f"{n} torch thread{'s' if n != 1 else ''}" if n else "default threads"
 
 
@@ -548,7 +549,7 @@ def _write_report(results, out, ablation, crosscheck):
     figs.mkdir(parents=True, exist_ok=True)
     cmd = results.get("command") or "denoise-vit benchmark"
     ev = results["eval_set"]
-    tag = (textwrap.fill(cmd, 120) + f"\n{machine_short(results['machine'])}; eval set "
+    tag = (textwrap.fill(cmd, 95) + f"\n{machine_short(results['machine'])}; eval set "
            f"{ev['size']} images (seed {ev['seed']})")
     plot_psnr_vs_time(results, figs / "psnr_vs_time.png", tag)
     if results.get("budgets_images"):
