@@ -204,7 +204,7 @@ def test_benchmark_trains_to_each_budget(tiny_benchmark):
         assert curve[0]["steps"] <= curve[1]["steps"]
         assert rec["train_seconds"] == curve[-1]["train_seconds"]
         assert 0 < rec["fraction_of_matmul_rate"] and rec["images_per_s"] > 0
-        assert (tmp / "runs" / f"{rec['name']}.pt").exists()
+        assert (tmp / "runs" / f"{rec['name']}-seed0.pt").exists()   # one checkpoint per seed
 
 
 def test_benchmark_report_files(tiny_benchmark):
