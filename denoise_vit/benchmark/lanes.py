@@ -37,10 +37,14 @@ def _run(cfg, kwargs, eval_inputs, eval_targets, n_samples, threads, path, key):
     """One task, in a worker or in this process: (record, sample outputs)."""
     from .runner import run_network
     from ..training.engine import predict
-    if threads:
+    before = torch.get_num_threads()
+    if threads:   # in this process (one task left), put the caller's count back afterwards
         torch.set_num_threads(threads)
-    rec, model = run_network(cfg, eval_inputs=eval_inputs, eval_targets=eval_targets, **kwargs)
-    samples = predict(model, eval_inputs[:n_samples], device=torch.device("cpu"))
+    try:
+        rec, model = run_network(cfg, eval_inputs=eval_inputs, eval_targets=eval_targets, **kwargs)
+        samples = predict(model, eval_inputs[:n_samples], device=torch.device("cpu"))
+    finally:
+        torch.set_num_threads(before)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(samples, path.with_suffix(".samples.pt"))

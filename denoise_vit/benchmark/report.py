@@ -29,10 +29,6 @@ def is_vit(rec):
     return rec.get("model", {}).get("name") == "vit_denoiser"
 
 
-def is_unet(rec):
-    return rec.get("model", {}).get("name") == "unet_denoiser"
-
-
 def is_transformer(rec):
     """One of the project's transformer presets: a ViT whose blocks keep their attention."""
     return is_vit(rec) and rec.get("model", {}).get("attention", True) is not False

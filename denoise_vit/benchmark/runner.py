@@ -36,6 +36,10 @@ The protocol's knobs (issue 11):
 - `lr_rates=(3e-4, 1e-3, 3e-3)` gives each network the rate that scores best on the
   validation set (the classical filters' seed) after a short run of `sweep_min` minutes with
   a cosine timed to it; the sweep's scores are kept in the record (`lr_sweep`).
+- `cooldown=True` replaces both the per-budget runs and the images run with one constant-rate
+  run per network, scored at every budget on a copy cooled down to it (benchmark.cooldown);
+  `jobs` trains that many networks at once and `resume` reads finished runs back
+  (benchmark.lanes); `max_budget` stops the slowest networks at a smaller budget.
 """
 import math
 import os
@@ -334,7 +338,7 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
                  {f"{r:g}": v for r, v in scores.items()}, "chosen": best}
         cfg = replace(cfg, lr=best)
         log(f"  {cfg.name}: trains at lr {best:g}")
-    left_out = []
+    left_out, curve_images = [], None
     if cooldown:
         if idle_wait:
             wait_for_idle(max_wait=idle_wait, log=log)
@@ -359,8 +363,6 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
     else:
         model, points = train_with_marks(cfg, budgets, eval_inputs, eval_targets, unit=unit,
                                          idle_wait=idle_wait, log=log)
-    if not cooldown:
-        curve_images = None
     if image_budgets and not cooldown:
         _, curve_images = train_with_marks(cfg, sorted(image_budgets), eval_inputs, eval_targets,
                                            unit="images", idle_wait=idle_wait, log=log)
