@@ -446,6 +446,10 @@ def render_markdown(results, ablation=None, fig_rel=FIG_DIR, crosscheck=None):
         f"- **Networks**: trained on this CPU by the training engine of `denoise-vit train` "
         f"(Adam, MSE, fresh synthetic batches every step), with training-time budgets of "
         f"{budget_text} (evaluation time excluded). Schedule: {results['schedule']}."
+        + (" Every network is trained with channels-last (NHWC) conv weights, whatever its preset "
+           "says: "
+           "the same memory format for all." if
+           results.get("memory_format") == "channels_last" else "")
         + (f" {results['jobs']} networks trained at a time, each in its own process with "
            f"{results['threads_per_job']} torch thread(s): the other run is part of the "
            "'other load' recorded below." if results.get("jobs", 1) > 1 else ""), "",

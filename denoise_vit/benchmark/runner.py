@@ -610,6 +610,9 @@ def run_benchmark(opts, *, log=log_default):
             raise ConfigError(f"{name}: the benchmark compares image denoisers on the default "
                               f"generator (data.kind='images', no generator keys)")
         cfg.data = replace(cfg.data, eval_size=data.eval_size, eval_seed=data.eval_seed)
+        # the same care for every network: NHWC conv weights, which the fastest preset has
+        # (measured: the U-Net +43 %, CARE's U-Net +33 % training images/s on the CPU)
+        cfg.channels_last = True
         cfgs.append(cfg)
         entry[cfg.name] = name   # --max-budget names the --configs entry (a preset or a path)
     machine = machine_info()
@@ -686,6 +689,7 @@ def run_benchmark(opts, *, log=log_default):
                      else "linear warm-up then constant; one run per network, evaluated at each "
                           "budget"),
         "cooldown": COOLDOWN if opts.cooldown else None, "jobs": jobs,
+        "memory_format": "channels_last",
         "threads_per_job": threads or torch.get_num_threads(),
         "max_budget_min": {cfg.name: dict(opts.max_budget)[entry[cfg.name]] for cfg in cfgs
                            if entry[cfg.name] in dict(opts.max_budget)},
