@@ -283,3 +283,51 @@ def test_a_full_resolution_stem_stage_feeds_the_decoders_last_stage():
     x = torch.rand(2, 1, 64, 64, requires_grad=True)
     full(x).sum().backward()
     assert full.encoder.patch_embed.stages[0][0].weight.grad.abs().sum() > 0
+
+
+# --- vit_unet: the U-Net with a transformer bottleneck -------------------------------------
+
+@pytest.mark.parametrize("size", [64, (40, 56), (37, 50)])
+def test_vit_unet_keeps_any_shape_and_trains_every_weight(size):
+    model = build_model("vit_unet", img_size=64)
+    h, w = (size, size) if isinstance(size, int) else size
+    x = torch.rand(2, 1, h, w)
+    out = model(x)                 # padded to a multiple of 8 inside, the grid resampled
+    assert out.shape == x.shape
+    out.square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_vit_unet_is_the_unet_but_for_its_bottleneck():
+    unet = build_model("unet_denoiser")
+    hybrid = build_model("vit_unet")
+    coarsest = f"down.{unet.levels}."
+    keep = lambda m: {k: v.shape for k, v in m.state_dict().items() if not k.startswith(coarsest)}
+    assert keep(unet) == keep(hybrid)
+    bottleneck = hybrid.down[-1]
+    assert len(bottleneck.blocks) == 2 and bottleneck.blocks[0].attn is not None
+    assert bottleneck.norm.normalized_shape == (128,)
+
+
+def test_vit_unet_attention_ablation_keeps_bottleneck_tokens_apart():
+    """attention=False: a change at one corner of the bottleneck map reaches only the tokens
+    of the embedding's 3 x 3 neighbourhood; with attention it reaches all 64."""
+    x = torch.rand(1, 64, 8, 8)
+    y = x.clone()
+    y[..., 0, 0] += 1.0
+    for attention, mixes in ((False, False), (True, True)):
+        model = build_model("vit_unet", attention=attention).eval()
+        with torch.no_grad():
+            a, b = model.down[-1](x), model.down[-1](y)
+        changed = (a - b).abs().amax(dim=1)[0] > 1e-6
+        assert bool(changed.all()) if mixes else (changed.sum() == 4 and changed[:2, :2].all())
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(num_heads=3), "bottleneck width base_channels \\* 2\\*\\*levels = 128 is not divisible"),
+    (dict(img_size=60), "img_size 60x60 is not divisible by 2\\*\\*levels = 8"),
+    (dict(depth=0), "depth must be a positive integer"),
+])
+def test_vit_unet_bad_config_is_one_clear_error(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        build_model("vit_unet", **kwargs)

@@ -25,8 +25,12 @@ def classical(results):
     return [r for r in results["methods"] if r["kind"] == "classical"]
 
 
+# the project's transformer models: the ViT denoiser and the U-Net with a transformer bottleneck
+VIT_MODELS = ("vit_denoiser", "vit_unet")
+
+
 def is_vit(rec):
-    return rec.get("model", {}).get("name") == "vit_denoiser"
+    return rec.get("model", {}).get("name") in VIT_MODELS
 
 
 def is_transformer(rec):

@@ -1,0 +1,110 @@
+"""A U-Net whose bottleneck is a transformer (TransUNet, Chen et al. 2021, at the course's size).
+
+The project's U-Net (`models.cnn.UNet`) spends most of its work at full and half resolution,
+where local detail is restored, and has a double conv at its coarsest level. Here that coarsest
+double conv is replaced by a transformer over the 8 x 8 map (64 tokens for a 64 x 64 image):
+every position of the image can draw on every other, which the convolutions see only through
+their receptive field. The rest of the U-Net, its skips and its decoder, is unchanged, so the
+preset against `unet` asks whether attention at the bottleneck beats a conv there, and the
+preset against itself with `attention=false` (MLP-only blocks) what attention adds.
+"""
+from dataclasses import dataclass
+from typing import Tuple, Union
+
+from einops import rearrange
+from torch import nn
+
+from ..errors import ConfigError
+from ..layers import Block, PosEmbed2d
+from ..registry import register_model
+from .base import DenoisingModel, ModelFacts, check_config, image_size
+from .cnn import UNet
+from .vit_denoiser import init_weights
+
+
+@dataclass
+class ViTUNetConfig:
+    """U-Net levels as `unet_denoiser` (16 base channels, 3 down-samplings); the coarsest level
+    a transformer of `depth` blocks whose width is the U-Net's there (16 * 2**3 = 128)."""
+    img_size: Union[int, Tuple[int, int]] = 64
+    in_chans: int = 1
+    base_channels: int = 16
+    levels: int = 3                  # 2x down-samplings; tokens at 1 / 2**levels resolution
+    depth: int = 2
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    pos_embed: str = "learned"       # "learned" | "sincos"
+    drop_path_rate: float = 0.0
+    fused_attn: bool = True
+    attention: bool = True           # False: MLP-only blocks (the attention ablation)
+    residual: bool = False           # predict the clutter and subtract it from the input
+
+    def __post_init__(self):
+        self.img_size = image_size(self.img_size)
+        check_config(self, positive=("in_chans", "base_channels", "levels", "depth",
+                                     "num_heads"),
+                     fractions=("drop_path_rate",), positive_numbers=("mlp_ratio",))
+        if self.embed_dim % self.num_heads:
+            raise ConfigError(f"the bottleneck width base_channels * 2**levels = {self.embed_dim} "
+                              f"is not divisible by num_heads {self.num_heads}")
+        m = 2 ** self.levels
+        h, w = self.img_size
+        if h % m or w % m:
+            raise ConfigError(f"img_size {h}x{w} is not divisible by 2**levels = {m}")
+
+    @property
+    def embed_dim(self):
+        return self.base_channels * 2 ** self.levels
+
+
+class TransformerBottleneck(nn.Module):
+    """(B, C_in, h, w) -> (B, D, h, w): conv3x3 -> BN -> ReLU to D channels (each token sees
+    its 3 x 3 neighbourhood, as the double conv it replaces), position embedding, pre-norm
+    blocks over the h*w tokens, LayerNorm, back to a map."""
+
+    def __init__(self, in_ch, cfg: ViTUNetConfig):
+        super().__init__()
+        d = cfg.embed_dim
+        self.embed = nn.Sequential(nn.Conv2d(in_ch, d, 3, padding=1, bias=False),
+                                   nn.BatchNorm2d(d), nn.ReLU(inplace=True))
+        m = 2 ** cfg.levels
+        self.pos_embed = PosEmbed2d((cfg.img_size[0] // m, cfg.img_size[1] // m), d,
+                                    cfg.pos_embed)
+        rates = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]
+        self.blocks = nn.ModuleList(
+            Block(d, cfg.num_heads, mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias,
+                  drop_path=rate, fused_attn=cfg.fused_attn, attention=cfg.attention)
+            for rate in rates)
+        self.norm = nn.LayerNorm(d)
+
+    def forward(self, x):
+        grid = x.shape[-2:]
+        x = rearrange(self.embed(x), "b d h w -> b (h w) d")
+        x = self.pos_embed(x, grid)
+        for block in self.blocks:
+            x = block(x)
+        return rearrange(self.norm(x), "b (h w) d -> b d h w", h=grid[0], w=grid[1])
+
+
+@register_model("vit_unet", ViTUNetConfig)
+class ViTUNet(UNet, DenoisingModel):
+    """`UNet` with its coarsest double conv replaced by a `TransformerBottleneck`,
+    (B, C, H, W) -> (B, C, H, W) for any H, W (padded to a multiple of 2**levels inside)."""
+
+    def __init__(self, config: ViTUNetConfig):
+        super().__init__(config.in_chans, config.in_chans, config.base_channels, config.levels)
+        self.config = config
+        self.down[-1] = TransformerBottleneck(config.base_channels * 2 ** (config.levels - 1),
+                                              config)
+        self.down[-1].apply(init_weights)
+
+    @property
+    def facts(self):
+        m = 2 ** self.config.levels
+        return ModelFacts("image", self.config.in_chans, (m, m), tuple(self.config.img_size))
+
+    def forward(self, x):
+        self.check_input(x)
+        out = self.unet(x)
+        return x - out if self.config.residual else out
