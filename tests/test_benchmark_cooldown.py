@@ -99,6 +99,10 @@ def test_jobs_resume_and_caps(tmp_path):
     again = run_benchmark(BenchmarkOptions(**{**opts.__dict__, "resume": True}), log=lines.append)
     assert sum("read back" in line for line in lines) == 2
     assert [r["psnr"] for r in again["methods"]] == [r["psnr"] for r in first["methods"]]
+    assert first["read_back"] == [] and "read back by `--resume`" not in text
+    assert [(r["name"], r["seed"]) for r in again["read_back"]] == [("tiny_a", 0), ("tiny_b", 0)]
+    assert all("read_back" not in r for r in again["methods"])
+    assert "2 of the network runs were read back by `--resume`" in render_markdown(again)
     # another option, another key: trained again
     lines.clear()
     run_benchmark(BenchmarkOptions(**{**opts.__dict__, "resume": True, "images": (8,)}),

@@ -11,6 +11,7 @@ read back instead of trained again.
 """
 import hashlib
 import json
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
@@ -75,6 +76,8 @@ def run_tasks(tasks, eval_inputs, eval_targets, *, jobs=1, threads=None, n_sampl
         hit = cached(path, key) if (resume and path is not None) else None
         if hit is not None:
             log(f"{cfg.name} (seed {cfg.seed}): read back from {path} (--resume)")
+            hit[0]["read_back"] = time.strftime("%Y-%m-%d %H:%M",
+                                                time.localtime(path.stat().st_mtime))
             results[i] = hit
         else:
             todo.append((i, cfg, kwargs, path, key))

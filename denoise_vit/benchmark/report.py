@@ -428,6 +428,17 @@ def equal_images_section(results):
     return lines + ["", "![PSNR against training images](benchmarks/psnr_vs_images.png)"]
 
 
+def read_back_text(results):
+    """Which runs `--resume` read back from earlier invocations (same protocol key), if any."""
+    runs = results.get("read_back") or []
+    if not runs:
+        return ""
+    return (f" {len(runs)} of the network runs were read back by `--resume` from earlier "
+            f"invocations with the same options (each run's key covers its config and the "
+            f"protocol): " + ", ".join(f"{r['name']} seed {r['seed']} ({r['date']})"
+                                       for r in runs) + ".")
+
+
 def render_markdown(results, ablation=None, fig_rel=FIG_DIR, crosscheck=None):
     ev, budgets = results["eval_set"], results["budgets_s"]
     cmd = results.get("command") or "denoise-vit benchmark"
@@ -438,7 +449,8 @@ def render_markdown(results, ablation=None, fig_rel=FIG_DIR, crosscheck=None):
         "# Benchmarks: is the ViT worth it, and how fast is it?", "",
         f"Every number and figure below comes from one run of `{cmd}` "
         f"({results['date']}, {duration(results['wall_seconds'])} of wall clock), with "
-        f"other heavy jobs on the machine held off by a lock.", "",
+        f"other heavy jobs on the machine held off by a lock."
+        + read_back_text(results), "",
         f"- **Machine**: {machine_line(results)}. Dense float32 matmul rate, measured in the "
         f"same run: {results['matmul_gflops']:.1f} GFLOP/s.",
         f"- **Evaluation set**: {ev['size']} images of the default generator (seed {ev['seed']}; "

@@ -652,10 +652,17 @@ def run_benchmark(opts, *, log=log_default):
                          n_samples=n, runs_dir=opts.runs_dir, resume=opts.resume, extra=extra,
                          log=log)
 
+    read_back = []   # runs taken from runs_dir by --resume: (name, seed, when it was written)
+
+    def note_read_back(cfg, rec):
+        if rec.get("read_back"):
+            read_back.append({"name": cfg.name, "seed": cfg.seed, "date": rec.pop("read_back")})
+
     first = tasks_run([(cfg, {**common, "budgets": opts.budgets_for(entry[cfg.name]),
                               "lr_rates": opts.lr_rates, "sweep_budget": opts.sweep_min * 60})
                        for cfg in cfgs])
     for cfg, (rec, out) in zip(cfgs, first):
+        note_read_back(cfg, rec)
         records.append(rec)
         samples[cfg.name] = out
     if opts.seeds > 1:
@@ -667,9 +674,13 @@ def run_benchmark(opts, *, log=log_default):
         tasks = [(replace(cfg, seed=cfg.seed + k, lr=rec["lr"]),
                   {**common, "budgets": opts.budgets_for(entry[cfg.name])})
                  for cfg, rec in again for k in range(1, opts.seeds)]
-        more = iter(tasks_run(tasks))
+        more = iter(zip(tasks, tasks_run(tasks)))
         for cfg, rec in again:
-            others = [next(more)[0] for _ in range(1, opts.seeds)]
+            others = []
+            for _ in range(1, opts.seeds):
+                (seed_cfg, _), (other, _) = next(more)
+                note_read_back(seed_cfg, other)
+                others.append(other)
             merge_seeds(rec, others, [cfg.seed + k for k in range(opts.seeds)])
     return {
         "command": opts.command_line(),
@@ -689,7 +700,7 @@ def run_benchmark(opts, *, log=log_default):
                      else "linear warm-up then constant; one run per network, evaluated at each "
                           "budget"),
         "cooldown": COOLDOWN if opts.cooldown else None, "jobs": jobs,
-        "memory_format": "channels_last",
+        "memory_format": "channels_last", "read_back": read_back,
         "threads_per_job": threads or torch.get_num_threads(),
         "max_budget_min": {cfg.name: dict(opts.max_budget)[entry[cfg.name]] for cfg in cfgs
                            if entry[cfg.name] in dict(opts.max_budget)},
