@@ -1,4 +1,6 @@
 """Inference at any size: padding, tiling, blending, stacks, video windows, intensity mapping."""
+from itertools import product
+
 import numpy as np
 import pytest
 import torch
@@ -7,8 +9,8 @@ from torch import nn
 from denoise_vit import build_model
 from denoise_vit.errors import DenoiseVitError
 from denoise_vit.models.base import DenoisingModel, ModelFacts
-from denoise_vit.inference.tiling import (Denoiser, pad_to_multiple, reflect_indices, reflect_pad,
-                                   tile_grid, tile_starts, tiled_apply, weight_sum, window)
+from denoise_vit.inference.tiling import (Denoiser, axis_windows, pad_to_multiple, reflect_indices,
+                                   reflect_pad, tile_starts, tiled_apply, window_1d)
 from denoise_vit.inference.intensity import Normalization, percentile_range, training_record
 
 
@@ -74,26 +76,47 @@ def test_tiles_cover_the_axis_with_the_overlap(size, tile, overlap):
     assert tile_starts(size, size + 8, overlap) == [0]
 
 
-@pytest.mark.parametrize("sizes, tiles, overlaps", [((112,), (32,), (16,)),
-                                                    ((80, 104), (32, 32), (8, 8)),
-                                                    ((24, 56, 56), (8, 32, 32), (4, 8, 8))])
-def test_blend_weights_sum_to_one_on_a_regular_grid(sizes, tiles, overlaps):
+def axis_total(size, tile, overlap):
+    """Sum over the tiles of an axis of their unnormalised windows (the blend's normaliser)."""
+    total = torch.zeros(size, dtype=torch.float64)
+    for s in tile_starts(size, tile, overlap):
+        total[s:s + tile] += window_1d(size, tile, overlap, s)
+    return total
+
+
+@pytest.mark.parametrize("size, tile, overlap", [(112, 32, 16), (104, 32, 8), (56, 8, 4)])
+def test_blend_windows_sum_to_one_on_a_regular_grid(size, tile, overlap):
     # the stride divides size - tile: every pixel's windows add up to exactly 1, no normaliser
-    total = weight_sum(sizes, tiles, overlaps)
-    assert torch.allclose(total, torch.ones(sizes, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(axis_total(size, tile, overlap), torch.ones(size, dtype=torch.float64),
+                          atol=1e-12)
 
 
-def test_blend_weights_are_positive_cover_everything_and_vanish_at_inner_edges():
-    sizes, tiles, overlaps = (100, 77), (32, 32), (16, 16)
-    total = weight_sum(sizes, tiles, overlaps)
-    assert total.min() > 0.5  # every pixel covered by a tile that counts
-    for starts in tile_grid(sizes, tiles, overlaps):
-        w = window(sizes, tiles, overlaps, starts)
+@pytest.mark.parametrize("size", [100, 77])
+def test_blend_windows_are_positive_cover_everything_and_vanish_at_inner_edges(size):
+    tile, overlap = 32, 16
+    assert axis_total(size, tile, overlap).min() > 0.5  # every pixel covered by a tile that counts
+    for s in tile_starts(size, tile, overlap):
+        w = window_1d(size, tile, overlap, s)
         assert w.min() >= 0 and w.max() == 1
-        if starts[0] > 0:  # an edge facing another tile: its outer quarter-overlap has no weight
+        if s > 0:  # an edge facing another tile: its outer quarter-overlap has no weight
             assert w[:4].abs().max() == 0
         else:  # the image border: full weight
-            assert (w[0, 16:-16] == 1).all()
+            assert (w[:16] == 1).all()
+
+
+@pytest.mark.parametrize("sizes", [(100, 77), (24, 56, 41)])
+def test_normalised_separable_weights_form_a_partition_of_unity(sizes):
+    # the N-D weight of a tile is the product of its axes' normalised windows: summed over every
+    # tile of the grid it is 1 at every pixel, although no image-sized weight array is built
+    tile, overlap = 16, 6
+    total = np.zeros(sizes)
+    axes = [axis_windows(size, tile, overlap) for size in sizes]
+    for grid in product(*axes):
+        weight = np.ones(())
+        for _, w in grid:
+            weight = np.multiply.outer(weight, w)
+        total[tuple(slice(s, s + tile) for s, _ in grid)] += weight
+    assert np.allclose(total, 1, atol=1e-6)
 
 
 @pytest.mark.parametrize("h, w", [(37, 53), (100, 131)])

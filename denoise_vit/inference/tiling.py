@@ -21,7 +21,6 @@
 * Memory: the input as it is, 4 bytes per pixel for the blended change, and one batch of tiles.
 """
 import math
-from itertools import product
 
 import numpy as np
 import torch
@@ -113,28 +112,6 @@ def window_1d(size, tile, overlap, start):
         if start + tile < size:
             w[tile - n:] = torch.minimum(w[tile - n:], ramp.flip(0))
     return w
-
-
-def window(sizes, tiles, overlaps, starts):
-    """Separable blending weights, shape `tiles`, for the tile at `starts`."""
-    w = torch.ones((), dtype=torch.float64)
-    for size, tile, overlap, start in zip(sizes, tiles, overlaps, starts):
-        w = w.unsqueeze(-1) * window_1d(size, tile, overlap, start)
-    return w
-
-
-def tile_grid(sizes, tiles, overlaps):
-    """Every tile's start offsets (a tuple per tile) over an N-D grid."""
-    return list(product(*(tile_starts(s, t, o) for s, t, o in zip(sizes, tiles, overlaps))))
-
-
-def weight_sum(sizes, tiles, overlaps):
-    """Sum of all tiles' windows over the grid (the normaliser of the blend), float64."""
-    total = torch.zeros(sizes, dtype=torch.float64)
-    for starts in tile_grid(sizes, tiles, overlaps):
-        region = tuple(slice(s, s + t) for s, t in zip(starts, tiles))
-        total[region] += window(sizes, tiles, overlaps, starts)
-    return total
 
 
 def axis_windows(size, tile, overlap):
