@@ -195,7 +195,8 @@ def plot_ablation(ablation, path, title):
 def machine_line(results):
     """The recorded machine in full."""
     m = results["machine"]
-    return (f"{m['cpu']}, {m['cores']} cores ({m['torch_threads']} torch threads), "
+    isa = f" ({m['cpu_capability']} kernels)" if m.get("cpu_capability") else ""
+    return (f"{m['cpu']}{isa}, {m['cores']} cores ({m['torch_threads']} torch threads), "
             f"GPU: {m['gpu'] or 'none'}; Python {m['python']}, torch {m['torch']}")
 
 
