@@ -6,8 +6,8 @@ import pytest
 
 from denoise_vit import ConfigError
 from denoise_vit.benchmark.report import render_markdown
-from denoise_vit.benchmark.runner import (BenchmarkOptions, close_networks, merge_seeds,
-                                          run_benchmark)
+from denoise_vit.benchmark.runner import (BenchmarkOptions, close_networks, divergence,
+                                          merge_seeds, run_benchmark)
 from denoise_vit.models import peers
 from denoise_vit.training.schedule import CpuClock, TrainClock
 
@@ -166,3 +166,56 @@ def test_only_networks_within_the_margin_are_close():
     assert [p["budget_images"] for p in rec["curve_images"]] == [100]
     assert rec["curve_images"][0]["psnr"] == 21.0
     assert rec["foreign_cpu_max"] == 0.3
+
+
+def point(minutes, value):
+    return {"budget_s": 60 * minutes, "psnr": value}
+
+
+@pytest.mark.parametrize("points, where", [
+    ([point(1, 18.0), point(4, 30.0)], None),
+    ([point(1, 13.0), point(4, 19.0)], None),                 # slow to start is not divergence
+    ([point(1, 18.5), point(4, -34.6), point(15, 33.0)], "4 min"),
+    ([point(1, 18.0), point(4, float("nan"))], "4 min"),
+    ([point(1, 18.0), {"budget_images": 25000, "psnr": 20.0},
+      {"budget_images": 50000, "psnr": 10.0}], "50,000 images"),
+])
+def test_divergence_is_falling_below_the_noisy_input_after_having_learned(points, where):
+    bad = divergence(points, noisy_psnr=15.0)
+    assert (bad and bad["at"]) == where
+
+
+def test_a_run_that_diverged_is_trained_again_at_the_next_lower_rate(monkeypatch, tmp_path):
+    import torch
+    from denoise_vit import build_model
+    from denoise_vit.benchmark import runner
+    from denoise_vit.training.config import load_config
+    (tmp_path / "tiny_unet.toml").write_text(TINY_UNET)
+    cfg = load_config(str(tmp_path / "tiny_unet.toml"))
+    trained = []
+
+    def fake_curves(cfg, budgets, *args, **kwargs):   # lr 3e-3 and 1e-3 diverge, 3e-4 learns
+        trained.append(cfg.lr)
+        model = build_model("unet_denoiser", base_channels=4, levels=2)
+        end = -30.0 if cfg.lr > 5e-4 else 25.0
+        pts = [{**point(1, 20.0), "images": 8, "train_seconds": 1.0, "cpu_seconds": 1.0,
+                "steps": 2, "ssim": 0.5, "foreign_cpu": 0.0},
+               {**point(4, end), "images": 16, "train_seconds": 2.0, "cpu_seconds": 2.0,
+                "steps": 4, "ssim": 0.5, "foreign_cpu": 0.0}]
+        return model, pts, None, []
+
+    monkeypatch.setattr(runner, "train_curves", fake_curves)
+    monkeypatch.setattr(runner, "sweep_learning_rate",
+                        lambda cfg, rates, *a, **k: (3e-3, {r: 20.0 for r in rates}))
+    x = torch.rand(2, 1, 16, 16)
+    rec, _ = runner.run_network(cfg, [60, 240], x, torch.full_like(x, 0.5),   # noisy: 10.8 dB
+                                lr_rates=(3e-4, 1e-3, 3e-3), sweep_budget=1)
+    assert trained == [3e-3, 1e-3, 3e-4]
+    assert rec["lr"] == 3e-4 and rec["psnr"] == 25.0
+    assert [(d["lr"], d["at"], d["psnr"]) for d in rec["diverged"]] == \
+        [(3e-3, "4 min", -30.0), (1e-3, "4 min", -30.0)]
+    assert rec["lr_sweep"]["chosen"] == 3e-3
+    from denoise_vit.benchmark.report import lr_sweep_section
+    text = "\n".join(lr_sweep_section({"methods": [rec], "lr_sweep": {"validation_seed": 4321}}))
+    assert "| 0.003 | 0.0003 |" in text   # chosen by the sweep, trained at
+    assert "- tiny_unet: at lr 0.003, -30.00 dB at 4 min (after 20.00); at lr 0.001" in text

@@ -389,12 +389,20 @@ def lr_sweep_section(results):
              f"{minutes(sweep.get('budget_s', 0))} of "
              f"{'process CPU time' if results.get('budget_clock') == 'cpu' else 'wall clock'}:",
              "",
-             "| network | " + " | ".join(f"lr {r}" for r in rates) + " | chosen |",
-             "|---|" + "---:|" * len(rates) + "---:|"]
+             "| network | " + " | ".join(f"lr {r}" for r in rates) + " | chosen | trained at |",
+             "|---|" + "---:|" * len(rates) + "---:|---:|"]
     for r in nets:
         scores = r["lr_sweep"]["validation_psnr"]
         lines.append(f"| {r['name']} | " + " | ".join(fmt_num(scores.get(k)) for k in rates)
-                     + f" | {r['lr_sweep']['chosen']:g} |")
+                     + f" | {r['lr_sweep']['chosen']:g} | {r['lr']:g} |")
+    diverged = [r for r in nets if r.get("diverged")]
+    if diverged:
+        lines += ["", "A run that diverged (scored below the noisy input after having scored "
+                      "above it) was trained again from scratch at the next lower rate of the "
+                      "sweep; the figures are that run's:"]
+        lines += [f"- {r['name']}: " + "; ".join(
+            f"at lr {d['lr']:g}, {d['psnr']:.2f} dB at {d['at']} (after {d['best']:.2f})"
+            for d in r["diverged"]) + f"; trained at lr {r['lr']:g}" for r in diverged]
     values = sorted(float(k) for k in rates)
     edge = [r["name"] for r in nets if len(values) > 1
             and r["lr_sweep"]["chosen"] in (values[0], values[-1])]

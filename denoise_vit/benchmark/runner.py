@@ -314,33 +314,27 @@ def model_library(model):
         or "denoise-vit"
 
 
-def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_budgets=(),
-                lr_rates=(), sweep_budget=None, val_size=32, separate_runs=False, cooldown=False,
-                runs_dir=None, matmul_rate=None, idle_wait=1200.0, log=log_default):
-    """Cost figures and the PSNR curves of one experiment config: against training time
-    (`budgets` in `unit`) and, with `image_budgets`, against training images (a run of its own,
-    or with `cooldown` the same run). With `lr_rates` the rate comes from a short sweep on the
-    validation set first.
+def divergence(points, noisy_psnr):
+    """Where a run diverged, or None: a point scored below the noisy input after an earlier
+    point of the same axis had scored above it, or its PSNR is not finite.
 
-    cooldown: one constant-rate run per network with a cooldown branch per budget, on both axes
-    (benchmark.cooldown); an image count the run does not reach within the largest time budget
-    is left out (`images_left_out` in the record)."""
-    shape = tuple(eval_inputs.shape[1:])
-    probe = build_model(cfg.model_name, **model_args_for(cfg))
-    params = sum(p.numel() for p in probe.parameters())
-    flops, train_flops = count_flops(probe, shape), count_flops(probe, shape, train=True)
-    library = model_library(probe)
-    log(f"{cfg.name} ({cfg.model_name}, {library}): {params:,} parameters, "
-        f"{flops / 1e6:.1f} MFLOP/image forward, {train_flops / 1e6:.1f} MFLOP/image "
-        f"forward+backward")
-    sweep = None
-    if lr_rates:
-        best, scores = sweep_learning_rate(cfg, lr_rates, sweep_budget, unit=unit,
-                                           val_size=val_size, log=log)
-        sweep = {"budget": sweep_budget, "unit": unit, "validation_psnr":
-                 {f"{r:g}": v for r, v in scores.items()}, "chosen": best}
-        cfg = replace(cfg, lr=best)
-        log(f"  {cfg.name}: trains at lr {best:g}")
+    A network that has not learned anything yet scores below the input too (the first minute
+    of a slow one): that is not divergence; getting worse than the input after having learned
+    is. Returns {"at": "4 min" | "25,000 images", "psnr": ..., "best": the best before}."""
+    for key in ("budget_s", "budget_images"):
+        best = -math.inf
+        for p in sorted((p for p in points if p.get(key) is not None), key=lambda p: p[key]):
+            if not math.isfinite(p["psnr"]) or (best > noisy_psnr and p["psnr"] < noisy_psnr):
+                at = f"{p[key] / 60:g} min" if key == "budget_s" else f"{p[key]:,} images"
+                return {"at": at, "psnr": p["psnr"], "best": best}
+            best = max(best, p["psnr"])
+    return None
+
+
+def train_curves(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_budgets=(),
+                 separate_runs=False, cooldown=False, idle_wait=1200.0, log=log_default):
+    """Train `cfg` and score it along both axes: (model, the points at `budgets` in `unit`, the
+    points at `image_budgets` or None, the image counts left out). See run_network."""
     left_out, curve_images = [], None
     if cooldown:
         if idle_wait:
@@ -369,6 +363,54 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
     if image_budgets and not cooldown:
         _, curve_images = train_with_marks(cfg, sorted(image_budgets), eval_inputs, eval_targets,
                                            unit="images", idle_wait=idle_wait, log=log)
+    return model, points, curve_images, left_out
+
+
+def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_budgets=(),
+                lr_rates=(), sweep_budget=None, val_size=32, separate_runs=False, cooldown=False,
+                runs_dir=None, matmul_rate=None, idle_wait=1200.0, log=log_default):
+    """Cost figures and the PSNR curves of one experiment config: against training time
+    (`budgets` in `unit`) and, with `image_budgets`, against training images (a run of its own,
+    or with `cooldown` the same run). With `lr_rates` the rate comes from a short sweep on the
+    validation set first.
+
+    cooldown: one constant-rate run per network with a cooldown branch per budget, on both axes
+    (benchmark.cooldown); an image count the run does not reach within the largest time budget
+    is left out (`images_left_out` in the record)."""
+    shape = tuple(eval_inputs.shape[1:])
+    probe = build_model(cfg.model_name, **model_args_for(cfg))
+    params = sum(p.numel() for p in probe.parameters())
+    flops, train_flops = count_flops(probe, shape), count_flops(probe, shape, train=True)
+    library = model_library(probe)
+    log(f"{cfg.name} ({cfg.model_name}, {library}): {params:,} parameters, "
+        f"{flops / 1e6:.1f} MFLOP/image forward, {train_flops / 1e6:.1f} MFLOP/image "
+        f"forward+backward")
+    sweep = None
+    if lr_rates:
+        best, scores = sweep_learning_rate(cfg, lr_rates, sweep_budget, unit=unit,
+                                           val_size=val_size, log=log)
+        sweep = {"budget": sweep_budget, "unit": unit, "validation_psnr":
+                 {f"{r:g}": v for r, v in scores.items()}, "chosen": best}
+        cfg = replace(cfg, lr=best)
+        log(f"  {cfg.name}: trains at lr {best:g}")
+
+    def curves(cfg):
+        return train_curves(cfg, budgets, eval_inputs, eval_targets, unit=unit,
+                            image_budgets=image_budgets, separate_runs=separate_runs,
+                            cooldown=cooldown, idle_wait=idle_wait, log=log)
+
+    model, points, curve_images, left_out = curves(cfg)
+    # a run that diverged gets the care the others got: the next lower rate of the sweep
+    noisy = psnr(eval_inputs, eval_targets)
+    lower, diverged = sorted(float(r) for r in lr_rates if float(r) < cfg.lr), []
+    while (bad := divergence(points + (curve_images or []), noisy)) and lower:
+        diverged.append({"lr": cfg.lr, **bad})
+        rate = lower.pop()
+        log(f"  {cfg.name}: diverged at lr {cfg.lr:g} ({bad['psnr']:.2f} dB at {bad['at']}, "
+            f"below the noisy input's {noisy:.2f} after {bad['best']:.2f}); trained again at "
+            f"lr {rate:g}")
+        cfg = replace(cfg, lr=rate)
+        model, points, curve_images, left_out = curves(cfg)
     last = points[-1]
     images_per_s = last["images"] / last["train_seconds"]
     ms, _ = time_per_image(lambda x: predict(model, x, device=torch.device("cpu"),
@@ -391,6 +433,8 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
            "curve": points}
     if sweep:
         rec["lr_sweep"] = sweep
+    if diverged:
+        rec["diverged"] = diverged
     if left_out:
         rec["images_left_out"] = left_out
     if curve_images:
