@@ -185,7 +185,14 @@ def test_divergence_is_falling_below_the_noisy_input_after_having_learned(points
     assert (bad and bad["at"]) == where
 
 
-def test_a_run_that_diverged_is_trained_again_at_the_next_lower_rate(monkeypatch, tmp_path):
+@pytest.mark.parametrize("learns_below, trained_at, edge", [
+    (5e-4, 3e-4, True),      # 3e-3 and 1e-3 diverge: trained at the lowest rate, its edge
+    (2e-3, 1e-3, False),     # 3e-3 diverges: trained at 1e-3, inside the swept range
+    (1e-4, 3e-4, True),      # every rate diverges: the lowest run is kept and marked
+])
+def test_a_run_that_diverged_is_trained_again_at_the_next_lower_rate(monkeypatch, tmp_path,
+                                                                      learns_below, trained_at,
+                                                                      edge):
     import torch
     from denoise_vit import build_model
     from denoise_vit.benchmark import runner
@@ -194,10 +201,10 @@ def test_a_run_that_diverged_is_trained_again_at_the_next_lower_rate(monkeypatch
     cfg = load_config(str(tmp_path / "tiny_unet.toml"))
     trained = []
 
-    def fake_curves(cfg, budgets, *args, **kwargs):   # lr 3e-3 and 1e-3 diverge, 3e-4 learns
+    def fake_curves(cfg, budgets, *args, **kwargs):   # rates above learns_below diverge
         trained.append(cfg.lr)
         model = build_model("unet_denoiser", base_channels=4, levels=2)
-        end = -30.0 if cfg.lr > 5e-4 else 25.0
+        end = -30.0 if cfg.lr > learns_below else 25.0
         pts = [{**point(1, 20.0), "images": 8, "train_seconds": 1.0, "cpu_seconds": 1.0,
                 "steps": 2, "ssim": 0.5, "foreign_cpu": 0.0},
                {**point(4, end), "images": 16, "train_seconds": 2.0, "cpu_seconds": 2.0,
@@ -210,12 +217,18 @@ def test_a_run_that_diverged_is_trained_again_at_the_next_lower_rate(monkeypatch
     x = torch.rand(2, 1, 16, 16)
     rec, _ = runner.run_network(cfg, [60, 240], x, torch.full_like(x, 0.5),   # noisy: 10.8 dB
                                 lr_rates=(3e-4, 1e-3, 3e-3), sweep_budget=1)
-    assert trained == [3e-3, 1e-3, 3e-4]
-    assert rec["lr"] == 3e-4 and rec["psnr"] == 25.0
+    rates = [r for r in (3e-3, 1e-3, 3e-4) if r >= trained_at]
+    assert trained == rates
+    all_diverged = learns_below < 3e-4
+    assert rec["lr"] == trained_at and rec["psnr"] == (-30.0 if all_diverged else 25.0)
     assert [(d["lr"], d["at"], d["psnr"]) for d in rec["diverged"]] == \
-        [(3e-3, "4 min", -30.0), (1e-3, "4 min", -30.0)]
+        [(r, "4 min", -30.0) for r in (rates if all_diverged else rates[:-1])]
     assert rec["lr_sweep"]["chosen"] == 3e-3
     from denoise_vit.benchmark.report import lr_sweep_section
     text = "\n".join(lr_sweep_section({"methods": [rec], "lr_sweep": {"validation_seed": 4321}}))
-    assert "| 0.003 | 0.0003 |" in text   # chosen by the sweep, trained at
-    assert "- tiny_unet: at lr 0.003, -30.00 dB at 4 min (after 20.00); at lr 0.001" in text
+    assert f"| 0.003 | {trained_at:g} |" in text   # chosen by the sweep, trained at
+    assert "- tiny_unet: at lr 0.003, -30.00 dB at 4 min (after 20.00)" in text
+    assert ("no lower rate was swept" in text) == all_diverged
+    # the edge of the range is judged by the rate it trained at, not the sweep's choice
+    assert ("At the edge of the swept range (a rate beyond it might score higher): tiny_unet"
+            in text) == edge

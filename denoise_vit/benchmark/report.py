@@ -402,10 +402,12 @@ def lr_sweep_section(results):
                       "sweep; the figures are that run's:"]
         lines += [f"- {r['name']}: " + "; ".join(
             f"at lr {d['lr']:g}, {d['psnr']:.2f} dB at {d['at']} (after {d['best']:.2f})"
-            for d in r["diverged"]) + f"; trained at lr {r['lr']:g}" for r in diverged]
+            for d in r["diverged"]) + f"; trained at lr {r['lr']:g}"
+            + ("; no lower rate was swept, so these figures are that diverged run's"
+               if r["diverged"][-1]["lr"] == r["lr"] else "") for r in diverged]
     values = sorted(float(k) for k in rates)
-    edge = [r["name"] for r in nets if len(values) > 1
-            and r["lr_sweep"]["chosen"] in (values[0], values[-1])]
+    # the rate each network trained at (the sweep's choice, or lower after a divergence)
+    edge = [r["name"] for r in nets if len(values) > 1 and r["lr"] in (values[0], values[-1])]
     if edge:
         lines += ["", f"At the edge of the swept range (a rate beyond it might score higher): "
                       f"{', '.join(edge)}."]

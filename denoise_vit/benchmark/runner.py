@@ -403,8 +403,13 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
     # a run that diverged gets the care the others got: the next lower rate of the sweep
     noisy = psnr(eval_inputs, eval_targets)
     lower, diverged = sorted(float(r) for r in lr_rates if float(r) < cfg.lr), []
-    while (bad := divergence(points + (curve_images or []), noisy)) and lower:
+    while bad := divergence(points + (curve_images or []), noisy):
         diverged.append({"lr": cfg.lr, **bad})
+        if not lower:   # nothing lower was swept: the run is kept, and marked
+            log(f"  {cfg.name}: diverged at lr {cfg.lr:g}, the lowest rate of the sweep "
+                f"({bad['psnr']:.2f} dB at {bad['at']}, after {bad['best']:.2f}); its figures "
+                f"are kept and marked")
+            break
         rate = lower.pop()
         log(f"  {cfg.name}: diverged at lr {cfg.lr:g} ({bad['psnr']:.2f} dB at {bad['at']}, "
             f"below the noisy input's {noisy:.2f} after {bad['best']:.2f}); trained again at "
