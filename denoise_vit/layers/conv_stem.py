@@ -6,6 +6,7 @@ from einops import rearrange
 from torch import nn
 
 from ..errors import ConfigError
+from .norms import BatchNorm2d
 
 
 class ConvStem(nn.Module):
@@ -33,7 +34,7 @@ class ConvStem(nn.Module):
         stages, ch = [], in_chans
         for out, stride in zip(self.channels, strides):
             stages.append(nn.Sequential(nn.Conv2d(ch, out, 3, stride=stride, padding=1, bias=False),
-                                        nn.BatchNorm2d(out), nn.ReLU(inplace=True)))
+                                        BatchNorm2d(out), nn.ReLU(inplace=True)))
             ch = out
         self.stages = nn.ModuleList(stages)
         self.proj = nn.Conv2d(ch, embed_dim, kernel_size=1)

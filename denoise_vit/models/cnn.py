@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..layers.norms import BatchNorm2d
 from ..registry import register_model
 from .base import DenoisingModel, ModelFacts, check_config, image_size
 from .decoders import DoubleConv
@@ -113,7 +114,7 @@ class DnCNNDenoiser(DenoisingModel):
         f = config.features
         layers = [nn.Conv2d(config.in_chans, f, 3, padding=1), nn.ReLU(inplace=True)]
         for _ in range(config.depth - 2):
-            layers += [nn.Conv2d(f, f, 3, padding=1, bias=False), nn.BatchNorm2d(f),
+            layers += [nn.Conv2d(f, f, 3, padding=1, bias=False), BatchNorm2d(f),
                        nn.ReLU(inplace=True)]
         layers.append(nn.Conv2d(f, config.in_chans, 3, padding=1))
         self.body = nn.Sequential(*layers)

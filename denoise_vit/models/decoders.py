@@ -6,6 +6,7 @@ from einops import rearrange
 from torch import nn
 
 from ..errors import ConfigError
+from ..layers.norms import BatchNorm2d
 
 DECODERS = ("conv", "linear")
 
@@ -15,8 +16,8 @@ class DoubleConv(nn.Sequential):
 
     def __init__(self, in_ch, out_ch):
         super().__init__(
-            nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True),
-            nn.Conv2d(out_ch, out_ch, 3, padding=1), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True),
+            nn.Conv2d(in_ch, out_ch, 3, padding=1), BatchNorm2d(out_ch), nn.ReLU(inplace=True),
+            nn.Conv2d(out_ch, out_ch, 3, padding=1), BatchNorm2d(out_ch), nn.ReLU(inplace=True),
         )
 
 

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..layers import Block, PosEmbed2d
+from ..layers.norms import BatchNorm2d
 from ..registry import register_model
 from .base import DenoisingModel, ModelFacts, check_config, image_size
 from .cnn import UNet
@@ -67,7 +68,7 @@ class TransformerBottleneck(nn.Module):
         super().__init__()
         d = cfg.embed_dim
         self.embed = nn.Sequential(nn.Conv2d(in_ch, d, 3, padding=1, bias=False),
-                                   nn.BatchNorm2d(d), nn.ReLU(inplace=True))
+                                   BatchNorm2d(d), nn.ReLU(inplace=True))
         m = 2 ** cfg.levels
         self.pos_embed = PosEmbed2d((cfg.img_size[0] // m, cfg.img_size[1] // m), d,
                                     cfg.pos_embed)
