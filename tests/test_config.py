@@ -1,5 +1,7 @@
 """Configs: experiment files, overrides, and clear errors for keys that do not exist."""
 
+from pathlib import Path
+
 import pytest
 
 from denoise_vit import ConfigError, build_model
@@ -117,3 +119,15 @@ def test_missing_and_invalid_config_files(tmp_path):
     bad.write_text("epochs = = 3")
     with pytest.raises(ConfigError, match="is not valid TOML"):
         load_config(bad)
+
+
+VARIANTS = sorted((Path(__file__).resolve().parents[1] / "experiments" / "variants").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", VARIANTS, ids=lambda p: p.stem)
+def test_variant_configs_of_docs_variants_load_and_build(path):
+    """docs/VARIANTS.md's command trains these files: each must stay a valid config."""
+    cfg = load_config(str(path))
+    assert cfg.name == path.stem and cfg.lr == 3e-3
+    model = build_model(cfg.model_name, **model_args_for(cfg))
+    assert sum(p.numel() for p in model.parameters()) > 0
