@@ -123,6 +123,23 @@ atomic_save(make_checkpoint(model, config={{"data": {{"kind": cfg.data.kind}}}},
             intensity={{"percentiles": [1.0, 99.8], "low": 0.0, "high": 1.0}}), "{path}")
 """
     python_code(code, ROOT, work)
+    portable_checkpoint(path, work)
+
+
+def portable_checkpoint(path, work):
+    """Drop the model keys at their defaults from a checkpoint this checkout wrote, so that the
+    before tree, which predates some of them (attention, stem_full_res), builds the same model
+    from it (it failed with 'unknown vit_denoiser key(s)' otherwise)."""
+    code = (f"import dataclasses, torch\n"
+            f"from denoise_vit import models\n"
+            f"from denoise_vit.registry import _MODELS\n"
+            f"from denoise_vit.checkpoint import atomic_save\n"
+            f"c = torch.load({str(path)!r}, weights_only=True)\n"
+            f"defaults = dataclasses.asdict(_MODELS[c['model_name']][1]())\n"
+            f"c['model_args'] = {{k: v for k, v in c['model_args'].items()\n"
+            f"                   if k not in defaults or defaults[k] != v}}\n"
+            f"atomic_save(c, {str(path)!r})\n")
+    python_code(code, ROOT, work)
 
 
 def trained_checkpoint(preset, path, work, overrides):
@@ -134,6 +151,7 @@ def trained_checkpoint(preset, path, work, overrides):
     wall, _, text = run(cmd, ROOT, work)
     best = out / preset / "checkpoint_best.pt"
     best.replace(path)
+    portable_checkpoint(path, work)
     tail = [line for line in text.splitlines() if line.startswith("done:")]
     return f"{preset}: {' '.join(overrides)}, trained in {wall:.0f} s by {ROOT}" + \
         (f" ({tail[-1]})" if tail else "")
