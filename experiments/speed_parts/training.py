@@ -21,10 +21,18 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 PART = "training"
 PRESETS = ("vit_fast", "course")
 
+
+def has_amx():
+    """Whether this CPU has AMX tiles for bf16 (Linux /proc/cpuinfo; False where unreadable)."""
+    try:
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
 
 def log(msg):
     print(f"[{PART}] {msg}", file=sys.stderr, flush=True)
@@ -251,7 +259,7 @@ def levers(steps, with_compile):
             run("channels_last", cl=True),
             run("Adam foreach=True", adam={"foreach": True}),
             run("Adam fused=True", adam={"fused": True}),
-            run("bf16 autocast (CPU, no AMX)", bf16=True)]
+            run(f"bf16 autocast (CPU, {'with' if has_amx() else 'no'} AMX)", bf16=True)]
     if with_compile:
         rows.append(run("torch.compile (inductor)", comp=True))
     return rows
