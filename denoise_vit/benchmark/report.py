@@ -230,9 +230,10 @@ def _lead_lines(results, best, key):
         lost = [r["name"] for r, p in others if p["psnr"] > mine["psnr"]]
         behind += [f"{name} at {where}" for name in lost]
         seeds = " (means over seeds)" if "psnr_seeds" in mine or "psnr_seeds" in top else ""
+        ahead = "ahead of it" if len(others) == 1 else f"ahead of all {len(others)}"
         lines.append(f"- {where}: {best['name']} {mine['psnr']:.2f} dB, the best other network "
                      f"{rival['name']} {top['psnr']:.2f} dB ({d:+.2f} dB, "
-                     f"{'ahead of all ' + str(len(others)) if not lost else '**behind** ' + ', '.join(lost)})"
+                     f"{ahead if not lost else '**behind** ' + ', '.join(lost)})"
                      f"{seeds}")
     return lines, behind
 
