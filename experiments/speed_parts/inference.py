@@ -131,11 +131,10 @@ def portable_checkpoint(path, work):
     before tree, which predates some of them (attention, stem_full_res), builds the same model
     from it (it failed with 'unknown vit_denoiser key(s)' otherwise)."""
     code = (f"import dataclasses, torch\n"
-            f"from denoise_vit import models\n"
-            f"from denoise_vit.registry import _MODELS\n"
+            f"from denoise_vit.registry import check_model_args\n"
             f"from denoise_vit.checkpoint import atomic_save\n"
             f"c = torch.load({str(path)!r}, weights_only=True)\n"
-            f"defaults = dataclasses.asdict(_MODELS[c['model_name']][1]())\n"
+            f"defaults = dataclasses.asdict(check_model_args(c['model_name'], {{}}))\n"
             f"c['model_args'] = {{k: v for k, v in c['model_args'].items()\n"
             f"                   if k not in defaults or defaults[k] != v}}\n"
             f"atomic_save(c, {str(path)!r})\n")

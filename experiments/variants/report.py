@@ -91,20 +91,28 @@ def main():
         lines.append(f"| {m['name']} | {WHAT.get(m['name'], '')} | {m['params'] / 1e3:.0f} k | "
                      f"{m['flops'] / 1e6:.0f} | {m['images_per_s']:.0f} | {fmt(one)} | "
                      f"{fmt(four)} | {fmt(k25)} |")
+    row = {m["name"]: (m, one, four, k25) for m, one, four, k25 in table}
+    fast, unet = row["x_vit_fast"], row["x_unet"]
+    wider = max(row["x_dec64"][3], row["x_w96"][3])
+    full = [fast[i] - row["x_fullres"][i] for i in (1, 2, 3)]
+    p4, p4_free = row["x_p4"], row["x_p4_noattn"]
     lines += [
         "", "A dash: not reached within the 4 CPU minutes.", "",
         "## What it shows", "",
         "- None of the variants beats vit_fast as shipped on any axis, and none closes the gap "
-        "to the U-Net per training image (33.79 dB at 25k against vit_fast's 31.55). On this "
-        "machine the U-Net also leads at 4 CPU min (33.91 against 33.65): its convolutions run "
-        "at 91 GFLOP/s on one AVX-512 thread, vit_fast at 43.",
-        "- A full-resolution skip from the stem (`stem_full_res`) costs 3-6 dB: as with the "
-        "image skip of the earlier ablation, the decoder learns to pass the noisy input through.",
+        f"to the U-Net per training image ({unet[3]:.2f} dB at 25k against vit_fast's "
+        f"{fast[3]:.2f}). On this machine the U-Net also leads at 4 CPU min ({unet[2]:.2f} "
+        f"against {fast[2]:.2f}): its convolutions run at {unet[0]['train_gflops_per_s']:.0f} "
+        f"GFLOP/s on one thread, vit_fast at {fast[0]['train_gflops_per_s']:.0f}.",
+        "- A full-resolution skip from the stem (`stem_full_res`) costs "
+        f"{min(full):.1f}-{max(full):.1f} dB: as with the image skip of the earlier ablation, "
+        "the decoder learns to pass the noisy input through.",
         "- A wider decoder or a wider encoder is slower per image and, at this rate, learns no "
-        "more per image (30.4 dB at 25k against 31.55).",
-        "- Patch 4 makes attention over 256 tokens the cost (67 images/s, 12 dB after 1 min at "
-        "this rate); without attention the same network runs at 124 images/s and scores 30.8 dB "
-        "at 4 min. Finer tokens did not make attention pay.",
+        f"more per image ({wider:.2f} dB at 25k at best, against {fast[3]:.2f}).",
+        "- Patch 4 makes attention over 256 tokens the cost "
+        f"({p4[0]['images_per_s']:.0f} images/s, {p4[1]:.1f} dB after 1 min at this rate); "
+        f"without attention the same network runs at {p4_free[0]['images_per_s']:.0f} images/s "
+        f"and scores {p4_free[2]:.1f} dB at 4 min. Finer tokens did not make attention pay.",
         "", "Single seeds at one rate: differences under about 1 dB are not settled by this "
         "table; the conclusions above rest on differences of 1.5 dB and more."]
     DOC.write_text("\n".join(lines) + "\n")
