@@ -43,6 +43,7 @@ CONFIGS = [
          stem_skips=True, in_chans=2),
     dict(img_size=(32, 48), depth=1, embed="conv_stem", stem_skips=True, stem_full_res=8,
          decoder_width=16),
+    dict(img_size=32, depth=1, embed="conv_stem", stem_skips=True, gate=True, in_chans=2),
 ]
 
 
@@ -149,6 +150,30 @@ def test_residual_mode_subtracts_the_prediction():
     torch.nn.init.zeros_(model.decoder.out.bias)
     x = torch.rand(2, 1, 64, 64)
     assert torch.equal(model(x), x)
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("vit_denoiser", dict(depth=1, embed="conv_stem", stem_skips=True)),
+    ("unet_denoiser", dict(base_channels=4, levels=2, in_chans=2)),
+])
+def test_gate_copies_the_input_where_open_and_paints_the_offset_where_shut(name, kwargs):
+    model = build_model(name, gate=True, **kwargs).eval()
+    out = model.decoder.out if name == "vit_denoiser" else model.out
+    c = model.config.in_chans
+    assert out.out_channels == 2 * c          # a gate and an offset per image channel
+    torch.nn.init.zeros_(out.weight)
+    x = torch.rand(2, c, 32, 32)
+    with torch.no_grad():
+        out.bias[:c], out.bias[c:] = 30.0, 0.0   # gate open, no offset: the input itself
+        assert torch.allclose(model(x), x)
+        out.bias[:c], out.bias[c:] = -30.0, 0.25  # gate shut: the offset alone
+        assert torch.allclose(model(x), torch.full_like(x, 0.25))
+
+
+@pytest.mark.parametrize("name", ["vit_denoiser", "unet_denoiser"])
+def test_gate_and_residual_exclude_each_other(name):
+    with pytest.raises(ConfigError, match="gate and residual"):
+        build_model(name, gate=True, residual=True)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -331,3 +356,18 @@ def test_vit_unet_attention_ablation_keeps_bottleneck_tokens_apart():
 def test_vit_unet_bad_config_is_one_clear_error(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         build_model("vit_unet", **kwargs)
+
+
+def test_up_stage_with_a_skip_equals_the_convolution_of_the_concatenation():
+    from denoise_vit.models.decoders import UpStage
+    torch.manual_seed(0)
+    stage = UpStage(8, 4, skip_ch=6)
+    x, skip = torch.randn(2, 8, 5, 7, requires_grad=True), torch.randn(2, 6, 10, 14,
+                                                                        requires_grad=True)
+    split = stage(x, skip)
+    whole = stage[1](torch.cat([stage[0](x), skip], dim=1))   # the textbook form
+    assert split.shape == (2, 4, 10, 14)
+    assert torch.allclose(split, whole, atol=1e-5)
+    g_split = torch.autograd.grad(split.square().sum(), [x, skip, stage[1][0].weight])
+    g_whole = torch.autograd.grad(whole.square().sum(), [x, skip, stage[1][0].weight])
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(g_split, g_whole))

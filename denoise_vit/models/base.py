@@ -11,6 +11,7 @@ guessing from its config's attributes:
 """
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from ..checks import check_config, image_size  # noqa: F401  (the models' validators)
@@ -53,3 +54,37 @@ class DenoisingModel(nn.Module):
         if x.shape[1] != facts.in_chans:
             raise ConfigError(f"{self.model_name} was built for {facts.in_chans} channel(s), "
                               f"got {x.shape[1]}")
+
+
+def check_output(cfg):
+    """`residual` and `gate` both say how the network's maps become the image: one of them."""
+    if getattr(cfg, "gate", False) and cfg.residual:
+        raise ConfigError("gate and residual are two ways of composing the output: choose one")
+
+
+def output_chans(cfg):
+    """Channels the network itself predicts: two per image channel with `gate` (gate, offset)."""
+    return cfg.in_chans * (2 if getattr(cfg, "gate", False) else 1)
+
+
+# the gate's bias at initialisation: sigmoid(-3) = 0.05, nearly shut, so that a new network
+# starts as a direct predictor and opens the gate where copying the input pays (initialised
+# half open, vit_fast scored 2 dB less after 1 CPU min: docs/VARIANTS.md, rounds 3 and 4)
+GATE_INIT_BIAS = -3.0
+
+
+def close_gate(conv, cfg):
+    """Initialise the gate channels of the output conv `conv` (the first in_chans) nearly shut."""
+    with torch.no_grad():
+        conv.bias[:cfg.in_chans] = GATE_INIT_BIAS
+
+
+def compose_output(x, out, cfg):
+    """The denoised image from the input `x` and the network's maps `out`:
+    direct (out), residual (x - out: out is the clutter) or gated (sigmoid(g) * x + b, with
+    out = [g, b]: where the input is clean the gate opens and copies it; where clutter covers
+    it the gate closes and b paints what lies beneath, or subtracts a constant)."""
+    if getattr(cfg, "gate", False):
+        gate, offset = out.chunk(2, dim=1)
+        return torch.sigmoid(gate) * x + offset
+    return x - out if cfg.residual else out

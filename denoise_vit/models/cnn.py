@@ -14,7 +14,8 @@ from torch import nn
 from ..errors import ConfigError
 from ..layers.norms import BatchNorm2d
 from ..registry import register_model
-from .base import DenoisingModel, ModelFacts, check_config, image_size
+from .base import (DenoisingModel, ModelFacts, check_config, check_output, close_gate,
+                   compose_output, image_size, output_chans)
 from .decoders import DoubleConv
 
 
@@ -26,10 +27,12 @@ class UNetConfig:
     base_channels: int = 16
     levels: int = 3                  # number of 2x down-samplings
     residual: bool = False           # predict the clutter and subtract it from the input
+    gate: bool = False               # predict a gate and an offset: sigmoid(g) * input + b
 
     def __post_init__(self):
         self.img_size = image_size(self.img_size)
         check_config(self, positive=("in_chans", "base_channels", "levels"))
+        check_output(self)
 
 
 class UNet(nn.Module):
@@ -72,8 +75,11 @@ class UNetDenoiser(UNet, DenoisingModel):
     """Double-conv encoder-decoder with skip connections (`UNet`), (B, C, H, W) -> (B, C, H, W)."""
 
     def __init__(self, config: UNetConfig):
-        super().__init__(config.in_chans, config.in_chans, config.base_channels, config.levels)
+        super().__init__(config.in_chans, output_chans(config), config.base_channels,
+                         config.levels)
         self.config = config
+        if config.gate:
+            close_gate(self.out, config)
 
     @property
     def facts(self):
@@ -82,8 +88,7 @@ class UNetDenoiser(UNet, DenoisingModel):
 
     def forward(self, x):
         self.check_input(x)
-        out = self.unet(x)
-        return x - out if self.config.residual else out
+        return compose_output(x, self.unet(x), self.config)
 
 
 @dataclass

@@ -9,7 +9,8 @@ from ..errors import ConfigError
 from ..layers import Block, ConvStem, PatchEmbed, PosEmbed2d
 from ..layers.timm_parts import trunc_normal_
 from ..registry import register_model
-from .base import DenoisingModel, ModelFacts, check_config, image_size
+from .base import (DenoisingModel, ModelFacts, check_config, check_output, close_gate,
+                   compose_output, image_size, output_chans)
 from .decoders import build_decoder, stem_skip_chans, stem_skips
 
 
@@ -55,6 +56,7 @@ class ViTDenoiserConfig:
     drop_path_rate: float = 0.0
     fused_attn: bool = True
     residual: bool = False           # predict the clutter and subtract it from the input
+    gate: bool = False               # predict a gate and an offset: sigmoid(g) * input + b
     attention: bool = True           # False: MLP-only blocks (the attention ablation)
 
     def __post_init__(self):
@@ -63,6 +65,7 @@ class ViTDenoiserConfig:
                      fractions=("drop_rate", "attn_drop_rate", "drop_path_rate"),
                      positive_numbers=("mlp_ratio",))
         check_embed_and_decoder(self, EMBEDS)
+        check_output(self)
         if self.stem_full_res < 0:
             raise ConfigError(f"stem_full_res must be channels (0: none), not {self.stem_full_res!r}")
         if self.stem_full_res and not (self.embed == "conv_stem" and self.stem_skips):
@@ -139,10 +142,12 @@ class ViTDenoiser(DenoisingModel):
         self.config = config
         self.encoder = ViTEncoder(config)
         self.decoder = build_decoder(config.decoder, config.embed_dim, config.patch_size,
-                                     config.in_chans, width=config.decoder_width,
+                                     output_chans(config), width=config.decoder_width,
                                      skip_chans=self.skip_chans())
         self.encoder.apply(init_weights)
         self.decoder.apply(init_weights)
+        if config.gate:
+            close_gate(self.decoder.out, config)
 
     @property
     def facts(self):
@@ -172,4 +177,4 @@ class ViTDenoiser(DenoisingModel):
             tokens, maps = self.encoder(x), None
         # the conv decoder uses those it was built for (skip_chans); the linear one none
         out = self.decoder(tokens, grid, stem_skips(maps, x))
-        return x - out if self.config.residual else out
+        return compose_output(x, out, self.config)
