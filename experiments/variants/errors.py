@@ -13,7 +13,9 @@ For each checkpoint (trained networks, e.g. those a `denoise-vit benchmark` run 
   default rate, the other off): filled rectangles only, noisy rectangles only; PSNR inside the
   clutter (dilated by 1 px) and elsewhere, and for the filled set the interior of the clutter
   (eroded by 1 px), where subtracting the rectangle's constant value would restore the target.
-The figures go to stdout and, with --json, to a file that experiments/variants/report.py reads.
+The figures go to stdout and, with --json, to a file that experiments/variants/report.py reads;
+--figure draws, for 8 images of the filled-only set, the input, the target and each network's
+output and error.
 Runs on one torch thread; about 10 s per checkpoint on a 2-core CPU.
 """
 from __future__ import annotations
@@ -88,13 +90,15 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoints", nargs="+")
     ap.add_argument("--json", help="write the figures here too")
+    ap.add_argument("--figure", help="error maps on 8 filled-only images (PNG)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     eval_set, sets = make_eval_set(512, seed=1234), one_kind_sets()
-    out = {}
+    out, models = {}, {}
     for path in args.checkpoints:
         name = Path(path).stem
-        out[name] = rec = score(load_model(path), eval_set, sets)
+        models[name] = model = load_model(path)
+        out[name] = rec = score(model, eval_set, sets)
         regions = "  ".join(f"{k} {v['psnr']:.1f} dB ({v['share']:.0%})"
                             for k, v in rec["regions"].items())
         print(f"{name}: {rec['psnr']:.2f} dB | {regions} | filled: inside "
@@ -104,6 +108,33 @@ def main(argv=None):
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
         print(f"wrote {args.json}", file=sys.stderr)
+    if args.figure:
+        error_maps(models, sets["filled"], args.figure)
+        print(f"wrote {args.figure}", file=sys.stderr)
+
+
+def error_maps(models, filled, path, n=8):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    inp, target = filled[0][:n], filled[1][:n]
+    rows = 2 + 2 * len(models)
+    fig, axes = plt.subplots(rows, n, figsize=(1.6 * n, 1.7 * rows), squeeze=False)
+    panels = [("input", inp, "gray"), ("target", target, "gray")]
+    for name, model in models.items():
+        out = predict(model, inp)
+        panels += [(name, out, "gray"), (f"{name} - target", out - target, "RdBu_r")]
+    for r, (label, maps, cmap) in enumerate(panels):
+        lim = dict(vmin=-0.15, vmax=0.15) if cmap == "RdBu_r" else dict(vmin=0, vmax=1)
+        for c in range(n):
+            axes[r, c].imshow(maps[c, 0], cmap=cmap, **lim)
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+        axes[r, 0].set_ylabel(label, fontsize=7)
+    fig.suptitle("Filled rectangles only: outputs and errors (red: too bright, blue: too dark; "
+                 "+-0.15)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=55)
 
 
 if __name__ == "__main__":

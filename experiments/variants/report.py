@@ -12,6 +12,23 @@ experiments/variants/x_w96.toml --out-dir /tmp/variants/round2
     cp /tmp/variants/round1/benchmarks.json docs/variants/round1.json   # and round2
     python experiments/variants/report.py        # docs/VARIANTS.md and its figure from those
 
+    # rounds 3-4 and the seeds of the output gate (AMD EPYC, about 60 min of wall clock):
+    flock /tmp/cpu.lock denoise-vit benchmark (options as above) --configs \
+experiments/variants/x_vit_fast.toml,experiments/variants/x_gate.toml,\
+experiments/variants/x_unet.toml,experiments/variants/x_unet_gate.toml,\
+experiments/variants/x_gate_noattn.toml,experiments/variants/x_residual.toml \
+        --out-dir /tmp/variants/round3
+    flock ... --configs experiments/variants/x_gate.toml,x_gate_imgskip.toml,\
+x_gate_fullres.toml,x_gate_noattn.toml --out-dir /tmp/variants/round4 --runs-dir R
+    # round 3 ran on the gate's first form, initialised half open (bias 0); round 4 on a
+    # working copy that set the bias to -3 through a temporary environment variable, as the
+    # committed code (models.base.close_gate) now does for every gated network
+    flock ... --seeds 3 --seed-margin 10 --resume --configs x_vit_fast.toml,x_gate.toml,\
+x_unet.toml,x_unet_gate.toml --out-dir /tmp/variants/seeds/out --runs-dir R
+    python experiments/variants/errors.py R/x_vit_fast-seed0.pt R/x_gate-seed0.pt \
+        R/x_unet-seed0.pt R/x_unet_gate-seed0.pt --json docs/variants/errors.json
+    cp /tmp/variants/round3/benchmarks.json docs/variants/round3.json   # round4, seeds too
+
 Every variant trains at Adam 3e-3 (the rate 10 of 11 networks chose in the last benchmark's
 sweep), batch 64, 50 warm-up steps, channels-last weights, one seed; the benchmark's cooldown
 protocol scores each at 1 and 4 min of process CPU time and after 25,000 training images.
@@ -43,7 +60,15 @@ WHAT = {
     "x_p4_noattn": "patch 4 without attention (MLP-only blocks)",
     "x_p4_d4": "patch 4, depth 4",
     "x_unet": "the project's U-Net (reference), at the same rate",
+    "x_gate": "vit_fast with the output gate (gate = true)",
+    "x_gate_noattn": "the gated vit_fast without attention (MLP-only blocks)",
+    "x_gate_imgskip": "gated, and the input image joins the decoder's last stage",
+    "x_gate_fullres": "gated, and a full-resolution stem map (16 channels) joins it",
+    "x_residual": "vit_fast predicting the clutter (residual = true)",
+    "x_unet_gate": "the U-Net with the output gate",
 }
+GATE_FIGURE = DATA / "gate.png"
+AXES = ((1, "1 min"), (2, "4 min"), (3, "25k images"))
 
 
 def fmt(value):
@@ -115,6 +140,7 @@ def main():
         f"and scores {p4_free[2]:.1f} dB at 4 min. Finer tokens did not make attention pay.",
         "", "Single seeds at one rate: differences under about 1 dB are not settled by this "
         "table; the conclusions above rest on differences of 1.5 dB and more."]
+    lines += gate_section()
     DOC.write_text("\n".join(lines) + "\n")
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -136,6 +162,139 @@ def main():
     fig.tight_layout()
     fig.savefig(FIGURE, dpi=110)
     print(f"wrote {DOC} and {FIGURE}", file=sys.stderr)
+
+
+def seeds_of(m, which, budget):
+    """Per-seed PSNR at a point of the curve (time: seconds, images: count); None if missing."""
+    key, unit = ("curve", "budget_s") if which == "time" else ("curve_images", "budget_images")
+    for p in m.get(key) or ():
+        if round(p[unit]) == budget:
+            return p.get("psnr_seeds") or [p["psnr"]]
+    return None
+
+
+def gate_section():
+    """Rounds 3-4 and the seeds run of the output gate, with where the error lies."""
+    r3, r4, seeds = (json.loads((DATA / f"{n}.json").read_text())
+                     for n in ("round3", "round4", "seeds"))
+    errors = json.loads((DATA / "errors.json").read_text())
+    machine = seeds["machine"]
+    half_open = {"x_gate", "x_unet_gate", "x_gate_noattn"}   # round 3 ran before close_gate
+    lines = [
+        "", "## Rounds 3-4: an output gate", "",
+        f"Machine: {machine['cpu']} ({machine['cpu_capability']} kernels), {machine['cores']} "
+        f"cores, torch {machine['torch']}; dense float32 matmul {seeds['matmul_gflops']:.0f} "
+        "GFLOP/s (1 thread); two networks at a time, 1 torch thread each, under the CPU lock, "
+        f"the same protocol as above ({seeds['date'][:10]}). Commands in the docstring of "
+        "experiments/variants/report.py.", "",
+        "Why: the generator's clutter is additive (input = cells + rectangles), so outside the "
+        "rectangles the input is the target. A network with `gate = true` predicts a gate g "
+        "and an offset b per pixel and outputs sigmoid(g) * input + b: it can copy the clean "
+        "input exactly and repaint only where clutter lies. vit_fast's decoder, at 4 channels "
+        "at full resolution, has to redraw every cell from coarse maps.", "",
+        "### One seed: the gate and its neighbours", "",
+        "| round | run | what changes | images/s | PSNR 1 min | PSNR 4 min | PSNR 25k images |",
+        "|---|---|---|---:|---:|---:|---:|"]
+    for label, run in (("3", r3), ("4", r4)):
+        for m, one, four, k25 in rows([run]):
+            what = WHAT.get(m["name"], "")
+            if label == "3" and m["name"] in half_open:
+                what += " (gate initialised half open)"
+            lines.append(f"| {label} | {m['name']} | {what} | {m['images_per_s']:.0f} | "
+                         f"{fmt(one)} | {fmt(four)} | {fmt(k25)} |")
+    nets = {m["name"]: m for m in seeds["methods"] if m.get("kind") == "network"}
+    lines += ["", "### Three seeds", "",
+              "Mean (per seed). Seed 0 of x_vit_fast and x_unet is round 3's, of x_gate round "
+              "4's (read back with --resume). A dash: a point not every seed reached (x_unet's "
+              "seed 0 did not reach 25,000 images within its 4 CPU min).", "",
+              "| network | PSNR 1 min | PSNR 4 min | PSNR 25k images |", "|---|---:|---:|---:|"]
+    points = {}
+    for name, m in nets.items():
+        cells = []
+        for which, budget in (("time", 60), ("time", 240), ("images", 25000)):
+            v = seeds_of(m, which, budget)
+            points.setdefault(name, []).append(v)
+            cells.append("–" if v is None else
+                         f"{sum(v) / len(v):.2f} ({' / '.join(f'{x:.2f}' for x in v)})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    mean = {n: [None if v is None else sum(v) / len(v) for v in vs] for n, vs in points.items()}
+
+    def gaps(a, b):
+        return ", ".join(f"{mean[a][i] - mean[b][i]:+.2f} dB at {axis}" for i, axis in
+                         ((0, "1 min"), (1, "4 min"), (2, "25k images"))
+                         if mean[a][i] is not None and mean[b][i] is not None)
+
+    lines += ["", "### Where the error lies", "",
+              "`python experiments/variants/errors.py` on the seed-0 checkpoints (the constant-"
+              "rate run's final weights, 4 CPU min): PSNR of each region's pixels and its share "
+              "of the squared error on the evaluation set; then two sets with one kind of "
+              "clutter each (see the script).", "",
+              "| network | PSNR | clean background | clean cells | rim (1-2 px) | clutter | "
+              "filled: inside / interior / elsewhere | noisy: inside / elsewhere |",
+              "|---|---:|---:|---:|---:|---:|---|---|"]
+    for name, rec in errors.items():
+        reg = rec["regions"]
+        cells = [f"{reg[k]['psnr']:.1f} ({reg[k]['share']:.0%})"
+                 for k in ("clean background", "clean cells", "rim", "clutter")]
+        f, n = rec["filled"], rec["noisy"]
+        lines.append(f"| {name} | {rec['psnr']:.2f} | " + " | ".join(cells) +
+                     f" | {f['inside']:.1f} / {f['interior']:.1f} / {f['elsewhere']:.1f} | "
+                     f"{n['inside']:.1f} / {n['elsewhere']:.1f} |")
+    r4n = {m["name"]: (one, four, k25) for m, one, four, k25 in rows([r4])}
+    attn = ", ".join(f"{a - b:+.2f} dB at {axis}" for a, b, axis in
+                     zip(r4n["x_gate"], r4n["x_gate_noattn"], ("1 min", "4 min", "25k images")))
+    lines += ["", "### What it shows", "",
+              f"- The gate against vit_fast (means of three seeds): {gaps('x_gate', 'x_vit_fast')}. "
+              "The spread between seeds at 4 min: " + ", ".join(
+                  f"{n} {max(v[1]) - min(v[1]):.2f} dB" for n, v in points.items() if v[1]) +
+              ": the gate is better on some seeds and far worse on one, so the shipped presets "
+              "keep it off.",
+              f"- The U-Net against vit_fast (issue 11, item 3, on this machine): "
+              f"{gaps('x_unet', 'x_vit_fast')}; against the gated vit_fast: "
+              f"{gaps('x_unet', 'x_gate')}.",
+              "- Where the error lies: in the clutter ("
+              f"{min(r['regions']['clutter']['share'] for r in errors.values()):.0%}-"
+              f"{max(r['regions']['clutter']['share'] for r in errors.values()):.0%} of the "
+              "squared error) and in cells under or beside rectangles, which every network "
+              "paints too dark or too bright (errors.png below); the clean regions, where the "
+              "gate copies the input, hold " + ", ".join(
+                  f"{n.removesuffix('-seed0')} {clean_share(r):.0%}" for n, r in errors.items()) +
+              ". Inside the clutter the networks are within "
+              f"{spread(errors, 'clutter'):.1f} dB of each other.",
+              f"- The gate on the U-Net: {gaps('x_unet_gate', 'x_unet')}.",
+              f"- Attention in the gated vit_fast (round 4, one seed): {attn}.",
+              "- Full-resolution input to the decoder's last stage fails with the gate too "
+              "(x_gate_imgskip, x_gate_fullres), and predicting the clutter (x_residual) is "
+              "worse than predicting the image."]
+    lines += ["", "![the output gate, three seeds](variants/gate.png)", "",
+              "![errors on filled rectangles](variants/errors.png)"]
+    gate_figure(points)
+    return lines
+
+
+def clean_share(rec):
+    return sum(rec["regions"][k]["share"] for k in ("clean background", "clean cells"))
+
+
+def spread(errors, region):
+    values = [r["regions"][region]["psnr"] for r in errors.values()]
+    return max(values) - min(values)
+
+
+def gate_figure(points):
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    for ax, (i, title) in zip(axes, AXES):
+        for j, (name, vs) in enumerate(points.items()):
+            v = vs[i - 1]
+            if v is None:
+                continue
+            ax.scatter([j] * len(v), v, color="black" if "unet" in name else "tab:blue", s=18)
+            ax.hlines(sum(v) / len(v), j - 0.3, j + 0.3, color="tab:red")
+        ax.set_xticks(range(len(points)), list(points), rotation=30, fontsize=8)
+        ax.set(title=f"PSNR at {title}", ylabel="PSNR (dB)" if i == 1 else None)
+    fig.suptitle("Output gate: each seed (dots) and the mean (line)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(GATE_FIGURE, dpi=110)
 
 
 if __name__ == "__main__":
