@@ -2,6 +2,7 @@
 import math
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -31,7 +32,17 @@ class UpStage(nn.Sequential):
 
     def forward(self, x, skip=None):
         x = self[0](x)
-        return self[1](x if skip is None else torch.cat([x, skip], dim=1))
+        if skip is None:
+            return self[1](x)
+        # conv(cat([x, skip])) computed as conv(x) + conv(skip) with the two halves of the same
+        # weight (the parameters, hence checkpoints, are unchanged): no concatenated copy
+        conv = self[1][0]
+        c = x.shape[1]
+        y = (F.conv2d(x, conv.weight[:, :c], conv.bias, padding=1)
+             + F.conv2d(skip, conv.weight[:, c:], None, padding=1))
+        for layer in list(self[1])[1:]:
+            y = layer(y)
+        return y
 
 
 class ConvDecoder(nn.Module):
