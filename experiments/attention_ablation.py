@@ -94,7 +94,7 @@ def render(report):
         f"Both presets trained as `denoise-vit train --config <preset>` would, for "
         f"{report['cpu_seconds']:g} s of process CPU time each (`budget_clock = \"cpu\"`: the "
         "cosine decays over that CPU time; the run stops when training has used it), batch 64, "
-        f"Adam {report.get('lr', 2e-3):g}, warm-up {report.get('warmup_steps', 50)} steps, MSE, "
+        f"Adam {report['lr']:g}, warm-up {report['warmup_steps']} steps, MSE, "
         "fresh generated images every step; scored by the final "
         "weights on the evaluation set (512 images, seed 1234). `vit_fast_no_attention` is "
         "`vit_fast` with `model.attention = false`: each block keeps its MLP and loses its "

@@ -38,8 +38,8 @@ class UpStage(nn.Sequential):
         # weight (the parameters, hence checkpoints, are unchanged): no concatenated copy
         conv = self[1][0]
         c = x.shape[1]
-        y = (F.conv2d(x, conv.weight[:, :c], conv.bias, padding=1)
-             + F.conv2d(skip, conv.weight[:, c:], None, padding=1))
+        y = (F.conv2d(x, conv.weight[:, :c], conv.bias, padding=conv.padding)
+             + F.conv2d(skip, conv.weight[:, c:], None, padding=conv.padding))
         for layer in list(self[1])[1:]:
             y = layer(y)
         return y

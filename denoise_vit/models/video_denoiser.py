@@ -30,7 +30,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..layers import ConvStem, PosEmbedSpaceTime, SpaceTimeBlock, TubeletEmbed
 from ..registry import register_model
-from .base import DenoisingModel, ModelFacts, check_config, image_size
+from .base import DenoisingModel, ModelFacts, check_config, compose_output, image_size
 from .decoders import build_decoder, stem_skip_chans, stem_skips
 from .vit_denoiser import check_embed_and_decoder, init_weights
 
@@ -233,4 +233,4 @@ class VideoDenoiser(DenoisingModel):
                               stem_skips(maps, image))
         out = rearrange(frames, "(b nt) (c pt) h w -> b c (nt pt) h w", b=x.shape[0],
                         pt=self.config.tubelet_size)
-        return x - out if self.config.residual else out
+        return compose_output(x, out, self.config)

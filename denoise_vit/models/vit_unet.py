@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from ..layers import Block, PosEmbed2d
 from ..layers.norms import BatchNorm2d
 from ..registry import register_model
-from .base import DenoisingModel, ModelFacts, check_config, image_size
+from .base import DenoisingModel, ModelFacts, check_config, compose_output, image_size
 from .cnn import UNet
 from .vit_denoiser import init_weights
 
@@ -108,4 +108,4 @@ class ViTUNet(UNet, DenoisingModel):
     def forward(self, x):
         self.check_input(x)
         out = self.unet(x)
-        return x - out if self.config.residual else out
+        return compose_output(x, out, self.config)

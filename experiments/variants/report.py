@@ -34,6 +34,7 @@ x_unet.toml,x_unet_gate.toml --out-dir /tmp/variants/seeds/out --runs-dir R
     #   x_vit_fast_lr6e-3.toml,x_unet_lr6e-3.toml,x_vit_fast_lr1e-2.toml,x_unet_lr1e-2.toml
     #                                                                 -> rates1.json
     #   the same at 2e-2 and 3e-2                                     -> rates2.json
+    flock /tmp/cpu.lock python experiments/variants/quick_rates.py   # -> quick_rates.json
 
 Every variant trains at Adam 3e-3 (the rate 10 of 11 networks chose in the last benchmark's
 sweep), batch 64, 50 warm-up steps, channels-last weights, one seed; the benchmark's cooldown
