@@ -360,8 +360,9 @@ def main(argv=None):
     if extra:
         args.overrides = list(args.overrides) + extra
     from .outputs import signals_raise
-    from . import threads
+    from . import memory, threads
     try:
+        memory.keep_freed_memory()   # reuse freed blocks instead of faulting in fresh pages
         if args.command != "export":
             threads.start(getattr(args, "threads", None))   # the imports are its first window
             import torch  # noqa: F401  (every command needs it)
