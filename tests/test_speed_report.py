@@ -27,6 +27,10 @@ def test_a_part_runs_on_both_trees_and_the_report_shows_them_side_by_side(tmp_pa
     text = (tmp_path / "SPEED.md").read_text()
     assert "| figure | before | after | after / before |" in text
     assert "| `speedup_1t` |" in text and "unmeasured" in text
+    # measured as the commands run it and with glibc's defaults, both said
+    after = part["after"]["result"]
+    assert after["figures"]["speedup_system_1t"] > 0 and "malloc: kept" in after["notes"]
+    assert "| 1 | kept |" in text and "| 1 | system |" in text
 
 
 def test_an_unknown_part_is_one_line_and_exit_2(tmp_path):

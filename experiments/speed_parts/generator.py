@@ -12,7 +12,12 @@ torch threads:
   holds its batch); images/s from the median call time, and their ratio;
 * ``generate_videos(32 clips, 8 frames, 64x64)``: frames/s, median call time;
 * minor page faults per ``generate_images`` call (first touches of fresh memory, which cost
-  about 4 us each on the measured VM).
+  about 1-4 us each on the measured VMs).
+
+Each is measured as the ``denoise-vit`` commands run it (where the tree has
+``denoise_vit.memory.keep_freed_memory``, the commands' malloc settings, applied in the worker)
+and, for such a tree, once more with glibc's defaults (``DENOISE_VIT_MALLOC=system``), which is
+what a script that imports ``data_gen`` gets.
 
 It assumes it holds the CPU (the umbrella script takes /tmp/cpu.lock). Progress on stderr.
 """
@@ -44,6 +49,11 @@ def worker(threads: int, repeats: int) -> dict:
 
     import data_gen  # from the measured tree: imported before the bench module adds ROOT
     from data_gen import generate_images, generate_videos
+    try:   # what the commands do at start-up, where the tree does it
+        from denoise_vit.memory import keep_freed_memory
+    except ImportError:
+        keep_freed_memory = None
+    malloc = "kept" if keep_freed_memory is not None and keep_freed_memory() else "system"
 
     spec = importlib.util.spec_from_file_location(
         "bench_generator", ROOT / "experiments" / "bench_generator.py")
@@ -76,13 +86,15 @@ def worker(threads: int, repeats: int) -> dict:
         "speedup": rates["vectorised"] / rates["naive"],
         "video_frames_per_s": video,
         "page_faults_per_call": statistics.median(faults[1:]),
+        "malloc": malloc,
         "load_start": load_start,
         "load_end": os.getloadavg()[0],
     }
 
 
-def measure(tree: Path, threads: int, repeats: int) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS=str(threads))
+def measure(tree: Path, threads: int, repeats: int, malloc: str = "keep") -> dict:
+    env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS=str(threads),
+               DENOISE_VIT_MALLOC=malloc)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(threads),
            "--repeats", str(repeats)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(tree))
@@ -103,19 +115,23 @@ def render(figures: dict, runs: dict, repeats: int, tree: Path) -> str:
         f"`experiments/bench_generator.py` ({NAIVE_BATCH} images per call), called in turns, "
         f"each result held until the next call; median of {repeats} calls each after a "
         f"warm-up call. `generate_videos({CLIPS}, {FRAMES}, {SIZE})`: median of {repeats}. "
-        f"Each thread count in its own process (`torch.set_num_threads`), tree `{tree}`.",
+        f"Each thread count in its own process (`torch.set_num_threads`), tree `{tree}`. "
+        "malloc: `kept` is the `denoise-vit` commands' setting (freed blocks reused, "
+        "`denoise_vit.memory.keep_freed_memory`), `system` glibc's defaults, which a script "
+        "importing `data_gen` has.",
         "",
-        "| threads | generate_images, images/s | per-image loop, images/s | speed-up | "
+        "| threads | malloc | generate_images, images/s | per-image loop, images/s | speed-up | "
         "generate_videos, frames/s | page faults per generate_images call | load (1 min) |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for t in (1, 2):
-        r = runs[t]
+    for key, r in runs.items():
+        t, suffix = key
         lines.append(
-            f"| {t} | {figures[f'images_per_s_{t}t']:,.0f} | "
-            f"{figures[f'loop_images_per_s_{t}t']:,.0f} | {figures[f'speedup_{t}t']:.1f}x | "
-            f"{figures[f'video_frames_per_s_{t}t']:,.0f} | "
-            f"{figures[f'page_faults_per_call_{t}t']:,.0f} | "
+            f"| {t} | {r['malloc']} | {figures[f'images_per_s{suffix}_{t}t']:,.0f} | "
+            f"{figures[f'loop_images_per_s{suffix}_{t}t']:,.0f} | "
+            f"{figures[f'speedup{suffix}_{t}t']:.1f}x | "
+            f"{figures[f'video_frames_per_s{suffix}_{t}t']:,.0f} | "
+            f"{figures[f'page_faults_per_call{suffix}_{t}t']:,.0f} | "
             f"{r['load_start']:.2f} -> {r['load_end']:.2f} |")
     return "\n".join(lines) + "\n"
 
@@ -139,23 +155,29 @@ def main(argv=None) -> None:
     repeats = 3 if args.quick else args.repeats
     figures, runs = {}, {}
     for threads in (1, 2):
-        print(f"generator part: {threads} thread(s), tree {args.tree} ...", file=sys.stderr)
-        start = time.perf_counter()
-        r = runs[threads] = measure(args.tree, threads, repeats)
-        for name in ("images_per_s", "loop_images_per_s", "speedup", "video_frames_per_s",
-                     "page_faults_per_call"):
-            figures[f"{name}_{threads}t"] = r[name]
-        print(f"generator part: {threads} thread(s): {r['images_per_s']:,.0f} images/s, loop "
-              f"{r['loop_images_per_s']:,.0f}, {r['speedup']:.1f}x, video "
-              f"{r['video_frames_per_s']:,.0f} frames/s ({time.perf_counter() - start:.0f} s)",
-              file=sys.stderr)
+        # as the commands run it; then, where that differs, with glibc's defaults
+        for malloc, suffix in (("keep", ""), ("system", "_system")):
+            print(f"generator part: {threads} thread(s), malloc {malloc}, tree {args.tree} ...",
+                  file=sys.stderr)
+            start = time.perf_counter()
+            r = measure(args.tree, threads, repeats, malloc)
+            if suffix and runs[(threads, "")]["malloc"] == "system":
+                break   # this tree has no setting of its own: the first run was the defaults
+            runs[(threads, suffix)] = r
+            for name in ("images_per_s", "loop_images_per_s", "speedup", "video_frames_per_s",
+                         "page_faults_per_call"):
+                figures[f"{name}{suffix}_{threads}t"] = r[name]
+            print(f"generator part: {threads} thread(s), malloc {r['malloc']}: "
+                  f"{r['images_per_s']:,.0f} images/s, loop {r['loop_images_per_s']:,.0f}, "
+                  f"{r['speedup']:.1f}x, video {r['video_frames_per_s']:,.0f} frames/s "
+                  f"({time.perf_counter() - start:.0f} s)", file=sys.stderr)
     result = {
         "part": PART,
         "figures": figures,
-        "load": {f"{t}t": {"start": runs[t]["load_start"], "end": runs[t]["load_end"]}
-                 for t in (1, 2)},
-        "notes": [f"torch {runs[1]['torch']}", f"batch {BATCH} at {SIZE}x{SIZE}",
-                  f"median of {repeats}"],
+        "load": {f"{t}t{suffix}": {"start": r["load_start"], "end": r["load_end"]}
+                 for (t, suffix), r in runs.items()},
+        "notes": [f"torch {runs[(1, '')]['torch']}", f"batch {BATCH} at {SIZE}x{SIZE}",
+                  f"median of {repeats}", f"malloc: {runs[(1, '')]['malloc']}"],
         "markdown": render(figures, runs, repeats, args.tree),
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

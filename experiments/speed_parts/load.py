@@ -31,6 +31,11 @@ def log(msg):
 
 def worker(spec):
     """Train vit_fast for spec['steps'] timed steps after 3 warm-up steps; print images/s."""
+    try:   # the commands' malloc settings, where the tree has them (as `denoise-vit train`)
+        from denoise_vit.memory import keep_freed_memory
+        keep_freed_memory()
+    except ImportError:
+        pass
     policy = None
     if spec["mode"] == "policy":
         try:

@@ -40,6 +40,11 @@ def log(msg):
 
 # ----------------------------------------------------------------------------- worker side
 def worker(spec):
+    try:   # the commands' malloc settings, where the tree has them (as `denoise-vit train`)
+        from denoise_vit.memory import keep_freed_memory
+        malloc = "kept" if keep_freed_memory() else "system"
+    except ImportError:
+        malloc = "system"
     policy = None
     if not spec.get("threads"):
         try:   # what `denoise-vit train` does on this tree: its thread policy, if it has one
@@ -60,7 +65,7 @@ def worker(spec):
     elif policy is not None:
         policy.apply()
     out = {"threads": torch.get_num_threads(), "load_start": os.getloadavg(),
-           "policy": policy is not None}
+           "policy": policy is not None, "malloc": malloc}
 
     def matmul_gflops(n=2048, repeats=8):
         a, b = torch.randn(n, n), torch.randn(n, n)
@@ -286,7 +291,8 @@ def render(res, quick):
              "FLOPs x 3 (FlopCounterMode, attention on its plain path so q k^T and attn v count; "
              "norms, activations and the optimizer not counted). images/s: the tree's own "
              f"`train_steps`, median of {res['chunks']} runs of the step counts below after 3 "
-             "warm-up steps; fresh generator batches every step.", "",
+             "warm-up steps; fresh generator batches every step; malloc: "
+             f"{res.get('malloc', 'system')} ({'the commands' + chr(39) + ' setting' if res.get('malloc') == 'kept' else 'glibc' + chr(39) + 's defaults'}).", "",
              "| preset | batch | train MFLOP/image | steps timed | images/s | GFLOP/s | of matmul rate |",
              "|---|---|---|---|---|---|---|"]
     for preset in PRESETS:
