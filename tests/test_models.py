@@ -348,10 +348,58 @@ def test_vit_unet_attention_ablation_keeps_bottleneck_tokens_apart():
         assert bool(changed.all()) if mixes else (changed.sum() == 4 and changed[:2, :2].all())
 
 
+def test_axial_block_mixes_along_rows_and_columns_and_not_without_attention():
+    """A change at one position reaches its row through the row pass, and the column pass
+    carries that row to every position; without attention (the ablation) it stays put."""
+    from denoise_vit.layers import AxialBlock
+    torch.manual_seed(0)
+    x = torch.rand(1, 8, 6, 7)
+    y = x.clone()
+    y[0, :, 2, 3] += torch.randn(8)   # not a constant: a LayerNorm would cancel that
+    for attention in (False, True):
+        block = AxialBlock(8, 2, attention=attention).eval()
+        with torch.no_grad():
+            changed = (block(x) - block(y)).abs().amax(dim=1)[0] > 1e-6
+        if attention:
+            assert bool(changed.all())
+        else:
+            assert changed.sum() == 1 and bool(changed[2, 3])
+
+
+def test_vit_unet_axial_levels_start_as_identities_after_those_double_convs_and_all_train():
+    plain = build_model("vit_unet")
+    model = build_model("vit_unet", axial_levels=[0, 1], axial_depth=2)
+    keep = {k: v.shape for k, v in plain.state_dict().items() if not k.startswith(("down.0.",
+                                                                                  "down.1."))}
+    assert keep.items() <= {k: v.shape for k, v in model.state_dict().items()}.items()
+    assert len(model.down[0]) == 3 and model.down[1][1].row.num_heads == 2
+    conv = build_model("vit_unet", bottleneck="conv", axial_levels=[0])
+    assert {k: v.shape for k, v in build_model("unet_denoiser").state_dict().items()}.items() \
+        <= {k.replace("down.0.0.", "down.0."): v.shape for k, v in conv.state_dict().items()}.items()
+    x = torch.rand(2, 1, 40, 56)
+    stage_in = torch.rand(2, 1, 40, 56)   # level 0 takes the image
+    with torch.no_grad():   # zero-initialised branches: the blocks pass the map through
+        assert torch.equal(model.down[0](stage_in), model.down[0][0](stage_in))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(2):   # the first step opens the branches; then every weight has a gradient
+        optimizer.zero_grad()
+        out = model(x)
+        assert out.shape == x.shape
+        out.square().mean().backward()
+        optimizer.step()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    ablated = build_model("vit_unet", axial_levels=[0], attention=False)
+    assert ablated.down[0][1].row is None
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(num_heads=3), "bottleneck width base_channels \\* 2\\*\\*levels = 128 is not divisible"),
     (dict(img_size=60), "img_size 60x60 is not divisible by 2\\*\\*levels = 8"),
     (dict(depth=0), "depth must be a positive integer"),
+    (dict(axial_levels=[3]), "axial_levels must be distinct levels in 0..2"),
+    (dict(axial_levels=[0, 0]), "axial_levels must be distinct levels in 0..2"),
+    (dict(axial_levels=[1], axial_heads=3), "the width at axial level 1, 32, is not divisible"),
+    (dict(bottleneck="mlp"), "bottleneck must be 'transformer' or 'conv', got 'mlp'"),
 ])
 def test_vit_unet_bad_config_is_one_clear_error(kwargs, message):
     with pytest.raises(ConfigError, match=message):

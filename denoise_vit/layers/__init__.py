@@ -1,5 +1,6 @@
 """Building blocks written once and shared by every model."""
 from .attention import Attention
+from .axial import AxialBlock
 from .block import Block
 from .conv_stem import ConvStem
 from .patch_embed import PatchEmbed
@@ -8,5 +9,5 @@ from .space_time_block import SpaceTimeBlock
 from .timm_parts import DropPath, Mlp
 from .tubelet_embed import TubeletEmbed
 
-__all__ = ["Attention", "Block", "ConvStem", "PatchEmbed", "PosEmbed2d", "PosEmbedSpaceTime",
+__all__ = ["Attention", "AxialBlock", "Block", "ConvStem", "PatchEmbed", "PosEmbed2d", "PosEmbedSpaceTime",
            "SpaceTimeBlock", "TubeletEmbed", "Mlp", "DropPath"]

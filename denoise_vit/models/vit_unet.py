@@ -7,6 +7,12 @@ every position of the image can draw on every other, which the convolutions see 
 their receptive field. The rest of the U-Net, its skips and its decoder, is unchanged, so the
 preset against `unet` asks whether attention at the bottleneck beats a conv there, and the
 preset against itself with `attention=false` (MLP-only blocks) what attention adds.
+
+For experiments (issue 11; docs/VARIANTS.md, rounds 6-8), attention can also go where the
+U-Net restores detail: `axial_levels` adds axial-attention blocks (`layers.AxialBlock`, each
+position attending along its row and its column) after the encoder's double conv at those
+levels, and `bottleneck = "conv"` keeps the U-Net's coarsest double conv, so that a network's
+attention is all axial. No preset uses them: no such network with attention beat the U-Net.
 """
 from dataclasses import dataclass
 from typing import Tuple, Union
@@ -15,7 +21,7 @@ from einops import rearrange
 from torch import nn
 
 from ..errors import ConfigError
-from ..layers import Block, PosEmbed2d
+from ..layers import AxialBlock, Block, PosEmbed2d
 from ..layers.norms import BatchNorm2d
 from ..registry import register_model
 from .base import DenoisingModel, ModelFacts, check_config, compose_output, image_size
@@ -40,12 +46,37 @@ class ViTUNetConfig:
     fused_attn: bool = True
     attention: bool = True           # False: MLP-only blocks (the attention ablation)
     residual: bool = False           # predict the clutter and subtract it from the input
+    # "transformer": the coarsest double conv becomes a TransformerBottleneck; "conv": it
+    # stays the U-Net's (a network whose attention is all in its axial blocks)
+    bottleneck: str = "transformer"
+    # axial attention (layers.AxialBlock) after the encoder's double conv at these levels
+    # (0: full resolution, 16 channels; 1: half, 32; ...), `axial_depth` blocks at each; their
+    # residual branches start at zero (the output projections zero-initialised), so the
+    # network starts as it would without them and attention can only add
+    axial_levels: Tuple[int, ...] = ()
+    axial_depth: int = 1
+    axial_heads: int = 2
+    axial_mlp_ratio: float = 2.0
 
     def __post_init__(self):
         self.img_size = image_size(self.img_size)
         check_config(self, positive=("in_chans", "base_channels", "levels", "depth",
-                                     "num_heads"),
-                     fractions=("drop_path_rate",), positive_numbers=("mlp_ratio",))
+                                     "num_heads", "axial_depth", "axial_heads"),
+                     fractions=("drop_path_rate",),
+                     positive_numbers=("mlp_ratio", "axial_mlp_ratio"))
+        if self.bottleneck not in ("transformer", "conv"):
+            raise ConfigError(f"bottleneck must be 'transformer' or 'conv', got {self.bottleneck!r}")
+        levels = self.axial_levels
+        if (not isinstance(levels, (list, tuple))
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in levels)
+                or any(not 0 <= v < self.levels for v in levels) or len(set(levels)) < len(levels)):
+            raise ConfigError(f"axial_levels must be distinct levels in 0..{self.levels - 1} "
+                              f"(below the transformer bottleneck), got {levels!r}")
+        self.axial_levels = tuple(levels)
+        for v in self.axial_levels:
+            if (self.base_channels * 2 ** v) % self.axial_heads:
+                raise ConfigError(f"the width at axial level {v}, {self.base_channels * 2 ** v}, "
+                                  f"is not divisible by axial_heads {self.axial_heads}")
         if self.embed_dim % self.num_heads:
             raise ConfigError(f"the bottleneck width base_channels * 2**levels = {self.embed_dim} "
                               f"is not divisible by num_heads {self.num_heads}")
@@ -96,9 +127,20 @@ class ViTUNet(UNet, DenoisingModel):
     def __init__(self, config: ViTUNetConfig):
         super().__init__(config.in_chans, config.in_chans, config.base_channels, config.levels)
         self.config = config
-        self.down[-1] = TransformerBottleneck(config.base_channels * 2 ** (config.levels - 1),
-                                              config)
-        self.down[-1].apply(init_weights)
+        if config.bottleneck == "transformer":
+            self.down[-1] = TransformerBottleneck(
+                config.base_channels * 2 ** (config.levels - 1), config)
+            self.down[-1].apply(init_weights)
+        for level in config.axial_levels:   # the level's double conv, then its axial blocks
+            width = config.base_channels * 2 ** level
+            blocks = [AxialBlock(width, config.axial_heads, mlp_ratio=config.axial_mlp_ratio,
+                                 qkv_bias=config.qkv_bias, fused_attn=config.fused_attn,
+                                 attention=config.attention)
+                      for _ in range(config.axial_depth)]
+            for block in blocks:
+                block.apply(init_weights)
+                block.zero_branches()
+            self.down[level] = nn.Sequential(self.down[level], *blocks)
 
     @property
     def facts(self):
