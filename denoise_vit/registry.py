@@ -26,6 +26,7 @@ def register_model(name, config_cls):
 
 
 def list_models():
+    from . import models  # noqa: F401  (registers the models)
     return sorted(_MODELS)
 
 
