@@ -71,8 +71,9 @@ def keep_freed_memory(environ=None):
     free heap is kept; larger blocks (a whole image) are still mapped and returned.
 
     The commands call this at start-up; a library import does not change the process.
-    ``DENOISE_VIT_MALLOC=system`` keeps glibc's defaults (``keep``, the default, applies these). Returns whether the settings were
-    applied (False off glibc, e.g. macOS or musl, where nothing is changed).
+    ``DENOISE_VIT_MALLOC=system`` keeps glibc's defaults (``keep``, the default, applies these
+    settings). Returns whether they were applied (False off glibc, e.g. macOS or musl, where
+    nothing is changed).
     """
     environ = os.environ if environ is None else environ
     choice = environ.get(_MALLOC_ENV, "").strip().lower()
@@ -83,11 +84,11 @@ def keep_freed_memory(environ=None):
         return False
     try:
         import ctypes
-        mallopt = ctypes.CDLL(None).mallopt
-        gnu = ctypes.CDLL(None).gnu_get_libc_version   # glibc only: musl's mallopt is a no-op
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+        libc.gnu_get_libc_version   # glibc only: musl's mallopt is a no-op
     except (OSError, AttributeError):
         return False
-    del gnu
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
                 and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))

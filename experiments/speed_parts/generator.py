@@ -157,12 +157,12 @@ def main(argv=None) -> None:
     for threads in (1, 2):
         # as the commands run it; then, where that differs, with glibc's defaults
         for malloc, suffix in (("keep", ""), ("system", "_system")):
+            if suffix and runs[(threads, "")]["malloc"] == "system":
+                break   # this tree has no setting of its own: the first run was the defaults
             print(f"generator part: {threads} thread(s), malloc {malloc}, tree {args.tree} ...",
                   file=sys.stderr)
             start = time.perf_counter()
             r = measure(args.tree, threads, repeats, malloc)
-            if suffix and runs[(threads, "")]["malloc"] == "system":
-                break   # this tree has no setting of its own: the first run was the defaults
             runs[(threads, suffix)] = r
             for name in ("images_per_s", "loop_images_per_s", "speedup", "video_frames_per_s",
                          "page_faults_per_call"):
