@@ -177,7 +177,8 @@ def cmd_benchmark(args):
         budgets=args.budgets, configs=args.configs, methods=args.methods, eval_size=args.eval_size,
         val_size=args.val_size, separate_runs=args.separate_runs, workers=args.workers,
         runs_dir=args.runs_dir, clock=args.clock, images=args.images, lr_sweep=args.lr_sweep,
-        sweep_min=args.sweep_budget, idle_wait=args.idle_wait, seeds=args.seeds,
+        sweep_min=args.sweep_budget, sweep_extend=args.sweep_extend,
+        idle_wait=args.idle_wait, seeds=args.seeds,
         seed_margin=args.seed_margin, cooldown=args.cooldown, max_budget=args.max_budget,
         jobs=args.jobs, resume=args.resume)
     print(f"wrote {run_and_report(opts, args.out_dir)}")
@@ -305,6 +306,10 @@ def build_parser():
                         "scores best on the validation set after a short run")
     p.add_argument("--sweep-budget", type=float, default=0.5,
                    help="minutes (of --clock) of each learning-rate sweep run (default 0.5)")
+    p.add_argument("--sweep-extend", type=int, default=2,
+                   help="when a network scores best at the highest (lowest) rate of --lr-sweep, "
+                        "try up to this many rates beyond it, one step of the sweep each, until "
+                        "one scores lower (default 2; 0: only the given rates)")
     p.add_argument("--seeds", type=int, default=1,
                    help="networks whose PSNR is within --seed-margin dB of another network's "
                         "are trained with this many seeds and reported as the mean (default 1)")

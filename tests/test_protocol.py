@@ -71,9 +71,13 @@ def test_the_rate_comes_from_the_validation_sweep(protocol_run):
     results, _ = protocol_run
     unet = results["methods"][1]
     sweep = unet["lr_sweep"]
-    assert set(sweep["validation_psnr"]) == {"0.001", "0.003"}
+    tried = sorted(map(float, sweep["validation_psnr"]))
+    assert {1e-3, 3e-3} <= set(tried) and len(tried) == 2 + len(sweep.get("added", []))
+    assert len(sweep.get("added", [])) <= 2 * results["lr_sweep"]["extend"] == 4
     best = max(sweep["validation_psnr"], key=sweep["validation_psnr"].get)
     assert sweep["chosen"] == unet["lr"] == float(best)
+    # the sweep stops extending once its best rate is inside the tried range, or at its limit
+    assert tried[0] < sweep["chosen"] < tried[-1] or len(sweep.get("added", [])) == 2
     assert results["lr_sweep"]["validation_seed"] != results["eval_set"]["seed"]
 
 
@@ -112,6 +116,7 @@ def test_a_peer_without_its_library_is_skipped_with_one_line(monkeypatch, tmp_pa
     (dict(lr_sweep="1e-3,-1"), "--lr-sweep must be positive"),
     (dict(clock="gpu"), "--clock must be 'wall' or 'cpu'"),
     (dict(sweep_min=0), "--sweep-budget must be positive"),
+    (dict(sweep_extend=-1), "--sweep-extend must be a whole number"),
     (dict(idle_wait=float("nan")), "--idle-wait must be seconds"),
     (dict(seeds=0), "--seeds must be a whole number from 1 to 10"),
     (dict(seed_margin=-1.0), "--seed-margin must be dB"),
@@ -185,6 +190,45 @@ def test_divergence_is_falling_below_the_noisy_input_after_having_learned(points
     assert (bad and bad["at"]) == where
 
 
+@pytest.mark.parametrize("peak, extend, tried, chosen", [
+    # steps of the sweep's ends: x 10/3 upwards, x 1/3 downwards
+    (0.05, 2, [1e-3, 3e-3, 1e-2, 3.33e-2, 0.111], 3.33e-2),  # best at the top: on till lower
+    (1.0, 2, [1e-3, 3e-3, 1e-2, 3.33e-2, 0.111], 0.111),  # still rising: stops at its limit
+    (1e-4, 2, [1.11e-4, 3.33e-4, 1e-3, 3e-3, 1e-2], 1.11e-4),  # best at the bottom: downwards
+    (5e-3, 2, [1e-3, 3e-3, 1e-2], 3e-3),                # bracketed already: nothing added
+    (1.0, 0, [1e-3, 3e-3, 1e-2], 1e-2),                 # extend 0: only the given rates
+])
+def test_the_sweep_extends_beyond_an_edge_until_a_rate_scores_lower(monkeypatch, peak, extend,
+                                                                    tried, chosen):
+    from denoise_vit.benchmark import runner
+    from denoise_vit.training.config import TrainConfig
+    import math
+
+    def fake_marks(cfg, budgets, *args, **kwargs):   # scores peak at `peak`, falling off in log
+        return None, [{"psnr": 30.0 - abs(math.log(cfg.lr / peak))}]
+
+    monkeypatch.setattr(runner, "train_with_marks", fake_marks)
+    monkeypatch.setattr(runner, "validation_set", lambda n: (None, None))
+    best, scores, added = runner.sweep_learning_rate(TrainConfig(name="t"), (1e-3, 3e-3, 1e-2), 1,
+                                                     extend=extend, log=lambda msg: None)
+    assert list(scores) == pytest.approx(tried) and best == pytest.approx(chosen)
+    assert sorted(added) == pytest.approx([r for r in tried if r not in (1e-3, 3e-3, 1e-2)])
+
+
+def test_a_rate_that_fails_ends_the_extension(monkeypatch):
+    from denoise_vit.benchmark import runner
+    from denoise_vit.training.config import TrainConfig
+
+    def fake_marks(cfg, budgets, *args, **kwargs):   # rising with the rate, NaN beyond 2e-2
+        return None, [{"psnr": float("nan") if cfg.lr > 2e-2 else 1e3 * cfg.lr}]
+
+    monkeypatch.setattr(runner, "train_with_marks", fake_marks)
+    monkeypatch.setattr(runner, "validation_set", lambda n: (None, None))
+    best, scores, added = runner.sweep_learning_rate(TrainConfig(name="t"), (3e-3, 1e-2), 1,
+                                                     extend=2, log=lambda msg: None)
+    assert best == 1e-2 and added == [3.33e-2] and len(scores) == 3
+
+
 @pytest.mark.parametrize("learns_below, trained_at, edge", [
     (5e-4, 3e-4, True),      # 3e-3 and 1e-3 diverge: trained at the lowest rate, its edge
     (2e-3, 1e-3, False),     # 3e-3 diverges: trained at 1e-3, inside the swept range
@@ -213,7 +257,7 @@ def test_a_run_that_diverged_is_trained_again_at_the_next_lower_rate(monkeypatch
 
     monkeypatch.setattr(runner, "train_curves", fake_curves)
     monkeypatch.setattr(runner, "sweep_learning_rate",
-                        lambda cfg, rates, *a, **k: (3e-3, {r: 20.0 for r in rates}))
+                        lambda cfg, rates, *a, **k: (3e-3, {r: 20.0 for r in rates}, []))
     x = torch.rand(2, 1, 16, 16)
     rec, _ = runner.run_network(cfg, [60, 240], x, torch.full_like(x, 0.5),   # noisy: 10.8 dB
                                 lr_rates=(3e-4, 1e-3, 3e-3), sweep_budget=1)

@@ -383,12 +383,16 @@ def lr_sweep_section(results):
     if not nets:
         return []
     sweep = results.get("lr_sweep") or {}
-    rates = list(nets[0]["lr_sweep"]["validation_psnr"])
+    # the union of the rates tried: a sweep extended beyond an edge adds its own
+    rates = sorted({k for r in nets for k in r["lr_sweep"]["validation_psnr"]}, key=float)
     lines = ["", "### Learning rates", "",
              f"Each network trains at the rate that scored best on the validation set (seed "
              f"{sweep.get('validation_seed', '?')}) after a short run with a cosine timed to "
              f"{minutes(sweep.get('budget_s', 0))} of "
-             f"{'process CPU time' if results.get('budget_clock') == 'cpu' else 'wall clock'}:",
+             f"{'process CPU time' if results.get('budget_clock') == 'cpu' else 'wall clock'}"
+             + (f"; a network that scored best at an edge of the given rates was tried at up to "
+                f"{sweep['extend']} more beyond it, stopping at the first that scored lower "
+                f"(– : not tried):" if sweep.get("extend") else ":"),
              "",
              "| network | " + " | ".join(f"lr {r}" for r in rates) + " | chosen | trained at |",
              "|---|" + "---:|" * len(rates) + "---:|---:|"]
@@ -406,9 +410,12 @@ def lr_sweep_section(results):
             for d in r["diverged"]) + f"; trained at lr {r['lr']:g}"
             + ("; no lower rate was swept, so these figures are that diverged run's"
                if r["diverged"][-1]["lr"] == r["lr"] else "") for r in diverged]
-    values = sorted(float(k) for k in rates)
-    # the rate each network trained at (the sweep's choice, or lower after a divergence)
-    edge = [r["name"] for r in nets if len(values) > 1 and r["lr"] in (values[0], values[-1])]
+    def at_edge(r):
+        """Whether the rate it trained at (the sweep's choice, or lower after a divergence) is
+        the highest or lowest of the rates tried for it."""
+        tried = sorted(float(k) for k in r["lr_sweep"]["validation_psnr"])
+        return len(tried) > 1 and r["lr"] in (tried[0], tried[-1])
+    edge = [r["name"] for r in nets if at_edge(r)]
     if edge:
         lines += ["", f"At the edge of the swept range (a rate beyond it might score higher): "
                       f"{', '.join(edge)}."]

@@ -35,7 +35,10 @@ The protocol's knobs (issue 11):
   CPU, is read there.
 - `lr_rates=(3e-4, 1e-3, 3e-3)` gives each network the rate that scores best on the
   validation set (the classical filters' seed) after a short run of `sweep_min` minutes with
-  a cosine timed to it; the sweep's scores are kept in the record (`lr_sweep`).
+  a cosine timed to it; the sweep's scores are kept in the record (`lr_sweep`). Where a
+  network scores best at an edge of the rates, `sweep_extend` more rates beyond it are tried
+  (one step of the sweep each, stopping at the first that scores lower), so that its rate is
+  bracketed rather than capped by the sweep.
 - `cooldown=True` replaces both the per-budget runs and the images run with one constant-rate
   run per network, scored at every budget on a copy cooled down to it (benchmark.cooldown);
   `jobs` trains that many networks at once and `resume` reads finished runs back
@@ -290,22 +293,51 @@ def train_with_marks(cfg, marks, eval_inputs, eval_targets, *, unit="wall", cosi
     return model, points
 
 
-def sweep_learning_rate(cfg, rates, budget, *, unit="wall", val_size=32, log=log_default):
+def sweep_learning_rate(cfg, rates, budget, *, unit="wall", val_size=32, extend=0,
+                        log=log_default):
     """The rate among `rates` whose short run (a cosine over `budget`, in `unit`) scores best
     on the validation set (its own seed, never the evaluation set).
 
-    Returns (best rate, {rate: validation PSNR}).
+    extend: when the best rate is the highest (lowest) one tried, try the next one beyond it,
+        a step as wide as the last (first) step of `rates`, up to `extend` times on each side,
+        stopping at the first that does not score higher: the chosen rate is then bracketed by
+        lower-scoring rates on both sides, or the report says it is not.
+
+    Returns (best rate, {rate: validation PSNR}, the rates added beyond `rates`).
     """
     val_inputs, val_targets = validation_set(val_size)
     scores = {}
-    for rate in rates:
+
+    def score(rate):
         _, points = train_with_marks(replace(cfg, lr=float(rate)), [budget], val_inputs,
                                      val_targets, unit=unit, cosine_to=budget, idle_wait=0,
                                      log=lambda msg: None)
         scores[float(rate)] = points[-1]["psnr"]
         log(f"  {cfg.name}: lr {rate:g} -> validation PSNR {scores[float(rate)]:.2f} dB "
             f"after {budget:g} {'images' if unit == 'images' else 's ' + unit}")
-    return max(scores, key=scores.get), scores
+
+    def best():
+        finite = {r: v for r, v in scores.items() if math.isfinite(v)}
+        return max(finite, key=finite.get) if finite else min(scores)
+
+    for rate in rates:
+        score(rate)
+    given = sorted(float(r) for r in rates)
+    added, up, down = [], 0, 0
+    while extend and len(given) > 1:
+        top, bottom = max(scores), min(scores)
+        if best() == top and up < extend:
+            rate, up = top * given[-1] / given[-2], up + 1
+        elif best() == bottom and down < extend:
+            rate, down = bottom * given[0] / given[1], down + 1
+        else:
+            break
+        rate = float(f"{rate:.3g}")   # 3e-2 * 3 = 0.09, not 0.09000000000000001
+        log(f"  {cfg.name}: best at the edge of the sweep; trying lr {rate:g}")
+        added.append(rate)
+        score(rate)
+    scores = dict(sorted(scores.items()))
+    return best(), scores, added
 
 
 def model_library(model):
@@ -367,7 +399,8 @@ def train_curves(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_
 
 
 def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_budgets=(),
-                lr_rates=(), sweep_budget=None, val_size=32, separate_runs=False, cooldown=False,
+                lr_rates=(), sweep_budget=None, sweep_extend=0, val_size=32,
+                separate_runs=False, cooldown=False,
                 runs_dir=None, matmul_rate=None, idle_wait=1200.0, log=log_default):
     """Cost figures and the PSNR curves of one experiment config: against training time
     (`budgets` in `unit`) and, with `image_budgets`, against training images (a run of its own,
@@ -387,10 +420,13 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
         f"forward+backward")
     sweep = None
     if lr_rates:
-        best, scores = sweep_learning_rate(cfg, lr_rates, sweep_budget, unit=unit,
-                                           val_size=val_size, log=log)
+        best, scores, added = sweep_learning_rate(cfg, lr_rates, sweep_budget, unit=unit,
+                                                  val_size=val_size, extend=sweep_extend,
+                                                  log=log)
         sweep = {"budget": sweep_budget, "unit": unit, "validation_psnr":
                  {f"{r:g}": v for r, v in scores.items()}, "chosen": best}
+        if added:
+            sweep["added"] = added
         cfg = replace(cfg, lr=best)
         log(f"  {cfg.name}: trains at lr {best:g}")
 
@@ -402,7 +438,8 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
     model, points, curve_images, left_out = curves(cfg)
     # a run that diverged gets the care the others got: the next lower rate of the sweep
     noisy = psnr(eval_inputs, eval_targets)
-    lower, diverged = sorted(float(r) for r in lr_rates if float(r) < cfg.lr), []
+    swept = [float(r) for r in sweep["validation_psnr"]] if sweep else []
+    lower, diverged = sorted(r for r in swept if r < cfg.lr), []
     while bad := divergence(points + (curve_images or []), noisy):
         diverged.append({"lr": cfg.lr, **bad})
         if not lower:   # nothing lower was swept: the run is kept, and marked
@@ -512,6 +549,7 @@ class BenchmarkOptions:
     images: tuple = ()                    # the second axis: training images (one run each)
     lr_rates: tuple = ()                  # learning rates of the sweep (empty: the config's)
     sweep_min: float = 0.5                # budget of each sweep run, minutes of `clock`
+    sweep_extend: int = 2                 # rates tried beyond an edge of the sweep that wins
     seeds: int = 1                        # networks within `seed_margin` dB of another: this many seeds
     seed_margin: float = 1.5              # dB at the largest budget
     cooldown: bool = False                # one constant-rate run per network, cooled down per budget
@@ -580,6 +618,10 @@ class BenchmarkOptions:
                               f"{','.join(f'{r:g}' for r in self.lr_rates)}")
         if not (math.isfinite(self.sweep_min) and self.sweep_min > 0):
             raise ConfigError(f"--sweep-budget must be positive minutes, not {self.sweep_min:g}")
+        if isinstance(self.sweep_extend, bool) or not isinstance(self.sweep_extend, int) \
+                or self.sweep_extend < 0:
+            raise ConfigError(f"--sweep-extend must be a whole number of rates, 0 or more, "
+                              f"not {self.sweep_extend!r}")
         if not (isinstance(self.seeds, int) and 1 <= self.seeds <= 10):
             raise ConfigError(f"--seeds must be a whole number from 1 to 10, not {self.seeds}")
         if not (math.isfinite(self.seed_margin) and self.seed_margin >= 0):
@@ -624,6 +666,8 @@ class BenchmarkOptions:
             parts.append("--lr-sweep " + ",".join(f"{r:g}" for r in self.lr_rates))
             if self.sweep_min != default.sweep_min:
                 parts.append(f"--sweep-budget {self.sweep_min:g}")
+            if self.sweep_extend != default.sweep_extend:
+                parts.append(f"--sweep-extend {self.sweep_extend}")
         if self.seeds != default.seeds:
             parts.append(f"--seeds {self.seeds}")
             if self.seed_margin != default.seed_margin:
@@ -711,7 +755,8 @@ def run_benchmark(opts, *, log=log_default):
             read_back.append({"name": cfg.name, "seed": cfg.seed, "date": rec.pop("read_back")})
 
     first = tasks_run([(cfg, {**common, "budgets": opts.budgets_for(entry[cfg.name]),
-                              "lr_rates": opts.lr_rates, "sweep_budget": opts.sweep_min * 60})
+                              "lr_rates": opts.lr_rates, "sweep_budget": opts.sweep_min * 60,
+                              "sweep_extend": opts.sweep_extend})
                        for cfg in cfgs])
     for cfg, (rec, out) in zip(cfgs, first):
         note_read_back(cfg, rec)
@@ -742,6 +787,7 @@ def run_benchmark(opts, *, log=log_default):
         "data_ms_per_batch": {c.batch_size: data_ms_per_batch(data, c.batch_size) for c in cfgs},
         "budgets_s": budgets, "budget_clock": opts.clock, "budgets_images": sorted(opts.images),
         "lr_sweep": ({"rates": list(opts.lr_rates), "budget_s": opts.sweep_min * 60,
+                      "extend": opts.sweep_extend,
                       "validation_seed": VALIDATION_SEED} if opts.lr_rates else None),
         "skipped": skipped, "separate_runs": opts.separate_runs,
         "seeds": opts.seeds, "seed_margin": opts.seed_margin,
