@@ -229,6 +229,22 @@ def test_a_rate_that_fails_ends_the_extension(monkeypatch):
     assert best == 1e-2 and added == [3.33e-2] and len(scores) == 3
 
 
+def test_the_rates_table_shows_every_rate_tried_and_judges_each_network_s_own_edge():
+    from denoise_vit.benchmark.report import lr_sweep_section
+    def net(name, scores, lr):
+        return {"name": name, "kind": "network", "lr": lr,
+                "lr_sweep": {"validation_psnr": scores, "chosen": lr}}
+    results = {"methods": [net("a", {"0.001": 20.0, "0.003": 22.0, "0.01": 21.0}, 3e-3),
+                           net("b", {"0.001": 20.0, "0.003": 22.0, "0.01": 23.0, "0.0333": 24.0,
+                                     "0.111": 25.0}, 0.111)],
+               "lr_sweep": {"validation_seed": 4321, "extend": 2}}
+    text = "\n".join(lr_sweep_section(results))
+    assert "| network | lr 0.001 | lr 0.003 | lr 0.01 | lr 0.0333 | lr 0.111 |" in text
+    assert "| a | 20.00 | 22.00 | 21.00 | – | – | 0.003 | 0.003 |" in text
+    assert "tried at up to 2 more beyond it" in text
+    assert text.endswith("At the edge of the swept range (a rate beyond it might score higher): b.")
+
+
 @pytest.mark.parametrize("learns_below, trained_at, edge", [
     (5e-4, 3e-4, True),      # 3e-3 and 1e-3 diverge: trained at the lowest rate, its edge
     (2e-3, 1e-3, False),     # 3e-3 diverges: trained at 1e-3, inside the swept range

@@ -322,7 +322,7 @@ def sweep_learning_rate(cfg, rates, budget, *, unit="wall", val_size=32, extend=
 
     for rate in rates:
         score(rate)
-    given = sorted(float(r) for r in rates)
+    given = sorted({float(r) for r in rates})   # a repeated rate would make a step of 1
     added, up, down = [], 0, 0
     while extend and len(given) > 1:
         top, bottom = max(scores), min(scores)
