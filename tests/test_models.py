@@ -109,6 +109,41 @@ def test_fused_model_equals_plain_model():
     assert torch.allclose(fused, model(x), atol=1e-5)
 
 
+def test_qk_norm_makes_attention_blind_to_the_scale_of_queries_and_keys():
+    """With qk_norm the logits depend on the directions of q and k only: scaling the query and
+    key projections by 10 changes nothing; without it the softmax sharpens."""
+    x = torch.randn(2, 6, 16)
+    for qk_norm in (True, False):
+        torch.manual_seed(0)
+        attn = Attention(16, 2, qk_norm=qk_norm, qkv_bias=False).eval()
+        before = attn(x)
+        with torch.no_grad():
+            attn.qkv.weight[:32] *= 10   # the rows that make q and k
+        assert torch.allclose(before, attn(x), atol=1e-4) == qk_norm
+
+
+@pytest.mark.parametrize("name,extra", [("vit_denoiser", {"depth": 2}),
+                                        ("vit_unet", {"levels": 2})])
+def test_layer_scale_starts_blocks_near_the_identity(name, extra):
+    """layer_scale=v multiplies every branch by a learned factor starting at v: at 1e-6 the
+    blocks barely change their tokens, so the network's output is that of depth-0 blocks;
+    without it the keys are those of earlier checkpoints (no ls / q_norm parameters)."""
+    plain = build_model(name, **extra)
+    keys = set(plain.state_dict())
+    assert not any(".ls1." in k or ".q_norm." in k for k in keys)
+    scaled = build_model(name, layer_scale=1e-6, qk_norm=True, **extra)
+    gammas = [p for n, p in scaled.named_parameters() if n.endswith(".gamma")]
+    assert gammas and all(torch.all(g == 1e-6) for g in gammas)
+    block, plain_block = ([m for m in model.modules() if type(m).__name__ == "Block"][0]
+                          for model in (scaled, plain))
+    tokens = torch.randn(2, 16, block.norm2.normalized_shape[0])
+    with torch.no_grad():
+        assert torch.allclose(block(tokens), tokens, atol=1e-4)
+        assert not torch.allclose(plain_block(tokens), tokens, atol=1e-4)
+    with pytest.raises(ConfigError, match="layer_scale"):
+        build_model(name, layer_scale=-0.1, **extra)
+
+
 def test_attention_mixes_all_tokens():
     """Full self-attention: each output token depends on every input token."""
     attn = Attention(16, 2).eval()

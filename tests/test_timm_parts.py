@@ -47,6 +47,25 @@ def test_mlp_and_drop_path_match_timm():
     assert torch.equal(a, timm_layers.DropPath(0.3).train()(torch.ones(50, 2)))
 
 
+@pytest.mark.parametrize("qk_norm,layer_scale", [(False, None), (True, None), (True, 0.1),
+                                                  (False, 1e-4)])
+def test_block_with_qk_norm_and_layer_scale_is_timms(qk_norm, layer_scale):
+    """Block(qk_norm=, layer_scale=) has timm's parameter names and gives timm's numbers
+    (timm's Block(qk_norm=, init_values=)), so its checkpoints read in either."""
+    from denoise_vit.layers import Block
+    from timm.models.vision_transformer import Block as TimmBlock
+
+    torch.manual_seed(0)
+    ours = Block(32, 4, qkv_bias=True, qk_norm=qk_norm, layer_scale=layer_scale).eval()
+    theirs = TimmBlock(32, 4, qkv_bias=True, qk_norm=qk_norm, init_values=layer_scale).eval()
+    assert set(ours.state_dict()) == set(theirs.state_dict())
+    for p in ours.parameters():   # away from the initial values, which hide a wrong place
+        p.data.normal_(std=0.3)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 9, 32)
+    assert torch.allclose(ours(x), theirs(x), rtol=1e-4, atol=1e-5)
+
+
 def test_denoise_path_does_not_import_timm_or_matplotlib():
     code = ("import sys; from denoise_vit.cli import build_parser; "
             "from denoise_vit.inference.denoise import run_denoise; "

@@ -17,9 +17,15 @@ class Attention(nn.Module):
     `fused=True` uses `F.scaled_dot_product_attention` (flash / memory-efficient kernels where
     available); `fused=False` spells the same maths out, for reading and for checking the fused
     path against it.
+
+    `qk_norm=True` normalises each head's queries and keys (LayerNorm over head_dim) before
+    their dot products, as timm's `Attention(qk_norm=True)` (Dehghani et al. 2023, ViT-22B): the
+    attention logits stay bounded at high learning rates instead of growing until the softmax
+    saturates.
     """
 
-    def __init__(self, dim, num_heads=8, *, qkv_bias=True, attn_drop=0.0, proj_drop=0.0, fused=True):
+    def __init__(self, dim, num_heads=8, *, qkv_bias=True, attn_drop=0.0, proj_drop=0.0, fused=True,
+                 qk_norm=False):
         super().__init__()
         if dim % num_heads:
             raise ConfigError(f"embed_dim ({dim}) must be divisible by num_heads ({num_heads})")
@@ -29,13 +35,17 @@ class Attention(nn.Module):
         self.fused = fused
         self.attn_drop = attn_drop
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        # Identity has no parameters, so checkpoints without qk_norm keep their keys
+        self.q_norm = nn.LayerNorm(self.head_dim) if qk_norm else nn.Identity()
+        self.k_norm = nn.LayerNorm(self.head_dim) if qk_norm else nn.Identity()
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
     def split_heads(self, x):
         """(B, N, D) -> q, k, v, each (B, heads, N, head_dim)."""
         qkv = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
-        return qkv.unbind(0)
+        q, k, v = qkv.unbind(0)
+        return self.q_norm(q), self.k_norm(k), v
 
     def attend(self, q, k, v):
         """softmax(q k^T / sqrt(d)) v over the token axis (-2); leading axes are batch."""

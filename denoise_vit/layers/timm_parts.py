@@ -61,6 +61,19 @@ class Mlp(nn.Module):
         return self.drop2(self.fc2(self.norm(self.drop1(self.act(self.fc1(x))))))
 
 
+class LayerScale(nn.Module):
+    """x * gamma, one learned factor per channel starting at `init_values` (timm's `LayerScale`;
+    CaiT, Touvron et al. 2021): a residual branch starts near zero, so a deep stack starts near
+    the identity and each branch grows in as it becomes useful."""
+
+    def __init__(self, dim, init_values=1e-5):
+        super().__init__()
+        self.gamma = nn.Parameter(init_values * torch.ones(dim))
+
+    def forward(self, x):
+        return x * self.gamma
+
+
 def drop_path(x, drop_prob=0.0, training=False, scale_by_keep=True):
     """Stochastic depth: zero whole samples of a residual branch with probability drop_prob."""
     if drop_prob == 0.0 or not training:

@@ -45,6 +45,8 @@ class ViTUNetConfig:
     drop_path_rate: float = 0.0
     fused_attn: bool = True
     attention: bool = True           # False: MLP-only blocks (the attention ablation)
+    qk_norm: bool = False            # LayerNorm on each head's queries and keys
+    layer_scale: float = 0.0         # LayerScale on the blocks' branches from this value (0: off)
     residual: bool = False           # predict the clutter and subtract it from the input
     # "transformer": the coarsest double conv becomes a TransformerBottleneck; "conv": it
     # stays the U-Net's (a network whose attention is all in its axial blocks)
@@ -62,6 +64,7 @@ class ViTUNetConfig:
         self.img_size = image_size(self.img_size)
         check_config(self, positive=("in_chans", "base_channels", "levels", "depth",
                                      "num_heads", "axial_depth", "axial_heads"),
+                     nonnegative=("layer_scale",),
                      fractions=("drop_path_rate",),
                      positive_numbers=("mlp_ratio", "axial_mlp_ratio"))
         if self.bottleneck not in ("transformer", "conv"):
@@ -106,7 +109,8 @@ class TransformerBottleneck(nn.Module):
         rates = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]
         self.blocks = nn.ModuleList(
             Block(d, cfg.num_heads, mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias,
-                  drop_path=rate, fused_attn=cfg.fused_attn, attention=cfg.attention)
+                  drop_path=rate, fused_attn=cfg.fused_attn, attention=cfg.attention,
+                  qk_norm=cfg.qk_norm, layer_scale=cfg.layer_scale)
             for rate in rates)
         self.norm = nn.LayerNorm(d)
 
