@@ -50,6 +50,7 @@ def test_overrides_are_typed_and_nested(tmp_path):
     (["eval_batch_size=0"], "eval_batch_size must be a positive integer"),
     (["schedule=linear"], "schedule must be one of"),
     (["optimizer=sgd"], "optimizer must be one of"),
+    (['loss="l1"'], "loss must be one of"),
     (['budget_clock="gpu"'], "budget_clock must be one of"),
     (["data.kind=audio"], "data.kind must be one of"),
     (["lr"], "not of the form key=value"),

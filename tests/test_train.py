@@ -123,6 +123,31 @@ def test_a_cpu_time_budget_counts_process_cpu_seconds(tmp_path):
     assert time.process_time() - cpu0 >= summary["train_seconds"]   # it counted CPU seconds
 
 
+def test_charbonnier_loss_is_a_smooth_l1():
+    """loss = "charbonnier": mean sqrt(d**2 + 1e-6), so about mean |d| for errors far above
+    1e-3 and 1e-3 for none; "mse" is the mean squared error."""
+    out, target = torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 4)
+    out[0] = 0.5
+    assert torch.isclose(engine.training_loss(out, target, "charbonnier"),
+                         torch.tensor(0.25 + 0.5e-3), atol=1e-6)
+    assert torch.isclose(engine.training_loss(out, target, "mse"), torch.tensor(0.125))
+    assert torch.isclose(engine.training_loss(target, target, "charbonnier"),
+                         torch.tensor(1e-3))
+
+
+def test_training_with_the_charbonnier_loss_learns(tmp_path, trained):
+    """A run with loss = "charbonnier" trains on it and logs it: it learns, and its logged
+    losses lie above those of the same run with MSE (|d| > d**2 for errors below 1)."""
+    summary = run_training(tiny(tmp_path, 'loss="charbonnier"'), progress=False,
+                           log=lambda *a: None)
+    assert summary["final_psnr"] > summary["noisy_psnr"] + 2
+    mse_rows = list(csv.DictReader(open(trained[0] / "metrics.csv")))
+    rows = list(csv.DictReader(open(tmp_path / "tiny" / "metrics.csv")))
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    for row, mse_row in zip(rows, mse_rows):
+        assert float(row["train_loss"]) > 2 * float(mse_row["train_loss"])
+
+
 def test_unwritable_run_folder_fails_before_training(tmp_path):
     (tmp_path / "blocker").write_text("a file, not a folder")
     with pytest.raises(TrainingError, match="cannot write to run folder"):

@@ -78,7 +78,8 @@ class _Progress:
 def _one_step(model, stream, optimizer, scheduler, progress, cfg, device):
     n, loss, images, _ = train_steps(model, stream, optimizer, scheduler,
                                      first_step=progress.step, last_step=progress.step + 1,
-                                     device=device, grad_clip=cfg.grad_clip, progress=False)
+                                     device=device, grad_clip=cfg.grad_clip, progress=False,
+                                     loss=cfg.loss)
     progress.step += n
     progress.images += images
     return loss

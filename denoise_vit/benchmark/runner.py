@@ -274,7 +274,7 @@ def train_with_marks(cfg, marks, eval_inputs, eval_targets, *, unit="wall", cosi
             n_done, loss, n, _ = train_steps(model, stream, optimizer, scheduler,
                                              first_step=step, last_step=step + 1,
                                              device=device, grad_clip=cfg.grad_clip,
-                                             progress=False)
+                                             progress=False, loss=cfg.loss)
             step, images, done, loss_sum = step + n_done, images + n, done + n_done, loss_sum + loss
         wall.stop()
         cpu.stop()

@@ -28,6 +28,7 @@ from ..errors import ConfigError
 DATA_KINDS = ("images", "videos", "noise2noise", "pairs")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine")
+LOSSES = ("mse", "charbonnier")
 BUDGET_CLOCKS = ("wall", "cpu")
 SEED_MAX = 2**32 - 1      # numpy's seed range; the streams derive seed * 1000 + rank from it
 
@@ -54,6 +55,7 @@ class TrainConfig:
     steps_per_epoch: int = 100
     batch_size: int = 64
     optimizer: str = "adam"       # adam | adamw
+    loss: str = "mse"             # mse | charbonnier (sqrt(d**2 + 1e-6), Restormer's / SwinIR's)
     lr: float = 1e-3
     weight_decay: float = 0.0     # on weight matrices and kernels only (not norms, biases, pos)
     schedule: str = "constant"    # constant | cosine (after linear warm-up)
@@ -140,6 +142,7 @@ def check_train(cfg):
     if not cfg.out_dir:
         raise ConfigError("out_dir must name a folder")
     check_choice("optimizer", cfg.optimizer, OPTIMIZERS)
+    check_choice("loss", cfg.loss, LOSSES)
     check_choice("schedule", cfg.schedule, SCHEDULES)
     check_choice("budget_clock", cfg.budget_clock, BUDGET_CLOCKS)
     if not 0 <= cfg.min_lr_ratio <= 1:

@@ -35,9 +35,24 @@ class StopFlag:
         return self.reason is not None
 
 
+CHARBONNIER_EPS = 1e-3
+
+
+def training_loss(outputs, targets, kind="mse"):
+    """The training loss, in float32: "mse" (mean squared error, which PSNR measures) or
+    "charbonnier" (mean of sqrt(d**2 + eps**2), eps = 1e-3: a smooth L1, as Restormer, SwinIR
+    and many restoration networks train; large errors pull less than under MSE)."""
+    outputs, targets = outputs.float(), targets.float()
+    if kind == "charbonnier":
+        return torch.sqrt((outputs - targets).square() + CHARBONNIER_EPS ** 2).mean()
+    if kind != "mse":
+        raise ValueError(f"unknown loss {kind!r}")
+    return F.mse_loss(outputs, targets)
+
+
 def train_steps(model, stream, optimizer, scheduler, *, first_step, last_step, device, amp=False,
                 grad_clip=None, stop=None, deadline=None, now=time.monotonic, sync=None,
-                progress=True, desc="train"):
+                progress=True, desc="train", loss="mse"):
     """Run optimisation steps first_step .. last_step-1 on fresh batches from `stream`.
 
     Stops early (between steps) when `stop` is set or `deadline` (read on `now`, a clock such as
@@ -47,8 +62,10 @@ def train_steps(model, stream, optimizer, scheduler, *, first_step, last_step, d
     `sync(values) -> values` (the maximum of each value over all ranks) makes distributed runs
     agree on stopping and on a non-finite loss, so every rank leaves at the same step.
     Raises TrainingError on a non-finite loss, before the optimizer touches the weights.
+    `loss`: "mse" or "charbonnier" (`training_loss`).
     Returns (steps done, summed loss, images seen, seconds).
     """
+    kind = loss
     agree = sync or (lambda values: values)
     model.train()
     total, images, step = 0.0, 0, first_step
@@ -70,7 +87,7 @@ def train_steps(model, stream, optimizer, scheduler, *, first_step, last_step, d
         inputs, targets = next(stream)
         with autocast(device, amp):
             outputs = model(inputs)
-        loss = F.mse_loss(outputs.float(), targets.float())
+        loss = training_loss(outputs, targets, kind)
         value = loss.item()
         bad = not math.isfinite(value)
         if agree([bad])[0]:

@@ -245,7 +245,8 @@ class TrainingRun:
                 last_step=end, device=self.device, amp=cfg.amp, grad_clip=cfg.grad_clip,
                 stop=self.stop, deadline=None if left is None else self.clock.now() + left,
                 now=self.clock.now,
-                sync=sync, progress=self.progress, desc=f"epoch {epoch + 1}/{cfg.epochs}")
+                sync=sync, progress=self.progress, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                loss=cfg.loss)
         finally:
             self.clock.stop()
         self.step += done
