@@ -126,7 +126,7 @@ def test_qk_norm_makes_attention_blind_to_the_scale_of_queries_and_keys():
                                         ("vit_unet", {"levels": 2})])
 def test_layer_scale_starts_blocks_near_the_identity(name, extra):
     """layer_scale=v multiplies every branch by a learned factor starting at v: at 1e-6 the
-    blocks barely change their tokens, so the network's output is that of depth-0 blocks;
+    blocks barely change their tokens (a plain block does);
     without it the keys are those of earlier checkpoints (no ls / q_norm parameters)."""
     plain = build_model(name, **extra)
     keys = set(plain.state_dict())

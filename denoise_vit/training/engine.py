@@ -65,7 +65,6 @@ def train_steps(model, stream, optimizer, scheduler, *, first_step, last_step, d
     `loss`: "mse" or "charbonnier" (`training_loss`).
     Returns (steps done, summed loss, images seen, seconds).
     """
-    kind = loss
     agree = sync or (lambda values: values)
     model.train()
     total, images, step = 0.0, 0, first_step
@@ -87,15 +86,15 @@ def train_steps(model, stream, optimizer, scheduler, *, first_step, last_step, d
         inputs, targets = next(stream)
         with autocast(device, amp):
             outputs = model(inputs)
-        loss = training_loss(outputs, targets, kind)
-        value = loss.item()
+        objective = training_loss(outputs, targets, loss)
+        value = objective.item()
         bad = not math.isfinite(value)
         if agree([bad])[0]:
             what = f"non-finite loss ({value})" if bad else "non-finite loss on another rank"
             raise TrainingError(f"{what} at step {step + 1}; stopping. The last checkpoint "
                                 "written before it is kept as the latest.")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        objective.backward()
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()

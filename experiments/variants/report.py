@@ -228,6 +228,47 @@ def seeds_of(m, which, budget):
     return None
 
 
+SEED_POINTS = (("time", 60), ("time", 240), ("images", 25000))   # the AXES, as seeds_of wants
+
+
+def seed_points(m):
+    """Per-seed PSNR at 1 min, 4 min and 25k images (None where not every seed got there)."""
+    return [seeds_of(m, which, budget) for which, budget in SEED_POINTS]
+
+
+def seed_cell(values):
+    """'mean (seed 0 / seed 1 / ...)', or a dash."""
+    if values is None:
+        return "–"
+    return f"{sum(values) / len(values):.2f} ({' / '.join(f'{x:.2f}' for x in values)})"
+
+
+def seed_means(points):
+    return [None if v is None else sum(v) / len(v) for v in points]
+
+
+def mean_gaps(mean, a, b):
+    """(axis, mean[a] - mean[b]) on every axis both reached."""
+    return [(axis, mean[a][i] - mean[b][i]) for i, (_, axis) in enumerate(AXES)
+            if mean[a][i] is not None and mean[b][i] is not None]
+
+
+def delta_figure(deltas, title, path):
+    """Grouped bars: for each (label, [(axis, dB)]) one bar per axis it has."""
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    width = 0.25
+    for k, (_, axis) in enumerate(AXES):
+        shown = [(i, dict(g)[axis]) for i, (_, g) in enumerate(deltas) if axis in dict(g)]
+        ax.bar([i + (k - 1) * width for i, _ in shown], [v for _, v in shown], width,
+               label=axis)   # a point not reached has no bar
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(range(len(deltas)), [label for label, _ in deltas], fontsize=7)
+    ax.set(ylabel="PSNR difference (dB)", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def gate_section():
     """Rounds 3-4 and the seeds run of the output gate, with where the error lies."""
     r3, r4, seeds = (json.loads((DATA / f"{n}.json").read_text())
@@ -263,16 +304,10 @@ def gate_section():
               "4's (read back with --resume). A dash: a point not every seed reached (x_unet's "
               "seed 0 did not reach 25,000 images within its 4 CPU min).", "",
               "| network | PSNR 1 min | PSNR 4 min | PSNR 25k images |", "|---|---:|---:|---:|"]
-    points = {}
-    for name, m in nets.items():
-        cells = []
-        for which, budget in (("time", 60), ("time", 240), ("images", 25000)):
-            v = seeds_of(m, which, budget)
-            points.setdefault(name, []).append(v)
-            cells.append("–" if v is None else
-                         f"{sum(v) / len(v):.2f} ({' / '.join(f'{x:.2f}' for x in v)})")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    mean = {n: [None if v is None else sum(v) / len(v) for v in vs] for n, vs in points.items()}
+    points = {name: seed_points(m) for name, m in nets.items()}
+    for name, vs in points.items():
+        lines.append(f"| {name} | " + " | ".join(seed_cell(v) for v in vs) + " |")
+    mean = {n: seed_means(vs) for n, vs in points.items()}
 
     def gaps(a, b):
         return ", ".join(f"{mean[a][i] - mean[b][i]:+.2f} dB at {axis}" for i, axis in
@@ -515,13 +550,9 @@ def stabiliser_section():
               "| network | PSNR 1 min | PSNR 4 min | PSNR 25k images |", "|---|---:|---:|---:|"]
     mean = {}
     for name, m in nets.items():
-        cells, mean[name] = [], []
-        for which, budget in (("time", 60), ("time", 240), ("images", 25000)):
-            v = seeds_of(m, which, budget)
-            mean[name].append(None if v is None else sum(v) / len(v))
-            cells.append("–" if v is None else
-                         f"{sum(v) / len(v):.2f} ({' / '.join(f'{x:.2f}' for x in v)})")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        points = seed_points(m)
+        mean[name] = seed_means(points)
+        lines.append(f"| {name} | " + " | ".join(seed_cell(v) for v in points) + " |")
     lines += ["", "### What it shows", ""]
     deltas = []
     for a, b in STABLE_PAIRS:
@@ -531,8 +562,7 @@ def stabiliser_section():
         lines.append(f"- {a} against {b}: "
                      + ", ".join(f"{g:+.2f} dB at {axis}" for axis, g in gaps) + ".")
     qk, plain = "x_vit_fast_qk_lr3e-2", "x_vit_fast_lr3e-2"
-    gaps = [(axis, mean[qk][i] - mean[plain][i]) for i, (_, axis) in enumerate(AXES)
-            if mean[qk][i] is not None and mean[plain][i] is not None]
+    gaps = mean_gaps(mean, qk, plain)
     deltas.append((f"{qk}\nagainst {plain}\n(mean of 2 seeds)", gaps))
     spread = {n: seeds_of(nets[n], "time", 60) for n in (qk, plain)}
     lines += [f"- QK-norm at 3e-2 (means of two seeds): "
@@ -546,19 +576,8 @@ def stabiliser_section():
               "and the gap to the U-Net stands.",
               "", "![QK-norm and LayerScale: gain against the same network without them]"
               "(variants/stabilisers.png)"]
-    fig, ax = plt.subplots(figsize=(9, 3.8))
-    width = 0.25
-    for k, (_, axis) in enumerate(AXES):
-        shown = [(i, dict(g)[axis]) for i, (_, g) in enumerate(deltas) if axis in dict(g)]
-        ax.bar([i + (k - 1) * width for i, _ in shown], [v for _, v in shown], width,
-               label=axis)   # a point not reached has no bar
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_xticks(range(len(deltas)), [label for label, _ in deltas], fontsize=7)
-    ax.set(ylabel="PSNR gain (dB)", title="What QK-norm, LayerScale and attention add "
-           f"(one seed unless said; {machine['cpu']}, 1 thread each)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(STABLE_FIGURE, dpi=110)
+    delta_figure(deltas, "What QK-norm, LayerScale and attention add (one seed unless said; "
+                 f"{machine['cpu']}, 1 thread each)", STABLE_FIGURE)
     return lines
 
 
@@ -578,17 +597,13 @@ def loss_section():
              "|---|---:|---:|---:|---:|---:|"]
     mean = {}
     for name, m in nets.items():
-        cells, mean[name] = [], []
-        for which, budget in (("time", 60), ("time", 240), ("images", 25000)):
-            v = seeds_of(m, which, budget)
-            mean[name].append(None if v is None else sum(v) / len(v))
-            cells.append("–" if v is None else
-                         f"{sum(v) / len(v):.2f} ({' / '.join(f'{x:.2f}' for x in v)})")
+        points = seed_points(m)
+        mean[name] = seed_means(points)
         ssim = next((p.get("ssim") for p in m["curve"] if round(p["budget_s"]) == 240), None)
         ssim = "–" if ssim is None else f"{ssim:.3f}"
-        lines.append(f"| {name} | {m['images_per_s']:.0f} | " + " | ".join(cells)
-                     + f" | {ssim} |")
-    lines += ["", "SSIM: seed 0's. A dash: a point not every seed reached.", "",
+        lines.append(f"| {name} | {m['images_per_s']:.0f} | "
+                     + " | ".join(seed_cell(v) for v in points) + f" | {ssim} |")
+    lines += ["", "SSIM: the mean of the seeds. A dash: a point not every seed reached.", "",
               "### What it shows", ""]
     deltas = []
     for a, b in (("x_vit_fast_charb_lr1e-2", "x_vit_fast_lr1e-2"),
@@ -597,8 +612,7 @@ def loss_section():
                  ("x_vit_fast_charb_lr1e-2", "x_unet_lr1e-2")):
         if a not in mean or b not in mean:
             continue
-        gaps = [(axis, mean[a][i] - mean[b][i]) for i, (_, axis) in enumerate(AXES)
-                if mean[a][i] is not None and mean[b][i] is not None]
+        gaps = mean_gaps(mean, a, b)
         deltas.append((f"{a}\nagainst {b}", gaps))
         lines.append(f"- {a} against {b} (means of two seeds): "
                      + ", ".join(f"{g:+.2f} dB at {axis}" for axis, g in gaps) + ".")
@@ -606,22 +620,11 @@ def loss_section():
                                                            "x_vit_fast_lr1e-2")]
     lines += [f"- Seed 0 alone pointed the other way for vit_fast ({seed0[0] - seed0[1]:+.2f} dB "
               "at 4 min); seed 1 reversed it. PSNR is what MSE minimises, and on these data "
-              "the Charbonnier loss costs PSNR for both networks while SSIM (seed 0) rises "
-              "a little: the presets keep MSE.",
+              "the Charbonnier loss costs PSNR for both networks while SSIM (mean of the "
+              "seeds) rises a little: the presets keep MSE.",
               "", "![The Charbonnier loss against MSE](variants/charbonnier.png)"]
-    fig, ax = plt.subplots(figsize=(9, 3.8))
-    width = 0.25
-    for k, (_, axis) in enumerate(AXES):
-        shown = [(i, dict(g)[axis]) for i, (_, g) in enumerate(deltas) if axis in dict(g)]
-        ax.bar([i + (k - 1) * width for i, _ in shown], [v for _, v in shown], width,
-               label=axis)
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_xticks(range(len(deltas)), [label for label, _ in deltas], fontsize=7)
-    ax.set(ylabel="PSNR difference (dB)", title="The Charbonnier loss: means of two seeds "
-           f"({run['machine']['cpu']}, 1 thread each)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(DATA / "charbonnier.png", dpi=110)
+    delta_figure(deltas, "The Charbonnier loss: means of two seeds "
+                 f"({run['machine']['cpu']}, 1 thread each)", DATA / "charbonnier.png")
     return lines
 
 
