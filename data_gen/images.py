@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from data_gen import compiled
 from data_gen.checks import check_count, check_dtype, check_generator, image_size, resolve_device
 from data_gen.rendering import add_sensor_noise, render_cells, render_rects
 from data_gen.sampling import (
@@ -142,13 +143,28 @@ class Scene:
             x.copy_(add_sensor_noise(x, gaussian_sigma=s.gaussian_sigma, photons=s.photons,
                                      generator=generator))
 
+    def draw_clean(self, out: Tensor, generator) -> None:
+        """Overwrite ``out`` (B, H, W; its contents are not read) with fresh cells."""
+        cells = self.cells(out.shape[0], generator)
+        if compiled.usable(out):  # zeroes and draws each image while it is in cache
+            compiled.add_discs(out, cells, overwrite=True)
+        else:
+            out.zero_()
+            render_cells(cells, self.height, self.width, out=out)
+
     def noisy_copy(self, clean: Tensor, out: Tensor, generator) -> None:
         """out = clean + fresh clutter (+ sensor noise); all (B, H, W), written in place.
 
-        Rendering the clutter straight into ``out`` saves a buffer and a pass over the batch.
+        Rendering the clutter straight into ``out`` saves a buffer and a pass over the batch;
+        the compiled path copies and adds image by image, in one pass.
         """
-        out.copy_(clean)
-        self.add_clutter(out, generator)
+        if compiled.usable(out) and compiled.usable(clean):
+            n = out.shape[0]
+            compiled.clutter_copy(out, clean, self.filled(n, generator),
+                                  self.noisy(n, generator), generator)
+        else:
+            out.copy_(clean)
+            self.add_clutter(out, generator)
         self.add_sensor_noise(out, generator)
 
     def empty(self, n: int, *frames: int) -> Tensor:
@@ -166,11 +182,10 @@ def _draw_stills(n, size, copies: int, settings: GeneratorSettings, *, generator
     (n, 1, H, W). Per chunk: the cells, then each copy's clutter and sensor noise in turn."""
     n = check_count("n", n)
     scene = Scene.build(size, settings, generator=generator, device=device, dtype=dtype)
-    clean = scene.zeros(n)
+    clean = scene.empty(n)
     noisy = [scene.empty(n) for _ in range(copies)]
     for part in _chunks(n, scene.device):
-        m = part.stop - part.start
-        render_cells(scene.cells(m, generator), scene.height, scene.width, out=clean[part])
+        scene.draw_clean(clean[part], generator)
         for copy in noisy:
             scene.noisy_copy(clean[part], copy[part], generator)
     return [copy.unsqueeze(1) for copy in noisy], clean.unsqueeze(1)

@@ -1,0 +1,154 @@
+"""The numba kernels of data_gen.compiled (imported only from there, only when it is used).
+
+All loops clip to the output, so no argument makes a kernel write outside it (bounds checks
+are off for speed).
+"""
+
+import numba
+import numpy as np
+from numba import uint64
+
+_jit = numba.njit(cache=True, nogil=True, boundscheck=False)
+
+
+@_jit
+def discs(out, cy, cx, radius, amp, valid, stamps, starts, spans, rmax, overwrite):
+    """Add discs into ``out`` (B, H, W), image by image in (radius, slot) order; with
+    ``overwrite``, each image is set to 0 first (so ``out`` may start uninitialised, and the
+    zeros are written while the image is in cache). stamps: the (2r - 1)**2 stamps of radii
+    1..rmax end to end, stamp r from starts[r]; spans[r, i]: the columns [lo, hi) of row i of
+    stamp r inside the disc."""
+    batch, height, width = out.shape
+    flat = out.reshape(-1)
+    pixels = height * width
+    for b in range(batch):
+        if overwrite:
+            _fill(flat, b * pixels, pixels, 0)
+        for r in range(1, rmax + 1):
+            p = 2 * r - 1
+            for k in range(valid.shape[1]):
+                if not valid[b, k] or radius[b, k] != r:
+                    continue
+                a = amp[b, k]
+                y0 = cy[b, k] - (r - 1)
+                x0 = cx[b, k] - (r - 1)
+                for i in range(max(0, -y0), min(p, height - y0)):
+                    lo = max(spans[r, i, 0], -x0)
+                    hi = min(spans[r, i, 1], width - x0)
+                    if hi > lo:
+                        _add_scaled(flat, (b * height + y0 + i) * width + x0 + lo, stamps,
+                                    starts[r] + i * p + lo, hi - lo, a)
+
+
+@_jit
+def _add_scaled(flat, at, values, start, n, a):
+    """flat[at:at + n] += a * values[start:start + n] (unsigned indices: numba then skips the
+    negative-index test on every access, which halves the discs' time)."""
+    at, start = uint64(at), uint64(start)
+    for j in range(uint64(n)):
+        flat[at + j] += a * values[start + j]
+
+
+@_jit
+def groups(h, w, valid):
+    """Shape group of each rectangle (as data_gen.rendering._rect_groups), its rank in the
+    group in (image, slot) order, and each group's size and largest sides."""
+    h_lo, h_hi, w_lo, w_hi = 1 << 62, -(1 << 62), 1 << 62, -(1 << 62)
+    batch, slots = valid.shape
+    for b in range(batch):
+        for k in range(slots):
+            if valid[b, k]:
+                h_lo, h_hi = min(h_lo, h[b, k]), max(h_hi, h[b, k])
+                w_lo, w_hi = min(w_lo, w[b, k]), max(w_hi, w[b, k])
+    h_mid, w_mid = (h_lo + h_hi) // 2, (w_lo + w_hi) // 2
+    key = np.zeros((batch, slots), np.int64)
+    rank = np.zeros((batch, slots), np.int64)
+    sizes = np.zeros(4, np.int64)
+    longest = np.zeros((4, 2), np.int64)
+    for b in range(batch):
+        for k in range(slots):
+            if valid[b, k]:
+                g = (2 if h[b, k] > h_mid else 0) + (1 if w[b, k] > w_mid else 0)
+                key[b, k] = g
+                rank[b, k] = sizes[g]
+                sizes[g] += 1
+                longest[g, 0] = max(longest[g, 0], h[b, k])
+                longest[g, 1] = max(longest[g, 1], w[b, k])
+    return key, rank, sizes, longest
+
+@_jit
+def rects(out, top, left, h, w, value, valid, key, rank, longest, noise, offsets, pixel_noise):
+    """Add rectangles into ``out`` (B, H, W), image by image (see ``_rects_into``)."""
+    batch = out.shape[0]
+    flat = out.reshape(-1)
+    for b in range(batch):
+        _rects_into(flat, b, out.shape[1], out.shape[2], top, left, h, w, value, valid, key,
+                    rank, longest, noise, offsets, pixel_noise)
+
+
+@_jit
+def clutter(out, clean, f_top, f_left, f_h, f_w, f_value, f_valid, f_key, f_rank, f_longest,
+            n_top, n_left, n_h, n_w, n_value, n_valid, n_key, n_rank, n_longest, noise,
+            offsets):
+    """out = clean + filled rectangles (f_) + noisy rectangles (n_), image by image: each image
+    is copied, then its rectangles are added while it is in cache. out, clean: (B, H, W)."""
+    batch, height, width = out.shape
+    flat, source = out.reshape(-1), clean.reshape(-1)
+    pixels = height * width
+    for b in range(batch):
+        at = uint64(b * pixels)
+        for j in range(uint64(pixels)):
+            flat[at + j] = source[at + j]
+        _rects_into(flat, b, height, width, f_top, f_left, f_h, f_w, f_value, f_valid, f_key,
+                    f_rank, f_longest, noise, offsets, False)
+        _rects_into(flat, b, height, width, n_top, n_left, n_h, n_w, n_value, n_valid, n_key,
+                    n_rank, n_longest, noise, offsets, True)
+
+
+@_jit
+def _rects_into(flat, b, height, width, top, left, h, w, value, valid, key, rank, longest,
+                noise, offsets, pixel_noise):
+    """Add the rectangles of image b into ``flat`` (the batch, flattened) in (group, slot)
+    order (``groups`` gives key and rank): each pixel ``value``, or ``max(0, n) * value`` with
+    n from ``noise``, rectangle ``rank`` of group g owning the (P, Q) block from offsets[g] +
+    rank * P * Q, (P, Q) = longest[g]."""
+    for g in range(4):
+        q = longest[g, 1]
+        for k in range(valid.shape[1]):
+            if not valid[b, k] or key[b, k] != g:
+                continue
+            v = value[b, k]
+            y0, x0 = top[b, k], left[b, k]
+            lo = max(0, -x0)
+            hi = min(w[b, k], width - x0)
+            if hi <= lo:
+                continue
+            base = offsets[g] + rank[b, k] * longest[g, 0] * q
+            for i in range(max(0, -y0), min(h[b, k], height - y0)):
+                at = (b * height + y0 + i) * width + x0 + lo
+                if pixel_noise:
+                    _add_positive_scaled(flat, at, noise, base + i * q + lo, hi - lo, v)
+                else:
+                    _fill(flat, at, hi - lo, v, add=True)
+
+
+@_jit
+def _fill(flat, at, n, v, add=False):
+    """flat[at:at + n] = v, or += v with ``add``."""
+    at = uint64(at)
+    if add:
+        for j in range(uint64(n)):
+            flat[at + j] += v
+    else:
+        for j in range(uint64(n)):
+            flat[at + j] = v
+
+
+@_jit
+def _add_positive_scaled(flat, at, values, start, n, v):
+    """flat[at + j] += max(0, values[start + j]) * v; adding 0 changes nothing, so skipped."""
+    at, start = uint64(at), uint64(start)
+    for j in range(uint64(n)):
+        x = values[start + j]
+        if x > 0:
+            flat[at + j] += x * v

@@ -1,0 +1,140 @@
+"""The compiled renderer (data_gen.compiled, numba) against the torch path: the same images, bit
+for bit, for the generators and for the renderers called directly; and the switches that choose
+between them."""
+
+import pytest
+import torch
+
+from data_gen import compiled, generate_images, generate_noise2noise, generate_videos
+from data_gen.images import Cells, Rects, render_cells, render_rects
+
+pytest.importorskip("numba")
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def both_paths(monkeypatch, draw):
+    """draw() on the torch path, then on the compiled path; both results."""
+    monkeypatch.setenv("DATA_GEN_COMPILED", "0")
+    assert not compiled.available()
+    reference = draw()
+    monkeypatch.setenv("DATA_GEN_COMPILED", "1")
+    assert compiled.available()
+    return reference, draw()
+
+
+def assert_identical(reference, result):
+    reference = reference if isinstance(reference, tuple) else (reference,)
+    result = result if isinstance(result, tuple) else (result,)
+    assert len(reference) == len(result)
+    for a, b in zip(reference, result):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert torch.equal(a, b), f"{(a != b).sum().item()} values differ, max {(a - b).abs().max()}"
+
+
+CASES = {
+    "course 64": lambda: generate_images(256, 64, generator=gen(0)),
+    "odd frame": lambda: generate_images(64, (100, 37), generator=gen(1)),
+    "tiny images, cells cropped": lambda: generate_images(64, 8, generator=gen(2)),
+    "thin frame": lambda: generate_images(16, (5, 300), generator=gen(3)),
+    "float64": lambda: generate_images(32, 48, generator=gen(4), dtype=torch.float64),
+    "many radii, long sides": lambda: generate_images(
+        32, 48, generator=gen(5), cell_radius=(1, 30), noisy_side=(1, 60), filled_long=(1, 70),
+        cell_rate=0.01, noisy_rate=0.002),
+    "sensor noise": lambda: generate_images(32, 64, generator=gen(6), photons=50.0,
+                                            gaussian_sigma=0.1),
+    "no objects": lambda: generate_images(8, 64, generator=gen(7), cell_rate=0.0,
+                                          filled_rate=0.0, noisy_rate=0.0),
+    "noise2noise": lambda: generate_noise2noise(40, 64, generator=gen(8)),
+    "videos": lambda: generate_videos(6, 4, 48, generator=gen(9), filled_rate=0.002),
+    "videos, fresh clutter": lambda: generate_videos(4, 3, 32, generator=gen(10),
+                                                     persistent_fraction=0.5),
+    "two chunks": lambda: generate_images(300, 32, generator=gen(11)),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_generators_give_the_same_images_on_both_paths(monkeypatch, case):
+    reference, result = both_paths(monkeypatch, CASES[case])
+    assert_identical(reference, result)
+
+
+def test_the_generator_state_advances_alike(monkeypatch):
+    """After a batch, both paths leave the generator in the same state: the next draws match."""
+    def draw():
+        g = gen(12)
+        generate_images(50, 64, generator=g)
+        return torch.rand(4, generator=g)
+
+    assert_identical(*both_paths(monkeypatch, draw))
+
+
+def test_discs_leaving_the_image_are_clipped_alike(monkeypatch):
+    """Centres given by hand, some discs partly off the image, overlapping discs of equal and
+    different radii: the kernels clip and order their additions as the torch path does."""
+    cells = Cells(
+        centre_y=torch.tensor([[0, 5, 5, 19, 10], [3, 3, 3, -2, 25]]),
+        centre_x=torch.tensor([[0, 6, 6, 11, 31], [3, 4, 3, 2, 10]]),
+        radius=torch.tensor([[4, 3, 3, 6, 5], [2, 7, 2, 3, 4]]),
+        amplitude=torch.tensor([[0.7, 0.9, 0.61, 1.0, 0.8], [0.66, 0.77, 0.88, 0.5, 0.9]]),
+        valid=torch.tensor([[True, True, True, True, True], [True, True, True, False, True]]),
+    )
+    reference, result = both_paths(monkeypatch, lambda: render_cells(cells, 20, 32))
+    assert_identical(reference, result)
+    assert result[0, 0, 0] > 0 and result[1].sum() > 0
+
+
+def test_kernels_clip_rectangles_to_the_image():
+    """The torch path assumes rectangles fit (the samplers place them so); the kernels clip any
+    that do not, rather than write outside the output."""
+    rects = Rects(top=torch.tensor([[-3, 8]]), left=torch.tensor([[-2, 6]]),
+                  height=torch.tensor([[5, 9]]), width=torch.tensor([[4, 9]]),
+                  value=torch.tensor([[0.5, 0.25]]), valid=torch.tensor([[True, True]]))
+    out = torch.zeros(3, 10, 10)
+    compiled.add_rects(out[1:2], rects, pixel_noise=False, generator=None)
+    expected = torch.zeros(10, 10)
+    expected[0:2, 0:2] += 0.5
+    expected[8:10, 6:10] += 0.25
+    assert torch.equal(out[1], expected)
+    assert out[0].abs().sum() == 0 and out[2].abs().sum() == 0
+
+
+def test_noisy_rectangles_draw_the_same_pixel_noise(monkeypatch):
+    rects = Rects(top=torch.tensor([[0, 4], [2, 0]]), left=torch.tensor([[1, 0], [3, 3]]),
+                  height=torch.tensor([[3, 6], [2, 10]]), width=torch.tensor([[7, 2], [5, 1]]),
+                  value=torch.tensor([[0.5, 0.25], [0.75, 0.3]]),
+                  valid=torch.tensor([[True, True], [True, False]]))
+
+    def draw():
+        g = gen(13)
+        out = render_rects(rects, 10, 10, pixel_noise=True, generator=g)
+        return out, torch.rand(3, generator=g)
+
+    assert_identical(*both_paths(monkeypatch, draw))
+
+
+def test_only_cpu_float_tensors_take_the_compiled_path(monkeypatch):
+    monkeypatch.setenv("DATA_GEN_COMPILED", "1")
+    assert compiled.usable(torch.zeros(2, 4, 4))
+    assert compiled.usable(torch.zeros(2, 4, 4, dtype=torch.float64))
+    assert not compiled.usable(torch.zeros(2, 4, 4, dtype=torch.bfloat16))
+    assert not compiled.usable(torch.zeros(2, 4, 4).transpose(1, 2))
+    monkeypatch.setenv("DATA_GEN_COMPILED", "0")
+    assert not compiled.usable(torch.zeros(2, 4, 4))
+
+
+def test_bfloat16_images_keep_the_torch_path(monkeypatch):
+    reference, result = both_paths(
+        monkeypatch, lambda: generate_images(16, 32, generator=gen(14), dtype=torch.bfloat16))
+    assert_identical(reference, result)
+    assert result[0].dtype == torch.bfloat16 and result[1].sum() > 0
+
+
+def test_compiled_discs_refuse_subpixel_centres():
+    cells = Cells(centre_y=torch.tensor([[3.5]]), centre_x=torch.tensor([[3.0]]),
+                  radius=torch.tensor([[2]]), amplitude=torch.tensor([[1.0]]),
+                  valid=torch.tensor([[True]]))
+    with pytest.raises(ValueError, match="integer centres"):
+        compiled.add_discs(torch.zeros(1, 8, 8), cells)
