@@ -152,3 +152,66 @@ def _add_positive_scaled(flat, at, values, start, n, v):
         x = values[start + j]
         if x > 0:
             flat[at + j] += x * v
+
+
+# ---------------------------------------------------------------- sampling arithmetic
+# The samplers (data_gen.sampling) draw their random numbers with torch; these kernels do the
+# arithmetic that turns the draws into object parameters, with the same float and integer
+# operations as the torch code (float32 products stay float32: each operand is cast through a
+# one-element array of the draw's dtype, as torch casts a scalar or an int64 tensor).
+
+
+@_jit
+def slots(counts):
+    """K = the largest count, and the (n, K) mask of slots in use."""
+    k = 0
+    for c in counts:
+        k = max(k, c)
+    valid = np.zeros((counts.shape[0], k), np.bool_)
+    for b in range(counts.shape[0]):
+        for j in range(counts[b]):
+            valid[b, j] = True
+    return valid
+
+
+@_jit
+def between(lo, hi, u):
+    """Uniform integers in [lo, hi] from uniforms u: lo + min(int(u * span), span - 1), span =
+    hi - lo + 1, u * span in u's float type (as data_gen.sampling._randint_between)."""
+    out = np.empty(lo.shape, np.int64)
+    cast = np.empty(1, u.dtype)
+    flat_lo, flat_hi, flat_u, flat_out = lo.ravel(), hi.ravel(), u.ravel(), out.reshape(-1)
+    for i in range(flat_out.shape[0]):
+        span = flat_hi[i] - flat_lo[i] + 1
+        cast[0] = span
+        flat_out[i] = flat_lo[i] + min(np.int64(flat_u[i] * cast[0]), span - 1)
+    return out
+
+
+@_jit
+def uniform(lo, hi, u):
+    """lo + (hi - lo) * u, in u's float type (as data_gen.sampling._uniform), in place."""
+    cast = np.empty(2, u.dtype)
+    cast[0] = hi - lo
+    cast[1] = lo
+    flat = u.reshape(-1)
+    for i in range(flat.shape[0]):
+        flat[i] = cast[1] + cast[0] * flat[i]
+    return u
+
+
+@_jit
+def centres(r, size, u):
+    """Centres uniform in [r, size - r] (bounds swapped when that is empty), as sample_cells."""
+    return between(np.minimum(r, size - r), np.maximum(r, size - r), u)
+
+
+@_jit
+def place(h, w, height, width, u_top, u_left):
+    """Sides cut to the image, and top-left corners uniform so the rectangles fit (as
+    data_gen.sampling._place_rects); returns (top, left, h, w)."""
+    h = np.minimum(h, height)
+    w = np.minimum(w, width)
+    top = between(np.zeros_like(h), height - h, u_top)
+    left = between(np.zeros_like(w), width - w, u_left)
+    return top, left, h, w

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from data_gen.sampling import Cells, Rects
+if TYPE_CHECKING:
+    from data_gen.sampling import Cells, Rects
 
 __all__ = ["available", "usable", "add_discs", "add_rects", "clutter_copy"]
 
@@ -62,6 +64,18 @@ def usable(out: Tensor) -> bool:
     """Whether rendering into ``out`` can take the compiled path."""
     return (out.device.type == "cpu" and out.dtype in _NUMPY and out.is_contiguous()
             and available())
+
+
+def handles(t: Tensor) -> bool:
+    """Whether the samplers' arithmetic on ``t`` (a draw or an integer tensor) can run in the
+    kernels: a contiguous CPU tensor of int64, bool, float32 or float64."""
+    return (t.device.type == "cpu" and t.is_contiguous()
+            and (t.dtype in _NUMPY or t.dtype in (torch.int64, torch.bool)) and available())
+
+
+def kernels():
+    """The kernels module (data_gen._kernels); call only after ``usable`` or ``handles``."""
+    return _kernels()
 
 
 def _np(t: Tensor) -> np.ndarray:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from data_gen import compiled
 from data_gen.checks import resolve_device
 from data_gen.settings import GeneratorSettings
 
@@ -77,13 +78,20 @@ def _poisson_counts(n: int, mean: float, generator, device) -> Tensor:
 
 def _slots(counts: Tensor) -> tuple[int, Tensor]:
     """K = the largest count, and the (n, K) mask of slots in use."""
+    if compiled.handles(counts):
+        valid = torch.from_numpy(compiled.kernels().slots(counts.numpy()))
+        return valid.shape[1], valid
     k = int(counts.max()) if counts.numel() else 0
     valid = torch.arange(k, device=counts.device) < counts[:, None]
     return k, valid
 
 
 def _uniform(lo: float, hi: float, shape, generator, device, dtype) -> Tensor:
-    return lo + (hi - lo) * torch.rand(shape, generator=generator, device=device, dtype=dtype)
+    u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
+    if compiled.handles(u):  # the same arithmetic, in place, without two more passes
+        compiled.kernels().uniform(lo, hi, u.numpy())
+        return u
+    return lo + (hi - lo) * u
 
 
 def _randint(lo: int, hi: int, shape, generator, device) -> Tensor:
@@ -91,12 +99,22 @@ def _randint(lo: int, hi: int, shape, generator, device) -> Tensor:
     return torch.randint(lo, hi + 1, shape, generator=generator, device=device)
 
 
-def _randint_between(lo: Tensor, hi: Tensor, generator) -> Tensor:
-    """Uniform integers in [lo, hi] with per-element bounds (int64 tensors, lo <= hi)."""
-    u = torch.rand(lo.shape, generator=generator, device=lo.device)
+def _between(lo: Tensor, hi: Tensor, u: Tensor) -> Tensor:
+    """Uniform integers in [lo, hi] (int64 tensors, lo <= hi) from uniforms ``u`` in [0, 1)."""
+    if compiled.handles(u):
+        return torch.from_numpy(compiled.kernels().between(lo.numpy(), hi.numpy(), u.numpy()))
     span = hi - lo + 1
     # u * span can round up to span in float32; the clamp keeps the draw in range
     return lo + torch.minimum((u * span).long(), span - 1)
+
+
+def _centres(r: Tensor, size: int, generator) -> Tensor:
+    """Centres uniform in [r, size - r], which keeps a disc inside; when that range is empty
+    (tiny image) the bounds swap."""
+    u = torch.rand(r.shape, generator=generator, device=r.device)
+    if compiled.handles(u):
+        return torch.from_numpy(compiled.kernels().centres(r.numpy(), size, u.numpy()))
+    return _between(torch.minimum(r, size - r), torch.maximum(r, size - r), u)
 
 
 def sample_cells(
@@ -119,22 +137,24 @@ def sample_cells(
     counts = _poisson_counts(n, rate * height * width, generator, device)
     k, valid = _slots(counts)
     r = _randint(radius[0], radius[1], (n, k), generator, device)
-    centres = []
-    for size in (height, width):
-        # [r, size - r] keeps the disc inside; when it is empty (tiny image) the bounds swap
-        lo = torch.minimum(r, size - r)
-        hi = torch.maximum(r, size - r)
-        centres.append(_randint_between(lo, hi, generator))
+    centre_y = _centres(r, height, generator)
+    centre_x = _centres(r, width, generator)
     amp = _uniform(amplitude[0], amplitude[1], (n, k), generator, device, dtype)
-    return Cells(centre_y=centres[0], centre_x=centres[1], radius=r, amplitude=amp, valid=valid)
+    return Cells(centre_y=centre_y, centre_x=centre_x, radius=r, amplitude=amp, valid=valid)
 
 
 def _place_rects(height, width, h, w, value, valid, generator) -> Rects:
     # a side longer than the image is cut to the image, then the top-left is uniform so it fits
-    h = h.clamp(max=height)
-    w = w.clamp(max=width)
-    top = _randint_between(torch.zeros_like(h), height - h, generator)
-    left = _randint_between(torch.zeros_like(w), width - w, generator)
+    u_top = torch.rand(h.shape, generator=generator, device=h.device)
+    u_left = torch.rand(h.shape, generator=generator, device=h.device)
+    if compiled.handles(u_top):
+        top, left, h, w = map(torch.from_numpy, compiled.kernels().place(
+            h.numpy(), w.numpy(), height, width, u_top.numpy(), u_left.numpy()))
+    else:
+        h = h.clamp(max=height)
+        w = w.clamp(max=width)
+        top = _between(torch.zeros_like(h), height - h, u_top)
+        left = _between(torch.zeros_like(w), width - w, u_left)
     return Rects(top=top, left=left, height=h, width=w, value=value, valid=valid)
 
 
