@@ -1,7 +1,20 @@
 """The numba kernels of data_gen.compiled (imported only from there, only when it is used).
 
-All loops clip to the output, so no argument makes a kernel write outside it (bounds checks
-are off for speed).
+Objects come as tuples of arrays, as data_gen.compiled builds them:
+
+* cells: (centre_y, centre_x, radius, amplitude, valid, stamps, starts, spans, rmax); the
+  (B, K) tensors of ``Cells``, then the course stamps of radii 1..rmax end to end (stamp r
+  from starts[r], (2r - 1)**2 values) and spans[r, i], the columns [lo, hi) of row i of stamp r
+  inside the disc;
+* rectangles: (top, left, height, width, value, valid, key, rank, longest, noise, offsets); the
+  (B, K) tensors of ``Rects``, each rectangle's shape group and its rank in the group
+  (``groups``), each group's largest sides, and for noisy rectangles the standard normals of
+  each group's (size, P, Q) patches end to end, group g from offsets[g].
+
+Images are drawn one at a time, ``first`` to ``stop - 1`` (so threads can share a batch), and
+every loop clips to the image, so no argument makes a kernel write outside its output (bounds
+checks are off for speed). Indices are unsigned where it matters: numba then skips the
+negative-index test on every access, which halves the discs' time.
 """
 
 import numba
@@ -12,41 +25,117 @@ _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
 
 
 @_jit
-def discs(out, cy, cx, radius, amp, valid, stamps, starts, spans, rmax, overwrite):
-    """Add discs into ``out`` (B, H, W), image by image in (radius, slot) order; with
-    ``overwrite``, each image is set to 0 first (so ``out`` may start uninitialised, and the
-    zeros are written while the image is in cache). stamps: the (2r - 1)**2 stamps of radii
-    1..rmax end to end, stamp r from starts[r]; spans[r, i]: the columns [lo, hi) of row i of
-    stamp r inside the disc."""
+def still(clean, out, cells, filled, noisy, draw_cells, copy_filled, add_noisy, first, stop):
+    """The generator's stages for images first..stop - 1 of ``clean`` and ``out`` (B, H, W),
+    each image while it is in cache: ``draw_cells``: clean = 0 + cells; ``copy_filled``: out =
+    clean + filled rectangles; ``add_noisy``: out += noisy rectangles."""
+    batch, height, width = out.shape
+    pixels = height * width
+    source, flat = clean.reshape(-1), out.reshape(-1)
+    for b in range(max(first, 0), min(stop, batch)):
+        at = uint64(b * pixels)
+        if draw_cells:
+            for j in range(uint64(pixels)):
+                source[at + j] = 0
+            _discs_into(source, b, height, width, cells)
+        if copy_filled:
+            for j in range(uint64(pixels)):
+                flat[at + j] = source[at + j]
+            _rects_into(flat, b, height, width, filled, False)
+        if add_noisy:
+            _rects_into(flat, b, height, width, noisy, True)
+
+
+@_jit
+def discs(out, cells, first, stop):
+    """Add cells into images first..stop - 1 of ``out`` (B, H, W)."""
     batch, height, width = out.shape
     flat = out.reshape(-1)
-    pixels = height * width
-    for b in range(batch):
-        if overwrite:
-            _fill(flat, b * pixels, pixels, 0)
-        for r in range(1, rmax + 1):
-            p = 2 * r - 1
-            for k in range(valid.shape[1]):
-                if not valid[b, k] or radius[b, k] != r:
-                    continue
-                a = amp[b, k]
-                y0 = cy[b, k] - (r - 1)
-                x0 = cx[b, k] - (r - 1)
-                for i in range(max(0, -y0), min(p, height - y0)):
-                    lo = max(spans[r, i, 0], -x0)
-                    hi = min(spans[r, i, 1], width - x0)
-                    if hi > lo:
-                        _add_scaled(flat, (b * height + y0 + i) * width + x0 + lo, stamps,
-                                    starts[r] + i * p + lo, hi - lo, a)
+    for b in range(max(first, 0), min(stop, batch)):
+        _discs_into(flat, b, height, width, cells)
+
+
+@_jit
+def rects(out, rects, pixel_noise, first, stop):
+    """Add rectangles into images first..stop - 1 of ``out`` (B, H, W)."""
+    batch, height, width = out.shape
+    flat = out.reshape(-1)
+    for b in range(max(first, 0), min(stop, batch)):
+        _rects_into(flat, b, height, width, rects, pixel_noise)
+
+
+@_jit
+def _discs_into(flat, b, height, width, cells):
+    """Add the cells of image b into ``flat`` (the batch, flattened) in (radius, slot) order,
+    each pixel amplitude * stamp, as the torch path adds them."""
+    cy, cx, radius, amp, valid, stamps, starts, spans, rmax = cells
+    for r in range(1, rmax + 1):
+        p = 2 * r - 1
+        for k in range(valid.shape[1]):
+            if not valid[b, k] or radius[b, k] != r:
+                continue
+            a = amp[b, k]
+            y0 = cy[b, k] - (r - 1)
+            x0 = cx[b, k] - (r - 1)
+            for i in range(max(0, -y0), min(p, height - y0)):
+                lo = max(spans[r, i, 0], -x0)
+                hi = min(spans[r, i, 1], width - x0)
+                if hi > lo:
+                    _add_scaled(flat, (b * height + y0 + i) * width + x0 + lo, stamps,
+                                starts[r] + i * p + lo, hi - lo, a)
+
+
+@_jit
+def _rects_into(flat, b, height, width, rects, pixel_noise):
+    """Add the rectangles of image b into ``flat`` (the batch, flattened) in (group, slot)
+    order, as the torch path adds them: each pixel ``value``, or ``max(0, n) * value`` with n
+    from ``noise``, rectangle ``rank`` of group g owning the (P, Q) block from offsets[g] +
+    rank * P * Q, (P, Q) = longest[g]."""
+    top, left, h, w, value, valid, key, rank, longest, noise, offsets = rects
+    for g in range(4):
+        q = longest[g, 1]
+        for k in range(valid.shape[1]):
+            if not valid[b, k] or key[b, k] != g:
+                continue
+            v = value[b, k]
+            y0, x0 = top[b, k], left[b, k]
+            lo = max(0, -x0)
+            hi = min(w[b, k], width - x0)
+            if hi <= lo:
+                continue
+            base = offsets[g] + rank[b, k] * longest[g, 0] * q
+            for i in range(max(0, -y0), min(h[b, k], height - y0)):
+                at = (b * height + y0 + i) * width + x0 + lo
+                if pixel_noise:
+                    _add_positive_scaled(flat, at, noise, base + i * q + lo, hi - lo, v)
+                else:
+                    _add_constant(flat, at, hi - lo, v)
 
 
 @_jit
 def _add_scaled(flat, at, values, start, n, a):
-    """flat[at:at + n] += a * values[start:start + n] (unsigned indices: numba then skips the
-    negative-index test on every access, which halves the discs' time)."""
+    """flat[at:at + n] += a * values[start:start + n]."""
     at, start = uint64(at), uint64(start)
     for j in range(uint64(n)):
         flat[at + j] += a * values[start + j]
+
+
+@_jit
+def _add_constant(flat, at, n, v):
+    """flat[at:at + n] += v."""
+    at = uint64(at)
+    for j in range(uint64(n)):
+        flat[at + j] += v
+
+
+@_jit
+def _add_positive_scaled(flat, at, values, start, n, v):
+    """flat[at + j] += max(0, values[start + j]) * v; adding 0 changes nothing, so skipped."""
+    at, start = uint64(at), uint64(start)
+    for j in range(uint64(n)):
+        x = values[start + j]
+        if x > 0:
+            flat[at + j] += x * v
 
 
 @_jit
@@ -75,83 +164,6 @@ def groups(h, w, valid):
                 longest[g, 0] = max(longest[g, 0], h[b, k])
                 longest[g, 1] = max(longest[g, 1], w[b, k])
     return key, rank, sizes, longest
-
-@_jit
-def rects(out, top, left, h, w, value, valid, key, rank, longest, noise, offsets, pixel_noise):
-    """Add rectangles into ``out`` (B, H, W), image by image (see ``_rects_into``)."""
-    batch = out.shape[0]
-    flat = out.reshape(-1)
-    for b in range(batch):
-        _rects_into(flat, b, out.shape[1], out.shape[2], top, left, h, w, value, valid, key,
-                    rank, longest, noise, offsets, pixel_noise)
-
-
-@_jit
-def clutter(out, clean, f_top, f_left, f_h, f_w, f_value, f_valid, f_key, f_rank, f_longest,
-            n_top, n_left, n_h, n_w, n_value, n_valid, n_key, n_rank, n_longest, noise,
-            offsets):
-    """out = clean + filled rectangles (f_) + noisy rectangles (n_), image by image: each image
-    is copied, then its rectangles are added while it is in cache. out, clean: (B, H, W)."""
-    batch, height, width = out.shape
-    flat, source = out.reshape(-1), clean.reshape(-1)
-    pixels = height * width
-    for b in range(batch):
-        at = uint64(b * pixels)
-        for j in range(uint64(pixels)):
-            flat[at + j] = source[at + j]
-        _rects_into(flat, b, height, width, f_top, f_left, f_h, f_w, f_value, f_valid, f_key,
-                    f_rank, f_longest, noise, offsets, False)
-        _rects_into(flat, b, height, width, n_top, n_left, n_h, n_w, n_value, n_valid, n_key,
-                    n_rank, n_longest, noise, offsets, True)
-
-
-@_jit
-def _rects_into(flat, b, height, width, top, left, h, w, value, valid, key, rank, longest,
-                noise, offsets, pixel_noise):
-    """Add the rectangles of image b into ``flat`` (the batch, flattened) in (group, slot)
-    order (``groups`` gives key and rank): each pixel ``value``, or ``max(0, n) * value`` with
-    n from ``noise``, rectangle ``rank`` of group g owning the (P, Q) block from offsets[g] +
-    rank * P * Q, (P, Q) = longest[g]."""
-    for g in range(4):
-        q = longest[g, 1]
-        for k in range(valid.shape[1]):
-            if not valid[b, k] or key[b, k] != g:
-                continue
-            v = value[b, k]
-            y0, x0 = top[b, k], left[b, k]
-            lo = max(0, -x0)
-            hi = min(w[b, k], width - x0)
-            if hi <= lo:
-                continue
-            base = offsets[g] + rank[b, k] * longest[g, 0] * q
-            for i in range(max(0, -y0), min(h[b, k], height - y0)):
-                at = (b * height + y0 + i) * width + x0 + lo
-                if pixel_noise:
-                    _add_positive_scaled(flat, at, noise, base + i * q + lo, hi - lo, v)
-                else:
-                    _fill(flat, at, hi - lo, v, add=True)
-
-
-@_jit
-def _fill(flat, at, n, v, add=False):
-    """flat[at:at + n] = v, or += v with ``add``."""
-    at = uint64(at)
-    if add:
-        for j in range(uint64(n)):
-            flat[at + j] += v
-    else:
-        for j in range(uint64(n)):
-            flat[at + j] = v
-
-
-@_jit
-def _add_positive_scaled(flat, at, values, start, n, v):
-    """flat[at + j] += max(0, values[start + j]) * v; adding 0 changes nothing, so skipped."""
-    at, start = uint64(at), uint64(start)
-    for j in range(uint64(n)):
-        x = values[start + j]
-        if x > 0:
-            flat[at + j] += x * v
 
 
 # ---------------------------------------------------------------- sampling arithmetic

@@ -27,6 +27,7 @@ file, when that folder is writable); importing this module does not import numba
 from __future__ import annotations
 
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,8 @@ from torch import Tensor
 if TYPE_CHECKING:
     from data_gen.sampling import Cells, Rects
 
-__all__ = ["available", "usable", "add_discs", "add_rects", "clutter_copy"]
+__all__ = ["available", "usable", "handles", "kernels", "add_discs", "add_rects", "draw_stills",
+           "clutter_copy"]
 
 _NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
 
@@ -78,6 +80,48 @@ def kernels():
     return _kernels()
 
 
+def _workers() -> tuple[ThreadPoolExecutor | None, int]:
+    """Threads beside the caller's for the kernels, and how many: torch's thread count less
+    one (none at one thread). Made anew after a fork or a change of torch's thread count."""
+    global _POOL
+    wanted = torch.get_num_threads() - 1
+    if wanted < 1:
+        return None, 0
+    if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] != wanted:
+        _POOL = (os.getpid(), wanted, ThreadPoolExecutor(wanted, thread_name_prefix="data_gen"))
+    return _POOL[2], wanted
+
+
+_POOL: tuple | None = None
+
+
+def _ranges(batch: int, parts: int) -> list[tuple[int, int]]:
+    """Up to ``parts`` runs of consecutive images covering 0..batch - 1."""
+    edges = np.linspace(0, batch, parts + 1).round().astype(int).tolist()
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def _start(kernel, args: tuple, batch: int, *, here: bool = True) -> list[Future]:
+    """kernel(*args, first, stop) over images 0..batch - 1, split between the worker threads
+    and (``here``) this one, which runs its share before returning; returns the workers'
+    futures for ``_wait``. The kernels release the GIL, so the threads run at once."""
+    pool, workers = _workers()
+    if pool is None:
+        kernel(*args, 0, batch)
+        return []
+    ranges = _ranges(batch, workers + here)
+    mine = ranges.pop() if here else None
+    futures = [pool.submit(kernel, *args, first, stop) for first, stop in ranges]
+    if mine is not None:
+        kernel(*args, *mine)
+    return futures
+
+
+def _wait(futures: list[Future]) -> None:
+    for future in futures:
+        future.result()  # re-raises a worker's error
+
+
 def _np(t: Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
@@ -103,61 +147,84 @@ def _stamp_table(rmax: int, dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray,
     return np.concatenate(parts), starts, spans
 
 
-def add_discs(out: Tensor, cells: Cells, *, overwrite: bool = False) -> None:
-    """Add discs with integer centres into ``out`` (B, H, W); with ``overwrite``, set each image
-    to 0 first (``out`` may then be uninitialised)."""
+def _cell_arrays(cells: Cells, dtype: torch.dtype) -> tuple:
+    """The kernels' tuple for ``cells`` (see data_gen._kernels)."""
     if cells.centre_y.is_floating_point() or cells.centre_x.is_floating_point():
         raise ValueError("the compiled renderer draws discs with integer centres only")
-    valid = cells.valid
-    if not bool(valid.any()):
-        if overwrite:
-            out.zero_()
-        return
-    rmax = int(cells.radius[valid].max())
-    if int(cells.radius[valid].min()) < 1:
+    valid, radius = _np(cells.valid), _np(cells.radius)
+    radii = radius[valid]
+    rmax = int(radii.max()) if radii.size else 1
+    if radii.size and int(radii.min()) < 1:
         raise ValueError("cell radius must be at least 1")
-    stamps, starts, spans = _stamp_table(rmax, out.dtype)
-    _kernels().discs(out.numpy(), _np(cells.centre_y), _np(cells.centre_x), _np(cells.radius),
-                     _np(cells.amplitude.to(out.dtype)), _np(valid), stamps, starts, spans, rmax,
-                     overwrite)
+    return (_np(cells.centre_y), _np(cells.centre_x), radius, _np(cells.amplitude.to(dtype)),
+            valid, *_stamp_table(rmax, dtype), rmax)
 
 
-def _rect_arrays(rects: Rects, dtype: torch.dtype) -> tuple:
-    """The kernels' view of ``rects``: (top, left, h, w, value, valid, key, rank, longest) and
-    each group's size, see the ``groups`` kernel."""
+def _rect_arrays(rects: Rects, dtype: torch.dtype, generator=None, *,
+                 pixel_noise: bool = False) -> tuple:
+    """The kernels' tuple for ``rects`` (see data_gen._kernels); with ``pixel_noise``, draws the
+    standard normals of each group's (size, P, Q) patches from ``generator`` now, group by
+    group, as the torch path draws them (``torch.randn((size, P, Q))`` per non-empty group)."""
     h, w, valid = _np(rects.height), _np(rects.width), _np(rects.valid)
     key, rank, sizes, longest = _kernels().groups(h, w, valid)
-    arrays = (_np(rects.top), _np(rects.left), h, w, _np(rects.value.to(dtype)), valid, key,
-              rank, longest)
-    return arrays, sizes
-
-
-def _pixel_noise(sizes: np.ndarray, longest: np.ndarray, generator,
-                 dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Standard normals for each group's (size, P, Q) patches, drawn group by group as the torch
-    path draws them (``torch.randn((size, P, Q))`` per non-empty group) into one buffer;
-    returns it and where each group's block starts."""
     counts = [int(size) * int(p) * int(q) for size, (p, q) in zip(sizes, longest)]
     offsets = np.zeros(4, np.int64)
     offsets[1:] = np.cumsum(counts)[:-1]
-    buffer = torch.empty(sum(counts), dtype=dtype)
-    for start, count in zip(offsets.tolist(), counts):
-        if count:
-            buffer[start:start + count].normal_(generator=generator)
-    return buffer.numpy(), offsets
+    noise = torch.empty(sum(counts) if pixel_noise else 0, dtype=dtype)
+    if pixel_noise:
+        for start, count in zip(offsets.tolist(), counts):
+            if count:
+                noise[start:start + count].normal_(generator=generator)
+    return (_np(rects.top), _np(rects.left), h, w, _np(rects.value.to(dtype)), valid, key,
+            rank, longest, noise.numpy(), offsets)
+
+
+def add_discs(out: Tensor, cells: Cells) -> None:
+    """Add cells with integer centres into ``out`` (B, H, W)."""
+    if bool(cells.valid.any()):
+        _wait(_start(_kernels().discs, (out.numpy(), _cell_arrays(cells, out.dtype)),
+                     out.shape[0]))
 
 
 def add_rects(out: Tensor, rects: Rects, *, pixel_noise: bool, generator) -> None:
     """Add rectangles into ``out`` (B, H, W); noisy ones (``pixel_noise``) draw their pixel noise
     from ``generator`` as the torch path does."""
-    if not bool(rects.valid.any()):
-        return
-    arrays, sizes = _rect_arrays(rects, out.dtype)
-    if pixel_noise:
-        noise, offsets = _pixel_noise(sizes, arrays[-1], generator, out.dtype)
-    else:
-        noise, offsets = np.zeros(0, _NUMPY[out.dtype]), np.zeros(4, np.int64)
-    _kernels().rects(out.numpy(), *arrays, noise, offsets, bool(pixel_noise))
+    if bool(rects.valid.any()):
+        arrays = _rect_arrays(rects, out.dtype, generator, pixel_noise=pixel_noise)
+        _wait(_start(_kernels().rects, (out.numpy(), arrays, bool(pixel_noise)), out.shape[0]))
+
+
+def draw_stills(clean: Tensor, outs: list[Tensor], *, cells, filled, noisy, sensor_noise,
+                generator) -> None:
+    """The generator's chunk: clean = fresh cells; each of ``outs`` = clean + fresh filled and
+    noisy rectangles, then ``sensor_noise(out)``; all (B, H, W), overwritten.
+
+    cells, filled, noisy: callables drawing the objects of the chunk (``Scene.cells`` ...),
+    called in the torch path's order (cells; then for each out: filled, noisy and its pixel
+    noise, sensor noise), so the random stream and the images are the torch path's. One
+    thread draws everything, then renders each image in one pass. With more threads, workers
+    draw the cells and copy and add the filled rectangles while this thread draws the noisy
+    rectangles and their pixel noise; then all add the noisy rectangles.
+    """
+    dtype, batch = clean.dtype, clean.shape[0]
+    kernel = _kernels().still
+    cell_arrays = _cell_arrays(cells(), dtype)
+    for i, out in enumerate(outs):
+        first = i == 0
+        filled_arrays = _rect_arrays(filled(), dtype)
+        if _workers()[0] is None:
+            noisy_arrays = _rect_arrays(noisy(), dtype, generator, pixel_noise=True)
+            kernel(clean.numpy(), out.numpy(), cell_arrays, filled_arrays, noisy_arrays, first,
+                   True, True, 0, batch)
+        else:
+            args = (clean.numpy(), out.numpy(), cell_arrays, filled_arrays, filled_arrays,
+                    first, True, False)
+            started = _start(kernel, args, batch, here=False)
+            noisy_arrays = _rect_arrays(noisy(), dtype, generator, pixel_noise=True)
+            _wait(started)
+            _wait(_start(kernel, (clean.numpy(), out.numpy(), cell_arrays, filled_arrays,
+                                  noisy_arrays, False, False, True), batch))
+        sensor_noise(out)
 
 
 def clutter_copy(out: Tensor, clean: Tensor, filled: Rects, noisy: Rects, generator) -> None:
@@ -165,8 +232,10 @@ def clutter_copy(out: Tensor, clean: Tensor, filled: Rects, noisy: Rects, genera
     all (B, H, W): the same as copying and then adding each set, in one pass over the images."""
     if clean.shape != out.shape or clean.dtype != out.dtype or not clean.is_contiguous():
         raise ValueError("clean must be a contiguous tensor of out's shape and dtype")
-    filled_arrays, _ = _rect_arrays(filled, out.dtype)
-    noisy_arrays, sizes = _rect_arrays(noisy, out.dtype)
-    noise, offsets = _pixel_noise(sizes, noisy_arrays[-1], generator, out.dtype)
-    _kernels().clutter(out.numpy(), clean.numpy(), *filled_arrays, *noisy_arrays, noise,
-                       offsets)
+    filled_arrays = _rect_arrays(filled, out.dtype)
+    noisy_arrays = _rect_arrays(noisy, out.dtype, generator, pixel_noise=True)
+    none = np.zeros((out.shape[0], 0), np.int64)  # no cells: that stage is off
+    no_cells = (none, none, none, none.astype(_NUMPY[out.dtype]), none.astype(bool),
+                *_stamp_table(1, out.dtype), 1)
+    _wait(_start(_kernels().still, (clean.numpy(), out.numpy(), no_cells, filled_arrays,
+                                    noisy_arrays, False, True, True), out.shape[0]))

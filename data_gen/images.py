@@ -143,15 +143,6 @@ class Scene:
             x.copy_(add_sensor_noise(x, gaussian_sigma=s.gaussian_sigma, photons=s.photons,
                                      generator=generator))
 
-    def draw_clean(self, out: Tensor, generator) -> None:
-        """Overwrite ``out`` (B, H, W; its contents are not read) with fresh cells."""
-        cells = self.cells(out.shape[0], generator)
-        if compiled.usable(out):  # zeroes and draws each image while it is in cache
-            compiled.add_discs(out, cells, overwrite=True)
-        else:
-            out.zero_()
-            render_cells(cells, self.height, self.width, out=out)
-
     def noisy_copy(self, clean: Tensor, out: Tensor, generator) -> None:
         """out = clean + fresh clutter (+ sensor noise); all (B, H, W), written in place.
 
@@ -185,7 +176,17 @@ def _draw_stills(n, size, copies: int, settings: GeneratorSettings, *, generator
     clean = scene.empty(n)
     noisy = [scene.empty(n) for _ in range(copies)]
     for part in _chunks(n, scene.device):
-        scene.draw_clean(clean[part], generator)
+        m = part.stop - part.start
+        if compiled.usable(clean):
+            compiled.draw_stills(
+                clean[part], [copy[part] for copy in noisy], generator=generator,
+                cells=lambda: scene.cells(m, generator),
+                filled=lambda: scene.filled(m, generator),
+                noisy=lambda: scene.noisy(m, generator),
+                sensor_noise=lambda x: scene.add_sensor_noise(x, generator))
+            continue
+        clean[part].zero_()
+        render_cells(scene.cells(m, generator), scene.height, scene.width, out=clean[part])
         for copy in noisy:
             scene.noisy_copy(clean[part], copy[part], generator)
     return [copy.unsqueeze(1) for copy in noisy], clean.unsqueeze(1)

@@ -55,8 +55,19 @@ CASES = {
 }
 
 
+@pytest.fixture
+def threads():
+    """Sets torch's thread count for a test (the compiled path splits its work between that
+    many threads) and restores it after."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("count", [1, 2])
 @pytest.mark.parametrize("case", list(CASES))
-def test_generators_give_the_same_images_on_both_paths(monkeypatch, case):
+def test_generators_give_the_same_images_on_both_paths(monkeypatch, threads, case, count):
+    threads(count)
     reference, result = both_paths(monkeypatch, CASES[case])
     assert_identical(reference, result)
 
