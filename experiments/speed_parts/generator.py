@@ -17,8 +17,9 @@ torch threads:
 Each measurement runs in PROCESSES (3) fresh processes one after another and the figures are the
 median across them, with the lowest and highest speed-up beside it: on the shared 2-core VMs the
 generator's rate differs between processes with nothing else running (docs/SPEED.md of
-2026-12-03, 1 thread, kept malloc: 32,000 to 45,000 images/s across its three processes; each
-process steady over its own calls), while the per-image loop moves less.
+2026-12-03 11:29, the torch renderer at 1 thread, kept malloc: 32,000 to 45,000 images/s
+across its three processes; each process steady over its own calls), while the per-image loop
+moves less.
 
 Each is measured as the ``denoise-vit`` commands run it (where the tree has
 ``denoise_vit.memory.keep_freed_memory``, the commands' malloc settings, applied in the worker)
