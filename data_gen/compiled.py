@@ -38,7 +38,7 @@ from torch import Tensor
 if TYPE_CHECKING:
     from data_gen.sampling import Cells, Rects
 
-__all__ = ["available", "usable", "handles", "kernels", "add_discs", "add_rects", "draw_stills",
+__all__ = ["available", "warm_up", "usable", "handles", "kernels", "add_discs", "add_rects", "draw_stills",
            "clutter_copy"]
 
 _NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
@@ -60,6 +60,22 @@ def available() -> bool:
     if os.environ.get("DATA_GEN_COMPILED", "1").strip() in ("0", "false", "no", "off"):
         return False
     return _kernels() is not None
+
+
+def warm_up() -> None:
+    """Compile the kernels a float32 CPU stream uses, or load them from numba's disk cache
+    (about 5 s the first time on a 2-core CPU, 0.5 s after), by drawing a few tiny images and
+    clips. Training streams call it when they are made, so that a training clock started after
+    does not count it."""
+    if not available():
+        return
+    from data_gen.images import generate_images
+    from data_gen.video import generate_videos
+
+    clutter = dict(filled_rate=0.01, noisy_rate=0.01)  # rectangles in every tiny image
+    generator = torch.Generator().manual_seed(0)
+    generate_images(2, 32, generator=generator, **clutter)
+    generate_videos(1, 2, 32, generator=generator, **clutter)
 
 
 def usable(out: Tensor) -> bool:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from data_gen import compiled
 from data_gen.checks import check_count
 from data_gen.images import generate_images, generate_noise2noise
 from data_gen.settings import SETTING_NAMES, GeneratorSettings, unknown_key
@@ -112,6 +113,8 @@ class SyntheticStream:
         if "device" in generator_kwargs:
             raise TypeError("device is given once, as SyntheticStream(..., device=...)")
         _check_kwargs(self.kind, size, frames, generator_kwargs, self.device)
+        if self.device.type == "cpu":
+            compiled.warm_up()  # now, not inside the first training step and its clock
         self.generator_kwargs = dict(generator_kwargs)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(self.seed)
