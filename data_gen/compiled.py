@@ -1,10 +1,20 @@
-"""Compiled rendering on the CPU (numba), giving the same images as the torch path, bit for bit.
+"""The generator's compiled path on the CPU (numba): the same images as the torch path, bit for
+bit, about twice as fast.
 
-``render_cells`` and ``render_rects`` (data_gen.rendering) hand their work to the kernels here
-when numba is installed (``pip install "denoise-vit[fast]"``), the images live on the CPU in
-float32 or float64, and cells have integer centres (still images). Everything else (moving
-cells, other dtypes, GPUs) stays on the torch path. ``DATA_GEN_COMPILED=0`` in the environment
-turns the kernels off.
+Used when numba is installed (a dependency of the package; without it everything stays on the
+torch path), the images live on the CPU in float32 or float64 and cells have integer centres:
+
+* the samplers (data_gen.sampling) keep their torch draws and hand the arithmetic that turns
+  them into object parameters to kernels (``handles``);
+* ``draw_stills`` renders a chunk of generate_images / generate_noise2noise, each image in one
+  pass while it is in cache (zero, cells, copy, filled and noisy rectangles); with more than
+  one torch thread, worker threads draw the cells and filled rectangles while the caller draws
+  the noisy rectangles and their pixel noise;
+* ``render_cells``, ``render_rects`` and ``Scene.noisy_copy`` (videos) use ``add_discs``,
+  ``add_rects`` and ``clutter_copy``.
+
+Moving cells, bfloat16 and GPUs stay on the torch path; ``DATA_GEN_COMPILED=0`` in the
+environment turns the kernels off.
 
 Why: the torch path lists every pixel of every object (index and value arrays, then one
 ``scatter_add_``) after a dozen small ops to sort the objects; on a 2-core CPU that is most of a
@@ -18,10 +28,11 @@ pixel ``value`` (filled) or ``max(0, n) * value`` (noisy, n from the same normal
 per group in the same order and shapes). Adding 0, which the torch path does for the pixels of
 a patch outside its object, changes nothing, so the kernels skip those pixels. Objects are
 clipped to their image (the torch path assumes they fit), so a kernel never writes outside the
-output. tests/test_generator_compiled.py compares the two paths.
+output. tests/test_generator_compiled.py compares the two paths at 1 and 2 threads.
 
-Kernels are compiled on first use and cached on disk (numba's ``cache=True``, next to this
-file, when that folder is writable); importing this module does not import numba.
+Kernels are compiled on first use and cached on disk (numba's ``cache=True``, next to
+data_gen/_kernels.py when that folder is writable); importing this module does not import
+numba. Training streams call ``warm_up`` so that the compile is not counted in a time budget.
 """
 
 from __future__ import annotations
@@ -38,20 +49,20 @@ from torch import Tensor
 if TYPE_CHECKING:
     from data_gen.sampling import Cells, Rects
 
-__all__ = ["available", "warm_up", "usable", "handles", "kernels", "add_discs", "add_rects", "draw_stills",
-           "clutter_copy"]
+__all__ = ["available", "warm_up", "usable", "handles", "kernels", "add_discs", "add_rects",
+           "draw_stills", "clutter_copy"]
 
 _NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
 
 
 @lru_cache(maxsize=1)
-def _kernels():
-    """The compiled kernels (data_gen._kernels, which imports numba), or None without numba."""
+def kernels():
+    """The kernels module (data_gen._kernels, which imports numba), or None without numba."""
     try:
-        from data_gen import _kernels as kernels
+        from data_gen import _kernels
     except ImportError:
         return None
-    return kernels
+    return _kernels
 
 
 def available() -> bool:
@@ -59,7 +70,7 @@ def available() -> bool:
     0."""
     if os.environ.get("DATA_GEN_COMPILED", "1").strip() in ("0", "false", "no", "off"):
         return False
-    return _kernels() is not None
+    return kernels() is not None
 
 
 def warm_up() -> None:
@@ -91,11 +102,6 @@ def handles(t: Tensor) -> bool:
             and (t.dtype in _NUMPY or t.dtype in (torch.int64, torch.bool)) and available())
 
 
-def kernels():
-    """The kernels module (data_gen._kernels); call only after ``usable`` or ``handles``."""
-    return _kernels()
-
-
 def _workers() -> tuple[ThreadPoolExecutor | None, int]:
     """Threads beside the caller's for the kernels, and how many: torch's thread count less
     one (none at one thread). Made anew after a fork or a change of torch's thread count."""
@@ -104,6 +110,8 @@ def _workers() -> tuple[ThreadPoolExecutor | None, int]:
     if wanted < 1:
         return None, 0
     if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] != wanted:
+        if _POOL is not None and _POOL[0] == os.getpid():
+            _POOL[2].shutdown(wait=False)  # its threads end once idle
         _POOL = (os.getpid(), wanted, ThreadPoolExecutor(wanted, thread_name_prefix="data_gen"))
     return _POOL[2], wanted
 
@@ -182,7 +190,7 @@ def _rect_arrays(rects: Rects, dtype: torch.dtype, generator=None, *,
     standard normals of each group's (size, P, Q) patches from ``generator`` now, group by
     group, as the torch path draws them (``torch.randn((size, P, Q))`` per non-empty group)."""
     h, w, valid = _np(rects.height), _np(rects.width), _np(rects.valid)
-    key, rank, sizes, longest = _kernels().groups(h, w, valid)
+    key, rank, sizes, longest = kernels().groups(h, w, valid)
     counts = [int(size) * int(p) * int(q) for size, (p, q) in zip(sizes, longest)]
     offsets = np.zeros(4, np.int64)
     offsets[1:] = np.cumsum(counts)[:-1]
@@ -198,7 +206,7 @@ def _rect_arrays(rects: Rects, dtype: torch.dtype, generator=None, *,
 def add_discs(out: Tensor, cells: Cells) -> None:
     """Add cells with integer centres into ``out`` (B, H, W)."""
     if bool(cells.valid.any()):
-        _wait(_start(_kernels().discs, (out.numpy(), _cell_arrays(cells, out.dtype)),
+        _wait(_start(kernels().discs, (out.numpy(), _cell_arrays(cells, out.dtype)),
                      out.shape[0]))
 
 
@@ -207,7 +215,7 @@ def add_rects(out: Tensor, rects: Rects, *, pixel_noise: bool, generator) -> Non
     from ``generator`` as the torch path does."""
     if bool(rects.valid.any()):
         arrays = _rect_arrays(rects, out.dtype, generator, pixel_noise=pixel_noise)
-        _wait(_start(_kernels().rects, (out.numpy(), arrays, bool(pixel_noise)), out.shape[0]))
+        _wait(_start(kernels().rects, (out.numpy(), arrays, bool(pixel_noise)), out.shape[0]))
 
 
 def draw_stills(clean: Tensor, outs: list[Tensor], *, cells, filled, noisy, sensor_noise,
@@ -223,7 +231,7 @@ def draw_stills(clean: Tensor, outs: list[Tensor], *, cells, filled, noisy, sens
     rectangles and their pixel noise; then all add the noisy rectangles.
     """
     dtype, batch = clean.dtype, clean.shape[0]
-    kernel = _kernels().still
+    kernel = kernels().still
     cell_arrays = _cell_arrays(cells(), dtype)
     for i, out in enumerate(outs):
         first = i == 0
@@ -253,5 +261,5 @@ def clutter_copy(out: Tensor, clean: Tensor, filled: Rects, noisy: Rects, genera
     none = np.zeros((out.shape[0], 0), np.int64)  # no cells: that stage is off
     no_cells = (none, none, none, none.astype(_NUMPY[out.dtype]), none.astype(bool),
                 *_stamp_table(1, out.dtype), 1)
-    _wait(_start(_kernels().still, (clean.numpy(), out.numpy(), no_cells, filled_arrays,
+    _wait(_start(kernels().still, (clean.numpy(), out.numpy(), no_cells, filled_arrays,
                                     noisy_arrays, False, True, True), out.shape[0]))
