@@ -147,7 +147,11 @@ def _wait(futures: list[Future]) -> None:
 
 
 def _np(t: Tensor) -> np.ndarray:
-    return t.detach().contiguous().numpy()
+    """A numpy view of ``t`` (a copy only where it is not contiguous); each torch call this
+    skips saves a few microseconds, and a batch converts a few dozen tensors."""
+    if t.requires_grad:
+        t = t.detach()
+    return (t if t.is_contiguous() else t.contiguous()).numpy()
 
 
 @lru_cache(maxsize=32)
