@@ -149,3 +149,28 @@ def test_compiled_discs_refuse_subpixel_centres():
                   valid=torch.tensor([[True]]))
     with pytest.raises(ValueError, match="integer centres"):
         compiled.add_discs(torch.zeros(1, 8, 8), cells)
+
+
+def _checksum_in_child(queue):
+    torch.set_num_threads(2)
+    inp, target = generate_images(64, 32, generator=gen(15))
+    queue.put((inp.double().sum().item(), target.double().sum().item()))
+
+
+def test_a_forked_child_makes_its_own_worker_threads(threads):
+    """The worker pool's threads do not survive a fork; a child (a DataLoader worker, say)
+    must start its own instead of waiting on the parent's forever."""
+    import multiprocessing
+
+    threads(2)
+    expected = generate_images(64, 32, generator=gen(15))   # the parent's pool exists now
+    queue = multiprocessing.get_context("fork").Queue()
+    child = multiprocessing.get_context("fork").Process(target=_checksum_in_child,
+                                                         args=(queue,))
+    child.start()
+    child.join(timeout=30)
+    if child.exitcode is None:
+        child.kill()
+    assert child.exitcode == 0, "the child hung or failed"
+    sums = queue.get(timeout=5)
+    assert sums == (expected[0].double().sum().item(), expected[1].double().sum().item())
