@@ -38,6 +38,7 @@ numba. Training streams call ``warm_up`` so that the compile is not counted in a
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -198,13 +199,30 @@ def _rect_arrays(rects: Rects, dtype: torch.dtype, generator=None, *,
     counts = [int(size) * int(p) * int(q) for size, (p, q) in zip(sizes, longest)]
     offsets = np.zeros(4, np.int64)
     offsets[1:] = np.cumsum(counts)[:-1]
-    noise = torch.empty(sum(counts) if pixel_noise else 0, dtype=dtype)
+    noise = _scratch(sum(counts) if pixel_noise else 0, dtype)
     if pixel_noise:
         for start, count in zip(offsets.tolist(), counts):
             if count:
                 noise[start:start + count].normal_(generator=generator)
     return (_np(rects.top), _np(rects.left), h, w, _np(rects.value.to(dtype)), valid, key,
             rank, longest, noise.numpy(), offsets)
+
+
+def _scratch(size: int, dtype: torch.dtype) -> Tensor:
+    """A (size,) buffer for the pixel noise, kept per thread and reused by the next batch (the
+    kernels are done with it when their call returns). Its size changes with every batch's
+    rectangles; a fresh buffer each time left the heap a different shape from call to call,
+    and some processes then took about 40 new pages (page faults) per batch."""
+    buffers = _SCRATCH.__dict__.setdefault("buffers", {})
+    buffer = buffers.get(dtype)
+    if buffer is None or buffer.numel() < size:
+        buffer = torch.empty(max(size, 2 * (0 if buffer is None else buffer.numel())),
+                             dtype=dtype)
+        buffers[dtype] = buffer
+    return buffer[:size]
+
+
+_SCRATCH = threading.local()
 
 
 def add_discs(out: Tensor, cells: Cells) -> None:
