@@ -605,6 +605,23 @@ def seed_table(nets):
     return lines, mean
 
 
+def pair_lines(mean, changed, base):
+    """A network with one change (``changed``) against itself without (``base``) and both
+    against the U-Net's two runs (the same names with x_unet): the difference figure's bars
+    and the report's lines, for every pair both of whose networks ran."""
+    unet_changed, unet_base = (name.replace("x_vit_fast", "x_unet") for name in (changed, base))
+    deltas, lines = [], []
+    for a, b in ((changed, base), (unet_changed, unet_base), (changed, unet_changed),
+                 (changed, unet_base)):
+        if a not in mean or b not in mean:
+            continue
+        gaps = mean_gaps(mean, a, b)
+        deltas.append((f"{a}\nagainst {b}", gaps))
+        lines.append(f"- {a} against {b} (means of two seeds): "
+                     + ", ".join(f"{g:+.2f} dB at {axis}" for axis, g in gaps) + ".")
+    return deltas, lines
+
+
 def networks(run):
     return {m["name"]: m for m in run["methods"] if m.get("kind") == "network"}
 
@@ -625,17 +642,8 @@ def loss_section():
     lines += table
     lines += ["", "SSIM: the mean of the seeds. A dash: a point not every seed reached.", "",
               "### What it shows", ""]
-    deltas = []
-    for a, b in (("x_vit_fast_charb_lr1e-2", "x_vit_fast_lr1e-2"),
-                 ("x_unet_charb_lr1e-2", "x_unet_lr1e-2"),
-                 ("x_vit_fast_charb_lr1e-2", "x_unet_charb_lr1e-2"),
-                 ("x_vit_fast_charb_lr1e-2", "x_unet_lr1e-2")):
-        if a not in mean or b not in mean:
-            continue
-        gaps = mean_gaps(mean, a, b)
-        deltas.append((f"{a}\nagainst {b}", gaps))
-        lines.append(f"- {a} against {b} (means of two seeds): "
-                     + ", ".join(f"{g:+.2f} dB at {axis}" for axis, g in gaps) + ".")
+    deltas, found = pair_lines(mean, "x_vit_fast_charb_lr1e-2", "x_vit_fast_lr1e-2")
+    lines += found
     seed0 = [seeds_of(nets[n], "time", 240)[0] for n in ("x_vit_fast_charb_lr1e-2",
                                                            "x_vit_fast_lr1e-2")]
     lines += [f"- Seed 0 alone pointed the other way for vit_fast ({seed0[0] - seed0[1]:+.2f} dB "
@@ -668,17 +676,8 @@ def optimizer_section():
     lines += table
     lines += ["", "SSIM: the mean of the seeds. A dash: a point not every seed reached.", "",
               "### What it shows", ""]
-    deltas = []
-    for a, b in (("x_vit_fast_adamw_lr1e-2", "x_vit_fast_lr1e-2"),
-                 ("x_unet_adamw_lr1e-2", "x_unet_lr1e-2"),
-                 ("x_vit_fast_adamw_lr1e-2", "x_unet_adamw_lr1e-2"),
-                 ("x_vit_fast_adamw_lr1e-2", "x_unet_lr1e-2")):
-        if a not in mean or b not in mean:
-            continue
-        gaps = mean_gaps(mean, a, b)
-        deltas.append((f"{a}\nagainst {b}", gaps))
-        lines.append(f"- {a} against {b} (means of two seeds): "
-                     + ", ".join(f"{g:+.2f} dB at {axis}" for axis, g in gaps) + ".")
+    deltas, found = pair_lines(mean, "x_vit_fast_adamw_lr1e-2", "x_vit_fast_lr1e-2")
+    lines += found
     adam = "x_vit_fast_lr1e-2"
     before = networks(json.loads((DATA / "round11.json").read_text())).get(adam)
     if before is not None and adam in mean:
