@@ -178,7 +178,8 @@ def cmd_benchmark(args):
         val_size=args.val_size, separate_runs=args.separate_runs, workers=args.workers,
         runs_dir=args.runs_dir, clock=args.clock, images=args.images, lr_sweep=args.lr_sweep,
         sweep_min=args.sweep_budget, sweep_extend=args.sweep_extend,
-        idle_wait=args.idle_wait, seeds=args.seeds,
+        idle_wait=args.idle_wait, seeds=args.seeds, optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
         seed_margin=args.seed_margin, cooldown=args.cooldown, max_budget=args.max_budget,
         jobs=args.jobs, resume=args.resume)
     print(f"wrote {run_and_report(opts, args.out_dir)}")
@@ -322,6 +323,12 @@ def build_parser():
     p.add_argument("--max-budget", metavar="NAME=MIN,...",
                    help="networks that stop at a smaller budget (the slowest peers), e.g. "
                         "peer_restormer=4; said in the report")
+    p.add_argument("--optimizer", choices=("adam", "adamw"), default="adam",
+                   help="the optimizer of every network, whatever its preset says: the same "
+                        "care for all (default adam)")
+    p.add_argument("--weight-decay", type=float, default=None, metavar="F",
+                   help="its decay on weight matrices and kernels (default 0.05 with adamw, "
+                        "0 with adam)")
     p.add_argument("--jobs", type=int, default=1,
                    help="networks trained at once, in worker processes sharing the torch "
                         "threads (default 1; 2 on a 2-core machine: one thread each)")

@@ -120,10 +120,43 @@ def test_a_peer_without_its_library_is_skipped_with_one_line(monkeypatch, tmp_pa
     (dict(idle_wait=float("nan")), "--idle-wait must be seconds"),
     (dict(seeds=0), "--seeds must be a whole number from 1 to 10"),
     (dict(seed_margin=-1.0), "--seed-margin must be dB"),
+    (dict(optimizer="sgd"), "--optimizer must be one of adam, adamw"),
+    (dict(weight_decay=-0.1), "--weight-decay must be a finite number of at least 0"),
 ])
 def test_bad_protocol_options_are_one_line(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         BenchmarkOptions.from_cli(budgets="1", **kwargs)
+
+
+@pytest.mark.parametrize("optimizer, decay, text", [
+    ("adam", None, "whatever a preset says: Adam without weight decay; MSE"),
+    ("adamw", None, "AdamW with weight decay 0.05 on weight matrices"),
+    ("adamw", 0.01, "AdamW with weight decay 0.01 on weight matrices"),
+])
+def test_every_network_gets_the_protocols_optimizer_whatever_its_preset_says(
+        tmp_path, optimizer, decay, text):
+    (tmp_path / "tiny_unet.toml").write_text(TINY_UNET.replace(
+        "warmup_steps = 1", 'warmup_steps = 1\noptimizer = "adamw"\nweight_decay = 0.2'))
+    opts = BenchmarkOptions.from_cli(
+        budgets="0.002", configs=str(tmp_path / "tiny_unet.toml"), methods="none",
+        eval_size=2, val_size=2, workers=1, runs_dir=str(tmp_path / "runs"), idle_wait=0,
+        optimizer=optimizer, weight_decay=decay)
+    opts.figure_samples, opts.matmul_seconds = 1, 0.05
+    results = run_benchmark(opts, log=lambda msg: None)
+    (rec,) = results["methods"]
+    expected = decay if decay is not None else (0.05 if optimizer == "adamw" else 0.0)
+    assert (rec["optimizer"], rec["weight_decay"]) == (optimizer, expected)
+    assert results["optimizer"] == {"name": optimizer, "weight_decay": expected}
+    assert text in render_markdown(results)
+    line = opts.command_line()
+    assert ("--optimizer adamw" in line) == (optimizer == "adamw")
+    assert ("--weight-decay 0.01" in line) == (decay == 0.01)
+
+
+def test_a_report_of_a_run_before_the_optimizer_was_recorded_says_adam(protocol_run):
+    results, _ = protocol_run
+    old = {k: v for k, v in results.items() if k != "optimizer"}
+    assert "whatever a preset says: Adam without weight decay;" in render_markdown(old)
 
 
 def test_close_networks_get_more_seeds_and_report_the_mean(tmp_path):

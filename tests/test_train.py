@@ -59,6 +59,21 @@ def test_resume_finishes_with_the_same_step_count(tmp_path):
     assert [int(r["step"]) for r in rows] == [25, 50, 75]
 
 
+def test_resume_with_another_optimizer_names_the_one_the_run_was_started_with(tmp_path):
+    """vit_fast's preset moved from Adam to AdamW: a run started before cannot load its Adam
+    state into AdamW's two parameter groups, and the error says which overrides resume it."""
+    from denoise_vit.errors import CheckpointError
+    run_training(tiny(tmp_path, "epochs=1", "steps_per_epoch=2"), progress=False,
+                 log=lambda *a: None)
+    with pytest.raises(CheckpointError, match="started with optimizer=adam weight_decay=0: add "
+                                              "those overrides to resume it"):
+        run_training(tiny(tmp_path, "epochs=2", "steps_per_epoch=2", "optimizer=adamw",
+                          "weight_decay=0.05"), resume=True, progress=False, log=lambda *a: None)
+    summary = run_training(tiny(tmp_path, "epochs=2", "steps_per_epoch=2"), resume=True,
+                           progress=False, log=lambda *a: None)
+    assert summary["steps"] == 4
+
+
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):
     run_training(tiny(tmp_path, "epochs=1"), progress=False, log=lambda *a: None)
     last = tmp_path / "tiny" / "checkpoint_last.pt"

@@ -192,6 +192,16 @@ def plot_ablation(ablation, path, title):
 
 # ---------------------------------------------------------------- text
 
+def optimizer_text(results):
+    """The optimizer every network trained with (runs before the protocol named it: Adam)."""
+    opt = results.get("optimizer") or {"name": "adam", "weight_decay": 0.0}
+    name = {"adam": "Adam", "adamw": "AdamW"}.get(opt["name"], opt["name"])
+    if not opt.get("weight_decay"):
+        return f"{name} without weight decay"
+    return (f"{name} with weight decay {opt['weight_decay']:g} on weight matrices and kernels, "
+            f"not on norms, biases or position embeddings")
+
+
 def machine_line(results):
     """The recorded machine in full."""
     m = results["machine"]
@@ -479,7 +489,8 @@ def render_markdown(results, ablation=None, fig_rel=FIG_DIR, crosscheck=None):
         f"validation set of {results['validation_set']['size']} images drawn with another seed "
         f"({results['validation_set']['seed']}), never on the evaluation set.",
         f"- **Networks**: trained on this CPU by the training engine of `denoise-vit train` "
-        f"(Adam, MSE, fresh synthetic batches every step), with training-time budgets of "
+        f"(one optimizer for all, whatever a preset says: {optimizer_text(results)}; MSE; "
+        f"fresh synthetic batches every step), with training-time budgets of "
         f"{budget_text} (evaluation time excluded). Schedule: {results['schedule']}."
         + (" Every network is trained with channels-last (NHWC) conv weights, whatever its preset "
            "says: "

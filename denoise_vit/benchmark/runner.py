@@ -59,7 +59,7 @@ from .lanes import default_threads, run_tasks
 from .baselines import (METHODS, VALIDATION_SEED, apply, available_methods, bm3d_available,
                         grid_search, validation_set)
 from ..checkpoint import make_checkpoint
-from ..training.config import DataConfig, load_config, to_dict
+from ..training.config import OPTIMIZERS, DataConfig, load_config, to_dict
 from ..training.data import make_eval_data, make_train_stream
 from ..training.engine import evaluate, predict, train_steps
 from ..errors import ConfigError
@@ -468,6 +468,7 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
            "train_seconds": last["train_seconds"], "cpu_seconds": last["cpu_seconds"],
            "infer_ms_per_image": ms,
            "model": cfg.model, "lr": cfg.lr, "batch_size": cfg.batch_size,
+           "optimizer": cfg.optimizer, "weight_decay": cfg.weight_decay,
            "warmup_steps": cfg.warmup_steps, "train_flops_per_image": train_flops,
            "images_per_s": images_per_s, "train_gflops_per_s": train_flops * images_per_s / 1e9,
            "foreign_cpu_max": max((p["foreign_cpu"] for p in points + (curve_images or [])
@@ -556,6 +557,8 @@ class BenchmarkOptions:
     jobs: int = 1                         # networks trained at once (worker processes)
     max_budget: tuple = ()                # ((config name, minutes), ...): these stop earlier
     resume: bool = False                  # read finished runs back from runs_dir
+    optimizer: str = "adam"               # every network's optimizer, whatever its preset says
+    weight_decay: float = None            # its decay (None: 0.05 for adamw, 0 for adam)
 
     @classmethod
     def from_cli(cls, *, budgets, configs=None, methods=None, workers=None, images=None,
@@ -618,6 +621,13 @@ class BenchmarkOptions:
                               f"{','.join(f'{r:g}' for r in self.lr_rates)}")
         if not (math.isfinite(self.sweep_min) and self.sweep_min > 0):
             raise ConfigError(f"--sweep-budget must be positive minutes, not {self.sweep_min:g}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not "
+                              f"{self.optimizer!r}")
+        if self.weight_decay is not None and not (math.isfinite(self.weight_decay)
+                                                  and self.weight_decay >= 0):
+            raise ConfigError(f"--weight-decay must be a finite number of at least 0, not "
+                              f"{self.weight_decay:g}")
         if isinstance(self.sweep_extend, bool) or not isinstance(self.sweep_extend, int) \
                 or self.sweep_extend < 0:
             raise ConfigError(f"--sweep-extend must be a whole number of rates, 0 or more, "
@@ -638,6 +648,13 @@ class BenchmarkOptions:
                 raise ConfigError(f"--max-budget for {name} must be minutes of at least the "
                                   f"smallest budget ({min(self.budgets_min):g}), not {minutes_:g}")
         return self
+
+    def decay(self):
+        """The weight decay every network trains with (--weight-decay, else the optimizer's
+        default: 0.05 for AdamW as DeiT and Swin train, none for Adam)."""
+        if self.weight_decay is not None:
+            return float(self.weight_decay)
+        return 0.05 if self.optimizer == "adamw" else 0.0
 
     def budgets_for(self, name):
         """The budgets (seconds) a network trains to: all of them, or those up to its cap."""
@@ -676,6 +693,10 @@ class BenchmarkOptions:
             parts.append("--cooldown")
         if self.max_budget:
             parts.append("--max-budget " + ",".join(f"{n}={m:g}" for n, m in self.max_budget))
+        if self.optimizer != default.optimizer:
+            parts.append(f"--optimizer {self.optimizer}")
+        if self.weight_decay is not None:
+            parts.append(f"--weight-decay {self.weight_decay:g}")
         if self.jobs != default.jobs:
             parts.append(f"--jobs {self.jobs}")
         return " ".join(parts)
@@ -709,6 +730,9 @@ def run_benchmark(opts, *, log=log_default):
         # the same care for every network: NHWC conv weights, which the fastest preset has
         # (measured: the U-Net +43 %, CARE's U-Net +33 % training images/s on the CPU)
         cfg.channels_last = True
+        # and one optimizer: the presets' own choices differ (vit_fast and the U-Net train
+        # with AdamW), the comparison must not
+        cfg.optimizer, cfg.weight_decay = opts.optimizer, opts.decay()
         cfgs.append(cfg)
         entry[cfg.name] = name   # --max-budget names the --configs entry (a preset or a path)
     machine = machine_info()
@@ -799,6 +823,7 @@ def run_benchmark(opts, *, log=log_default):
                           "budget"),
         "cooldown": COOLDOWN if opts.cooldown else None, "jobs": jobs,
         "memory_format": "channels_last", "read_back": read_back,
+        "optimizer": {"name": opts.optimizer, "weight_decay": opts.decay()},
         "threads_per_job": threads or torch.get_num_threads(),
         "max_budget_min": {cfg.name: dict(opts.max_budget)[entry[cfg.name]] for cfg in cfgs
                            if entry[cfg.name] in dict(opts.max_budget)},

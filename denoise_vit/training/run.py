@@ -193,7 +193,8 @@ class TrainingRun:
                 self.stream.load_state_dict(streams[self.info.rank])
         except (RuntimeError, ValueError, KeyError) as exc:
             raise CheckpointError(f"{path} does not fit this run's config: "
-                                  f"{' '.join(str(exc).split())[:300]}") from exc
+                                  f"{' '.join(str(exc).split())[:300]}"
+                                  f"{optimizer_hint(ckpt.get('config'), self.cfg)}") from exc
         if len(streams) != self.info.world_size:
             self.log(f"warning: {path} was written by {len(streams)} process(es), this run has "
                      f"{self.info.world_size}: ranks without a saved data stream start theirs "
@@ -361,6 +362,17 @@ class TrainingRun:
             return self.finish()
         finally:
             self.folder.release()
+
+
+def optimizer_hint(saved, cfg):
+    """For a checkpoint whose optimizer differs from the config's (vit_fast's preset moved from
+    Adam to AdamW on 2026-12-03): the overrides that resume it, else ''."""
+    saved = saved or {}
+    was = (saved.get("optimizer", "adam"), float(saved.get("weight_decay", 0.0)))
+    if was == (cfg.optimizer, float(cfg.weight_decay)):
+        return ""
+    return (f" (the run was started with optimizer={was[0]} weight_decay={was[1]:g}: add those "
+            f"overrides to resume it)")
 
 
 def run_training(cfg, *, resume=False, progress=True, log=None):

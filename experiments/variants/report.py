@@ -704,10 +704,15 @@ def optimizer_section():
               "U-Net's runs made 101-109 images/s in this invocation (116 in round 11) and did "
               "not reach 25,000 images within 4 CPU min, so the per-image axis has vit_fast "
               "only.",
-              "- AdamW with decay 0.05 is a candidate for both presets; they are not changed "
-              "yet: the presets train on their own cosine schedules at 2 threads and a "
-              "wall-clock stop, which this protocol does not reproduce, and a preset change "
-              "wants that A/B first.",
+              "- The presets train on their own cosine schedules at 2 threads and a wall-clock "
+              "stop, which this protocol does not reproduce, so the change was tried there too: "
+              "`denoise-vit train --config PRESET seed=S` against the same with `optimizer=adamw "
+              "weight_decay=0.05` (2-core EPYC, one run after another alone under the CPU lock, "
+              "2026-12-03). vit_fast (270 s stop): 34.98 -> 35.63 dB (seed 0), 33.09 -> 33.46 "
+              "(seed 1). The U-Net (3e-2, all 720 steps in 180-212 s): 36.52 -> 37.60 dB (seed "
+              "0), 35.10 -> 36.08 (seed 1). Both presets (and vit_fast_no_attention) train with "
+              "AdamW and decay 0.05 since; `denoise-vit benchmark` gives every network the same "
+              "optimizer (`--optimizer`, default adam, as its documented run).",
               "", "![AdamW's weight decay against Adam](variants/adamw.png)"]
     delta_figure(deltas, "AdamW (decay 0.05) against Adam: means of two seeds "
                  f"({runs[0]['machine']['cpu']}, 1 thread each)", DATA / "adamw.png")
