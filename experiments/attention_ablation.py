@@ -83,6 +83,13 @@ def plot(runs, path):
     fig.savefig(path)
 
 
+def optimizer_text(report):
+    """Adam, or AdamW with its decay (reports before 2026-12-03 name no optimizer: Adam)."""
+    if report.get("optimizer", "adam") == "adamw":
+        return f"AdamW (weight decay {report.get('weight_decay', 0):g} on weight matrices) at"
+    return "Adam"
+
+
 def render(report):
     runs = report["runs"]
     gap = report["gap_db"]
@@ -94,7 +101,8 @@ def render(report):
         f"Both presets trained as `denoise-vit train --config <preset>` would, for "
         f"{report['cpu_seconds']:g} s of process CPU time each (`budget_clock = \"cpu\"`: the "
         "cosine decays over that CPU time; the run stops when training has used it), batch 64, "
-        f"Adam {report['lr']:g}, warm-up {report['warmup_steps']} steps, MSE, "
+        f"{optimizer_text(report)} {report['lr']:g}, warm-up {report['warmup_steps']} steps, "
+        "MSE, "
         "fresh generated images every step; scored by the final "
         "weights on the evaluation set (512 images, seed 1234). `vit_fast_no_attention` is "
         "`vit_fast` with `model.attention = false`: each block keeps its MLP and loses its "
@@ -177,6 +185,7 @@ def main(argv=None):
               "runs": runs, "means": {pr: mean_psnr(runs, pr) for pr in PRESETS},
               "gap_db": gap, "goal_db": GOAL_DB, "params": params,
               "lr": cfg.lr, "warmup_steps": cfg.warmup_steps,   # the presets' own (equal)
+              "optimizer": cfg.optimizer, "weight_decay": cfg.weight_decay,
               "wall_s": time.perf_counter() - t0}
     docs.mkdir(parents=True, exist_ok=True)
     (docs / "attention_ablation.json").write_text(json.dumps(report, indent=1) + "\n")
