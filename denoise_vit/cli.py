@@ -323,9 +323,10 @@ def build_parser():
     p.add_argument("--max-budget", metavar="NAME=MIN,...",
                    help="networks that stop at a smaller budget (the slowest peers), e.g. "
                         "peer_restormer=4; said in the report")
-    p.add_argument("--optimizer", choices=("adam", "adamw"), default="adam",
+    p.add_argument("--optimizer", choices=("adam", "adamw", "config"), default="adam",
                    help="the optimizer of every network, whatever its preset says: the same "
-                        "care for all (default adam)")
+                        "care for all (default adam); config: each network's own (to compare "
+                        "optimizers)")
     p.add_argument("--weight-decay", type=float, default=None, metavar="F",
                    help="its decay on weight matrices and kernels (default 0.05 with adamw, "
                         "0 with adam)")

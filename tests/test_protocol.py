@@ -120,7 +120,8 @@ def test_a_peer_without_its_library_is_skipped_with_one_line(monkeypatch, tmp_pa
     (dict(idle_wait=float("nan")), "--idle-wait must be seconds"),
     (dict(seeds=0), "--seeds must be a whole number from 1 to 10"),
     (dict(seed_margin=-1.0), "--seed-margin must be dB"),
-    (dict(optimizer="sgd"), "--optimizer must be one of adam, adamw"),
+    (dict(optimizer="sgd"), "--optimizer must be one of adam, adamw or config"),
+    (dict(optimizer="config", weight_decay=0.1), "--weight-decay goes with --optimizer adam"),
     (dict(weight_decay=-0.1), "--weight-decay must be a finite number of at least 0"),
 ])
 def test_bad_protocol_options_are_one_line(kwargs, message):
@@ -132,6 +133,7 @@ def test_bad_protocol_options_are_one_line(kwargs, message):
     ("adam", None, "whatever a preset says: Adam without weight decay; MSE"),
     ("adamw", None, "AdamW with weight decay 0.05 on weight matrices"),
     ("adamw", 0.01, "AdamW with weight decay 0.01 on weight matrices"),
+    ("config", None, "its config's optimizer: tiny_unet AdamW with weight decay 0.2; MSE"),
 ])
 def test_every_network_gets_the_protocols_optimizer_whatever_its_preset_says(
         tmp_path, optimizer, decay, text):
@@ -144,12 +146,20 @@ def test_every_network_gets_the_protocols_optimizer_whatever_its_preset_says(
     opts.figure_samples, opts.matmul_seconds = 1, 0.05
     results = run_benchmark(opts, log=lambda msg: None)
     (rec,) = results["methods"]
-    expected = decay if decay is not None else (0.05 if optimizer == "adamw" else 0.0)
-    assert (rec["optimizer"], rec["weight_decay"]) == (optimizer, expected)
+    expected = decay if decay is not None else {"adamw": 0.05, "adam": 0.0}.get(optimizer)
+    if optimizer == "config":    # the config's own, as an optimizer A/B needs
+        assert (rec["optimizer"], rec["weight_decay"]) == ("adamw", 0.2)
+    else:
+        assert (rec["optimizer"], rec["weight_decay"]) == (optimizer, expected)
     assert results["optimizer"] == {"name": optimizer, "weight_decay": expected}
     assert text in render_markdown(results)
     line = opts.command_line()
-    assert ("--optimizer adamw" in line) == (optimizer == "adamw")
+    assert ("--optimizer " in line) == (optimizer != "adam")
+    assert BenchmarkOptions.from_cli(budgets="1", optimizer=optimizer,
+                                     weight_decay=decay).command_line() == \
+        BenchmarkOptions.from_cli(budgets="1").command_line() + \
+        {"adam": "", "adamw": " --optimizer adamw", "config": " --optimizer config"}[optimizer] + \
+        (f" --weight-decay {decay:g}" if decay is not None else "")
     assert ("--weight-decay 0.01" in line) == (decay == 0.01)
 
 

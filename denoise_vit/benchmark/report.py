@@ -192,14 +192,23 @@ def plot_ablation(ablation, path, title):
 
 # ---------------------------------------------------------------- text
 
+def optimizer_name(name, decay):
+    name = {"adam": "Adam", "adamw": "AdamW"}.get(name, name)
+    return f"{name} without weight decay" if not decay else f"{name} with weight decay {decay:g}"
+
+
 def optimizer_text(results):
-    """The optimizer every network trained with (runs before the protocol named it: Adam)."""
+    """Which optimizer the networks trained with: one for all (runs before the protocol named
+    it: Adam), or with --optimizer config each its config's, listed."""
     opt = results.get("optimizer") or {"name": "adam", "weight_decay": 0.0}
-    name = {"adam": "Adam", "adamw": "AdamW"}.get(opt["name"], opt["name"])
-    if not opt.get("weight_decay"):
-        return f"{name} without weight decay"
-    return (f"{name} with weight decay {opt['weight_decay']:g} on weight matrices and kernels, "
-            f"not on norms, biases or position embeddings")
+    if opt["name"] == "config":
+        own = [f"{r['name']} {optimizer_name(r.get('optimizer', 'adam'), r.get('weight_decay'))}"
+               for r in results["methods"] if r.get("kind") == "network"]
+        return "each network with its config's optimizer: " + ", ".join(own)
+    text = optimizer_name(opt["name"], opt.get("weight_decay"))
+    if opt.get("weight_decay"):
+        text += " on weight matrices and kernels, not on norms, biases or position embeddings"
+    return "one optimizer for all, whatever a preset says: " + text
 
 
 def machine_line(results):
@@ -489,7 +498,7 @@ def render_markdown(results, ablation=None, fig_rel=FIG_DIR, crosscheck=None):
         f"validation set of {results['validation_set']['size']} images drawn with another seed "
         f"({results['validation_set']['seed']}), never on the evaluation set.",
         f"- **Networks**: trained on this CPU by the training engine of `denoise-vit train` "
-        f"(one optimizer for all, whatever a preset says: {optimizer_text(results)}; MSE; "
+        f"({optimizer_text(results)}; MSE; "
         f"fresh synthetic batches every step), with training-time budgets of "
         f"{budget_text} (evaluation time excluded). Schedule: {results['schedule']}."
         + (" Every network is trained with channels-last (NHWC) conv weights, whatever its preset "

@@ -229,6 +229,8 @@ def run_classical(eval_inputs, eval_targets, *, methods=None, val_size=32, worke
 
 # ---------------------------------------------------------------- networks
 
+OWN_OPTIMIZER = "config"   # --optimizer: each network keeps its config's optimizer and decay
+
 UNITS = ("wall", "cpu", "images")   # what a budget counts: seconds of wall clock or of
                                     # process CPU time spent training, or training images
 
@@ -557,7 +559,8 @@ class BenchmarkOptions:
     jobs: int = 1                         # networks trained at once (worker processes)
     max_budget: tuple = ()                # ((config name, minutes), ...): these stop earlier
     resume: bool = False                  # read finished runs back from runs_dir
-    optimizer: str = "adam"               # every network's optimizer, whatever its preset says
+    optimizer: str = "adam"               # every network's optimizer, whatever its preset says,
+                                          # or "config": each network's own
     weight_decay: float = None            # its decay (None: 0.05 for adamw, 0 for adam)
 
     @classmethod
@@ -621,9 +624,12 @@ class BenchmarkOptions:
                               f"{','.join(f'{r:g}' for r in self.lr_rates)}")
         if not (math.isfinite(self.sweep_min) and self.sweep_min > 0):
             raise ConfigError(f"--sweep-budget must be positive minutes, not {self.sweep_min:g}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not "
-                              f"{self.optimizer!r}")
+        if self.optimizer not in OPTIMIZERS + (OWN_OPTIMIZER,):
+            raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)} or "
+                              f"{OWN_OPTIMIZER}, not {self.optimizer!r}")
+        if self.optimizer == OWN_OPTIMIZER and self.weight_decay is not None:
+            raise ConfigError(f"--weight-decay goes with --optimizer {' or '.join(OPTIMIZERS)}; "
+                              f"with --optimizer {OWN_OPTIMIZER} each config's own is used")
         if self.weight_decay is not None and not (math.isfinite(self.weight_decay)
                                                   and self.weight_decay >= 0):
             raise ConfigError(f"--weight-decay must be a finite number of at least 0, not "
@@ -651,7 +657,9 @@ class BenchmarkOptions:
 
     def decay(self):
         """The weight decay every network trains with (--weight-decay, else the optimizer's
-        default: 0.05 for AdamW as DeiT and Swin train, none for Adam)."""
+        default: 0.05 for AdamW as DeiT and Swin train, none for Adam); None with "config"."""
+        if self.optimizer == OWN_OPTIMIZER:
+            return None
         if self.weight_decay is not None:
             return float(self.weight_decay)
         return 0.05 if self.optimizer == "adamw" else 0.0
@@ -731,8 +739,9 @@ def run_benchmark(opts, *, log=log_default):
         # (measured: the U-Net +43 %, CARE's U-Net +33 % training images/s on the CPU)
         cfg.channels_last = True
         # and one optimizer: the presets' own choices differ (vit_fast and the U-Net train
-        # with AdamW), the comparison must not
-        cfg.optimizer, cfg.weight_decay = opts.optimizer, opts.decay()
+        # with AdamW), the comparison must not; "config" keeps each one's (an optimizer A/B)
+        if opts.optimizer != OWN_OPTIMIZER:
+            cfg.optimizer, cfg.weight_decay = opts.optimizer, opts.decay()
         cfgs.append(cfg)
         entry[cfg.name] = name   # --max-budget names the --configs entry (a preset or a path)
     machine = machine_info()

@@ -53,7 +53,8 @@ x_unet.toml,x_unet_gate.toml --out-dir /tmp/variants/seeds/out --runs-dir R
     # round 11, the Charbonnier loss (about 25 min): x_vit_fast_charb_lr1e-2.toml,
     #   x_vit_fast_lr1e-2.toml --out-dir O; then the same with x_unet_charb_lr1e-2.toml,
     #   x_unet_lr1e-2.toml added and --seeds 2 --seed-margin 100 --resume     -> round11.json
-    # round 12, AdamW's weight decay (about 10 min each): --seeds 2 --seed-margin 100 with
+    # round 12, AdamW's weight decay (about 10 min each): --seeds 2 --seed-margin 100 (and,
+    # since the benchmark sets one optimizer for all, --optimizer config) with
     #   x_vit_fast_lr1e-2.toml,x_vit_fast_adamw_lr1e-2.toml                   -> round12.json
     #   x_unet_lr1e-2.toml,x_unet_adamw_lr1e-2.toml                           -> round12b.json
 
@@ -712,7 +713,8 @@ def optimizer_section():
               "(seed 1). The U-Net (3e-2, all 720 steps in 180-212 s): 36.52 -> 37.60 dB (seed "
               "0), 35.10 -> 36.08 (seed 1). Both presets (and vit_fast_no_attention) train with "
               "AdamW and decay 0.05 since; `denoise-vit benchmark` gives every network the same "
-              "optimizer (`--optimizer`, default adam, as its documented run).",
+              "optimizer (`--optimizer`, default adam, as its documented run), so this round's "
+              "command now needs `--optimizer config`, which keeps each config's own.",
               "", "![AdamW's weight decay against Adam](variants/adamw.png)"]
     delta_figure(deltas, "AdamW (decay 0.05) against Adam: means of two seeds "
                  f"({runs[0]['machine']['cpu']}, 1 thread each)", DATA / "adamw.png")
