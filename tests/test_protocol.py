@@ -163,6 +163,14 @@ def test_every_network_gets_the_protocols_optimizer_whatever_its_preset_says(
     assert ("--weight-decay 0.01" in line) == (decay == 0.01)
 
 
+def test_the_report_names_the_filters_only_when_the_run_had_some(protocol_run):
+    results, _ = protocol_run   # median filter and a network
+    assert "grid search on a validation set of 2 images" in render_markdown(results)
+    nets = {**results, "methods": [r for r in results["methods"] if r["kind"] == "network"]}
+    text = render_markdown(nets)
+    assert "grid search" not in text and "none in this run (`--methods none`)" in text
+
+
 def test_a_report_of_a_run_before_the_optimizer_was_recorded_says_adam(protocol_run):
     results, _ = protocol_run
     old = {k: v for k, v in results.items() if k != "optimizer"}

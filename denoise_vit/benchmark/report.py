@@ -494,9 +494,11 @@ def render_markdown(results, ablation=None, fig_rel=FIG_DIR, crosscheck=None):
         f"- **Evaluation set**: {ev['size']} images of the default generator (seed {ev['seed']}; "
         f"SPEC §4: PSNR pooled over the set, mean SSIM, data range 1). Noisy input: "
         f"{results['noisy']['psnr']:.2f} dB, SSIM {results['noisy']['ssim']:.3f}.",
-        f"- **Classical filters**: each one's main parameter is chosen by a grid search on a "
-        f"validation set of {results['validation_set']['size']} images drawn with another seed "
-        f"({results['validation_set']['seed']}), never on the evaluation set.",
+        *([f"- **Classical filters**: each one's main parameter is chosen by a grid search on "
+           f"a validation set of {results['validation_set']['size']} images drawn with another "
+           f"seed ({results['validation_set']['seed']}), never on the evaluation set."]
+          if any(r.get("kind") == "classical" for r in results["methods"]) else
+          ["- **Classical filters**: none in this run (`--methods none`)."]),
         f"- **Networks**: trained on this CPU by the training engine of `denoise-vit train` "
         f"({optimizer_text(results)}; MSE; "
         f"fresh synthetic batches every step), with training-time budgets of "
