@@ -454,3 +454,24 @@ def test_up_stage_with_a_skip_equals_the_convolution_of_the_concatenation():
     g_split = torch.autograd.grad(split.square().sum(), [x, skip, stage[1][0].weight])
     g_whole = torch.autograd.grad(whole.square().sum(), [x, skip, stage[1][0].weight])
     assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(g_split, g_whole))
+
+
+@pytest.mark.parametrize("every, with_attention", [(1, [0, 1, 2, 3, 4, 5]), (2, [1, 3, 5]),
+                                                   (3, [2, 5]), (7, [])])
+def test_attention_every_kth_block_only(every, with_attention):
+    """attention_every=k: blocks k, 2k, ... keep their attention, the others are MLP-only, and
+    a model with attention in no block mixes no tokens (as attention=False)."""
+    model = build_model("vit_denoiser", embed="conv_stem", stem_skips=True, embed_dim=32, depth=6,
+                        decoder_width=16, attention_every=every).eval()
+    assert [i for i, b in enumerate(model.encoder.blocks) if b.attn is not None] == with_attention
+    x = torch.rand(1, 1, 64, 64)
+    y = x.clone()
+    y[..., :8, :8] += 0.5
+    with torch.no_grad():
+        changed = (model.forward_features(x) - model.forward_features(y)).abs().amax(-1)[0] > 1e-6
+    assert bool(changed.all()) == bool(with_attention)
+
+
+def test_attention_every_must_be_positive():
+    with pytest.raises(ConfigError, match="attention_every"):
+        build_model("vit_denoiser", attention_every=0)

@@ -58,12 +58,15 @@ class ViTDenoiserConfig:
     residual: bool = False           # predict the clutter and subtract it from the input
     gate: bool = False               # predict a gate and an offset: sigmoid(g) * input + b
     attention: bool = True           # False: MLP-only blocks (the attention ablation)
+    attention_every: int = 1         # attention in every k-th block only (k, 2k, ...); the
+                                     # others MLP-only: attention at a fraction of its cost
     qk_norm: bool = False            # LayerNorm on each head's queries and keys
     layer_scale: float = 0.0         # LayerScale on the blocks' branches from this value (0: off)
 
     def __post_init__(self):
         self.img_size = image_size(self.img_size)
-        check_config(self, positive=("patch_size", "in_chans", "embed_dim", "depth", "num_heads"),
+        check_config(self, positive=("patch_size", "in_chans", "embed_dim", "depth", "num_heads",
+                                     "attention_every"),
                      nonnegative=("layer_scale",),
                      fractions=("drop_rate", "attn_drop_rate", "drop_path_rate"),
                      positive_numbers=("mlp_ratio",))
@@ -99,9 +102,10 @@ class ViTEncoder(nn.Module):
         self.blocks = nn.ModuleList(
             Block(cfg.embed_dim, cfg.num_heads, mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias,
                   drop=cfg.drop_rate, attn_drop=cfg.attn_drop_rate, drop_path=rate,
-                  fused_attn=cfg.fused_attn, attention=cfg.attention, qk_norm=cfg.qk_norm,
-                  layer_scale=cfg.layer_scale)
-            for rate in rates)
+                  fused_attn=cfg.fused_attn,
+                  attention=cfg.attention and (i + 1) % cfg.attention_every == 0,
+                  qk_norm=cfg.qk_norm, layer_scale=cfg.layer_scale)
+            for i, rate in enumerate(rates))
         self.norm = nn.LayerNorm(cfg.embed_dim)
 
     def grid_of(self, x):
