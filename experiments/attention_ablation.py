@@ -84,10 +84,10 @@ def plot(runs, path):
 
 
 def optimizer_text(report):
-    """Adam, or AdamW with its decay (reports before 2026-12-03 name no optimizer: Adam)."""
-    if report.get("optimizer", "adam") == "adamw":
-        return f"AdamW (weight decay {report.get('weight_decay', 0):g} on weight matrices) at"
-    return "Adam"
+    """The presets' optimizer, named as the benchmark names it (reports before 2026-12-03 name
+    none: Adam without decay)."""
+    from denoise_vit.benchmark.report import optimizer_name
+    return optimizer_name(report.get("optimizer", "adam"), report.get("weight_decay", 0)) + " at"
 
 
 def render(report):

@@ -627,6 +627,25 @@ def networks(run):
     return {m["name"]: m for m in run["methods"] if m.get("kind") == "network"}
 
 
+# what a two-seed round prints before its seed table, and after it
+SEED_TABLE_HEAD = ["Mean (per seed, seeds 0 / 1):", ""]
+SEED_TABLE_FOOT = ["", "SSIM: the mean of the seeds. A dash: a point not every seed reached.",
+                   "", "### What it shows", ""]
+
+
+def preset_ab_text():
+    """The preset-level A/B (experiments/variants/preset_ab.py, docs/variants/preset_ab.json)."""
+    runs = json.loads((DATA / "preset_ab.json").read_text())["runs"]
+
+    def pairs(preset):
+        return ", ".join(f"{runs[f'{preset}_adam_s{s}']['psnr']:.2f} -> "
+                         f"{runs[f'{preset}_adamw_s{s}']['psnr']:.2f} dB (seed {s})" for s in (0, 1))
+    unet = [r for r in runs.values() if r["preset"] == "unet"]
+    return (f"vit_fast (270 s stop): {pairs('vit_fast')}. The U-Net (3e-2, all "
+            f"{max(r['steps'] for r in unet)} steps in {min(r['train_seconds'] for r in unet):.0f}"
+            f"-{max(r['train_seconds'] for r in unet):.0f} s): {pairs('unet')}.")
+
+
 def loss_section():
     """Round 11: the Charbonnier loss against MSE, on vit_fast and on the U-Net, two seeds."""
     run = json.loads((DATA / "round11.json").read_text())
@@ -638,11 +657,9 @@ def loss_section():
              "by PSNR, which MSE measures. vit_fast and the U-Net, each with either loss, Adam "
              f"1e-2, two seeds, the protocol above ({run['date'][:10]}; seed 0 of the vit_fast "
              "pair ran first, the rest in a second invocation with --resume).", "",
-             "Mean (per seed, seeds 0 / 1):", ""]
+             *SEED_TABLE_HEAD]
     table, mean = seed_table(nets)
-    lines += table
-    lines += ["", "SSIM: the mean of the seeds. A dash: a point not every seed reached.", "",
-              "### What it shows", ""]
+    lines += table + SEED_TABLE_FOOT
     deltas, found = pair_lines(mean, "x_vit_fast_charb_lr1e-2", "x_vit_fast_lr1e-2")
     lines += found
     seed0 = [seeds_of(nets[n], "time", 240)[0] for n in ("x_vit_fast_charb_lr1e-2",
@@ -672,11 +689,9 @@ def optimizer_section():
              "0.05 against the same with Adam, two seeds, the protocol above "
              f"({runs[0]['date'][:10]}, {runs[0]['machine']['cpu']}; the vit_fast pair in one "
              "invocation, the U-Net pair in the next).", "",
-             "Mean (per seed, seeds 0 / 1):", ""]
+             *SEED_TABLE_HEAD]
     table, mean = seed_table(nets)
-    lines += table
-    lines += ["", "SSIM: the mean of the seeds. A dash: a point not every seed reached.", "",
-              "### What it shows", ""]
+    lines += table + SEED_TABLE_FOOT
     deltas, found = pair_lines(mean, "x_vit_fast_adamw_lr1e-2", "x_vit_fast_lr1e-2")
     lines += found
     adam = "x_vit_fast_lr1e-2"
@@ -708,10 +723,9 @@ def optimizer_section():
               "- The presets train on their own cosine schedules at 2 threads and a wall-clock "
               "stop, which this protocol does not reproduce, so the change was tried there too: "
               "`denoise-vit train --config PRESET seed=S` against the same with `optimizer=adamw "
-              "weight_decay=0.05` (2-core EPYC, one run after another alone under the CPU lock, "
-              "2026-12-03). vit_fast (270 s stop): 34.98 -> 35.63 dB (seed 0), 33.09 -> 33.46 "
-              "(seed 1). The U-Net (3e-2, all 720 steps in 180-212 s): 36.52 -> 37.60 dB (seed "
-              "0), 35.10 -> 36.08 (seed 1). Both presets (and vit_fast_no_attention) train with "
+              "weight_decay=0.05` (`python experiments/variants/preset_ab.py`; 2-core EPYC, one "
+              "run after another alone under the CPU lock, 2026-12-03). "
+              + preset_ab_text() + " Both presets (and vit_fast_no_attention) train with "
               "AdamW and decay 0.05 since; `denoise-vit benchmark` gives every network the same "
               "optimizer (`--optimizer`, default adam, as its documented run), so this round's "
               "command now needs `--optimizer config`, which keeps each config's own.",
