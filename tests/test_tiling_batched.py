@@ -104,6 +104,19 @@ def test_inference_copy_computes_the_model_and_leaves_it_alone(config):
 
 
 @torch.no_grad()
+def test_cpu_image_denoiser_uses_plain_attention_with_the_same_output():
+    from denoise_vit.layers.attention import Attention
+    model = build_model("vit_denoiser", depth=2, embed_dim=16, num_heads=2).eval()
+    den = Denoiser(model)
+    inner = [m for m in den.model.modules() if isinstance(m, Attention)]
+    assert inner and not any(m.fused for m in inner)
+    assert all(m.fused for m in model.modules() if isinstance(m, Attention))  # left as it was
+    x = torch.rand(2, 1, 64, 64)
+    fused = inference_copy(model.plane_model())
+    assert torch.allclose(den.model(x), fused(x), atol=1e-5)
+
+
+@torch.no_grad()
 def test_denoiser_is_the_plain_model_on_one_tile():
     model = build_model("vit_denoiser", embed="conv_stem", stem_skips=True, embed_dim=32,
                         depth=1, num_heads=2).eval()

@@ -263,9 +263,12 @@ class Denoiser:
         self.kind = facts.kind
         # BatchNorm folded, channels-last convolutions for planes (denoise_vit.inference.optimize)
         self.channels_last = self.kind == "image"
-        self.model = inference_copy(model if self.kind == "video" else model.plane_model(),
-                                    channels_last=self.channels_last).to(device)
         self.device = torch.device(device)
+        # plain attention for image models on the CPU (measured faster there); fused elsewhere
+        plain = self.kind == "image" and self.device.type == "cpu"
+        self.model = inference_copy(model if self.kind == "video" else model.plane_model(),
+                                    channels_last=self.channels_last,
+                                    fused_attention=not plain).to(device)
         # one spatial multiple for both axes (the models' patches are square)
         self.patch = max(facts.multiple[-2:])
         self.channels = facts.in_chans
