@@ -91,6 +91,8 @@ def fmt(value):
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    if isinstance(value, list):
+        return ", ".join(fmt(v) for v in value)
     return str(value)
 
 

@@ -6,13 +6,17 @@ Every measured process runs `python` with PYTHONPATH=PATH and the current folder
 scratch folder (a `denoise_vit/` in the current folder would shadow PYTHONPATH), so the same
 script measures the code before issue 14 and after it. Figures:
 
-- import_torch_s: `python -c "import torch"`, wall, median of N.
+- import_torch_s: `python -c "import torch"`, wall, median of N (the processes paired with the
+  1024x1024 runs below).
 - startup_s: the imports of the denoise path beyond torch (denoise_vit.cli, .inference.denoise,
   .checkpoint, .models, tifffile), timed inside one process after `import torch`, median of N;
   help_s: `python -m denoise_vit denoise --help`, wall, median of N.
 - denoise_1024_s: `python -m denoise_vit denoise` of a 1024x1024 uint16 TIFF (a synthetic noisy
   image of data_gen.generate_images(1, size=1024), x 10000) with a vit_fast checkpoint, the whole
-  command's wall time, median of N; denoise_1024_beyond_torch_s = that - import_torch_s;
+  command's wall time, median of N; denoise_1024_beyond_torch_s: each command run right after
+  an `import torch` process, the median of the N differences (the time of `import torch` moves
+  by half a second from minute to minute on a shared VM, so two medians taken minutes apart
+  did not measure the same thing; N is at least 5 here);
   psnr_1024_db: the output against the clean image (both / 10000, data range 1).
 - peak_rss_mb_{1024,2048,4096}: the command's peak resident memory (wait4) on images of those
   sides; rss_slope_bytes_per_pixel between 1024 and 4096 (input and output uint16: 4 bytes per
@@ -43,6 +47,7 @@ HERE = Path(__file__).resolve()
 ROOT = HERE.parents[2]          # the checkout this script belongs to: trains the checkpoints
 PART = "inference"
 SCALE = 10000.0                 # float images (0..~1.5) to uint16 counts
+PAIRS = 5                       # pairs (import torch, denoise) behind denoise_1024_beyond_torch_s
 
 
 def log(msg):
@@ -213,8 +218,6 @@ def main():
     notes.append(f"video checkpoint {vckpt}: {made.get('video', 'given')}")
 
     # --- start-up ------------------------------------------------------------------------
-    times = [run([sys.executable, "-c", "import torch"], tree, scratch)[0] for _ in range(repeats)]
-    figures["import_torch_s"] = round(statistics.median(times), 3)
     code = ("import time; import torch; t = time.perf_counter(); "
             "import denoise_vit.cli, denoise_vit.inference.denoise, denoise_vit.checkpoint, "
             "denoise_vit.models, tifffile; print(time.perf_counter() - t)")
@@ -224,8 +227,7 @@ def main():
              for _ in range(repeats)]
     figures["help_s"] = round(statistics.median(times), 3)
     loads["startup"] = loadavg()
-    log(f"import torch {figures['import_torch_s']} s, start-up beyond torch "
-        f"{figures['startup_s']} s, --help {figures['help_s']} s")
+    log(f"start-up beyond torch {figures['startup_s']} s, --help {figures['help_s']} s")
 
     def denoise(src, dst, model=ckpt, timeout=None, env=None):
         cmd = [sys.executable, "-m", "denoise_vit", "denoise", str(src), "--checkpoint",
@@ -234,15 +236,20 @@ def main():
 
     # --- 1024x1024 -------------------------------------------------------------------------
     out = scratch / f"out_{side}.tif"
-    times, peaks = [], []
-    for i in range(repeats):
+    times, peaks, torch_times = [], [], []
+    for i in range(repeats if quick else max(repeats, PAIRS)):
+        torch_times.append(run([sys.executable, "-c", "import torch"], tree, scratch)[0])
         wall, peak, _ = denoise(work / f"noisy_{side}.tif", out)
         times.append(wall)
         peaks.append(peak)
-        log(f"denoise {side}x{side}: {wall:.2f} s, peak RSS {peak:.0f} MiB")
+        log(f"import torch {torch_times[-1]:.2f} s, then denoise {side}x{side}: {wall:.2f} s, "
+            f"peak RSS {peak:.0f} MiB")
+    figures["import_torch_s"] = round(statistics.median(torch_times), 3)
     figures[f"denoise_{side}_s"] = round(statistics.median(times), 3)
-    figures[f"denoise_{side}_beyond_torch_s"] = round(statistics.median(times)
-                                                      - figures["import_torch_s"], 3)
+    figures[f"denoise_{side}_beyond_torch_s"] = round(
+        statistics.median(w - t for w, t in zip(times, torch_times)), 3)
+    figures[f"denoise_{side}_beyond_torch_pairs"] = [round(w - t, 3)
+                                                     for w, t in zip(times, torch_times)]
     figures[f"denoise_{side}_file_s"] = logged_seconds(scratch)
     figures[f"psnr_{side}_db"], figures[f"psnr_{side}_noisy_db"] = psnr(
         [out, work / f"noisy_{side}.tif"], work / f"clean_{side}.tif", work)
@@ -330,7 +337,10 @@ def markdown(f, loads, notes, side, sizes, tyx, repeats, tree):
         f"| `denoise --help` (wall) | {fmt(f['help_s'], ' s')} | {loads['startup']['1min']} |",
         f"| `denoise` {side}x{side} uint16, whole command (wall) | "
         f"{fmt(f[f'denoise_{side}_s'], ' s')} | {loads[f'denoise_{side}']['1min']} |",
-        f"| the same beyond `import torch` | {fmt(f[f'denoise_{side}_beyond_torch_s'], ' s')} | |",
+        f"| the same beyond `import torch` (each run after its own `import torch` process; "
+        f"median of the differences "
+        f"{', '.join(format(v, '.3f') for v in f.get(f'denoise_{side}_beyond_torch_pairs', []))})"
+        f" | {fmt(f[f'denoise_{side}_beyond_torch_s'], ' s')} | |",
         f"| the same, the file's own seconds (read, denoise, write; from denoise_log.jsonl) | "
         f"{fmt(f[f'denoise_{side}_file_s'], ' s')} | |",
         f"| the whole command with OMP_NUM_THREADS=1 | {fmt(f[f'denoise_{side}_1thread_s'], ' s')}"
