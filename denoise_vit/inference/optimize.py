@@ -5,10 +5,14 @@ the model given is left as it was (a copy is changed).
 Measured on the 2-core CPU (docs/SPEED.md): the vit_fast preset's conv stem and decoder are
 small-channel convolutions at full resolution, where oneDNN is faster on NHWC data and every
 BatchNorm is one more pass over the maps. On the CPU, image models' attention (64 tokens of
-head size 16 per tile) runs on the plain path (q k^T, softmax, times v as batched matmuls):
-3-15 % less forward time than torch's fused CPU kernel for a batch of 32 vit_fast tiles
-(2026-12-03, 2-core EPYC, alone under the CPU lock, best of 5 x 14 calls, four alternations);
-for video_fast the two paths were within noise, so video models keep the fused one.
+head size 16 per tile) runs on the plain path (q k^T, softmax, times v as batched matmuls), the
+same maths as torch's fused CPU kernel. Whether it is faster is not settled: a first timing
+(2026-12-03 19:01, 2-core EPYC, alone under the CPU lock) gave 3-15 % less forward time for a
+batch of 32 vit_fast tiles, but the committed measurement (`experiments/attention_path_speed.py`,
+same machine and lock) found the two within noise: median plain/fused 1.02 over 6
+alternations, video_fast 1.09 (docs/attention_path.json, 21:31); a run of 4 alternations just
+before printed 0.99 and 0.93.
+Video models keep the fused path.
 """
 import copy
 

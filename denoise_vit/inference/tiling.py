@@ -264,7 +264,7 @@ class Denoiser:
         # BatchNorm folded, channels-last convolutions for planes (denoise_vit.inference.optimize)
         self.channels_last = self.kind == "image"
         self.device = torch.device(device)
-        # plain attention for image models on the CPU (measured faster there); fused elsewhere
+        # plain attention for image models on the CPU (same maths; see inference.optimize)
         plain = self.kind == "image" and self.device.type == "cpu"
         self.model = inference_copy(model if self.kind == "video" else model.plane_model(),
                                     channels_last=self.channels_last,

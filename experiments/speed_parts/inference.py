@@ -330,8 +330,8 @@ def markdown(f, loads, notes, side, sizes, tyx, repeats, tree):
         "",
         "| figure | value | load (1 min) |",
         "|---|---|---|",
-        f"| `python -c \"import torch\"` (wall) | {fmt(f['import_torch_s'], ' s')} | "
-        f"{loads['startup']['1min']} |",
+        f"| `python -c \"import torch\"` (wall; the runs paired with the {side}x{side} "
+        f"commands) | {fmt(f['import_torch_s'], ' s')} | {loads[f'denoise_{side}']['1min']} |",
         f"| imports of the denoise path beyond torch (cli, inference, checkpoint, models, "
         f"tifffile; in-process) | {fmt(f['startup_s'], ' s')} | {loads['startup']['1min']} |",
         f"| `denoise --help` (wall) | {fmt(f['help_s'], ' s')} | {loads['startup']['1min']} |",
