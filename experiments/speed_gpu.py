@@ -1,0 +1,512 @@
+"""GPU figures of issue 14 (goal 5): images/s and the share of the bf16 peak, training and inference.
+
+    python experiments/speed_gpu.py --out-dir docs                    # on a machine with a GPU
+    python experiments/speed_gpu.py --device cpu --quick --out-dir /tmp/g  # smoke run (a test runs it)
+
+Measures, on one CUDA device, with this checkout's own code (its presets, `build_run_model`,
+`make_optimizer`, `SyntheticStream`, `train_steps`, `Denoiser`):
+
+- the dense bf16 matmul rate of the device in the same run (torch.mm of 8192 x 8192, mean of 10
+  after 3 warm-ups, CUDA events): the "bf16 peak" every share below is taken of;
+- training: `train_steps` of the shipped presets (vit_fast, course, video_fast) with bf16
+  autocast (`amp`), at the preset's batch and at larger batches, on fresh generator batches made
+  on the GPU; the same step on one fixed batch (no generator: the model's own ceiling); the
+  generator alone; vit_fast with `torch.compile`. Training FLOPs = forward FLOPs x 3 (as the CPU
+  report: FlopCounterMode, attention on its plain path);
+- vit_fast trained as the preset says (its 1650 steps, batch 64, amp), its evaluation PSNR;
+- inference: `Denoiser` on a 1024x1024 and a 4096x4096 synthetic image with that model (fp32 as
+  the command runs it, and bf16 autocast; default batch and larger batches), PSNR against the
+  clean image, peak GPU memory; a 100-frame 512x512 stack with the image model and with
+  video_fast; the model alone on large batches of 64x64 tiles (fp32, bf16, bf16 + compile);
+- the commands end to end: `denoise-vit train --config quick --device cuda amp=true` for 200
+  steps and `denoise-vit denoise --device cuda` of a 1024x1024 uint16 TIFF (wall seconds).
+
+Every section is written to speed_gpu.json as soon as it ends (a failing section records its
+error and the others still run). `experiments/speed_report.py` puts the figures into
+docs/SPEED.md. --quick: tiny sizes and step counts, for a smoke run on the CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+COMMAND = "python experiments/speed_gpu.py --out-dir docs"
+DATASHEET_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0}   # dense, SXM parts
+
+
+def log(msg):
+    print(f"[speed_gpu {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class Report:
+    """The JSON document, written again after every section."""
+
+    def __init__(self, path):
+        self.path = path
+        self.doc = {"command": COMMAND, "sections": {}, "errors": {}}
+
+    def save(self):
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.doc, indent=1) + "\n")
+        tmp.replace(self.path)
+
+    def section(self, name, fn, *args, **kwargs):
+        log(f"{name} ...")
+        t = time.perf_counter()
+        try:
+            self.doc["sections"][name] = fn(*args, **kwargs)
+            self.doc["sections"][name]["section_s"] = round(time.perf_counter() - t, 1)
+            log(f"{name}: done in {time.perf_counter() - t:.1f} s")
+        except Exception:   # noqa: BLE001 - recorded, and the next section still runs
+            self.doc["errors"][name] = traceback.format_exc()
+            log(f"{name}: FAILED\n{traceback.format_exc()}")
+        self.save()
+
+
+# ----------------------------------------------------------------------------- helpers
+def sync(device):
+    import torch
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device, repeats):
+    """Seconds of each of `repeats` calls of fn, synchronised."""
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        t = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def forward_flops(model, shape):
+    """FLOPs of one forward of `model` per item of a (2, *shape) batch, attention on its plain
+    path (q k^T and attn v counted as matmuls), as the CPU report counts them."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from denoise_vit.layers.attention import set_fused_attention
+
+    dev = next(model.parameters()).device
+    set_fused_attention(model, False)
+    was = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.rand(2, *shape, device=dev))
+    set_fused_attention(model, True)
+    model.train(was)
+    return counter.get_total_flops() / 2
+
+
+def share(flops_per_s, peak_tflops):
+    return round(flops_per_s / (peak_tflops * 1e12), 5) if peak_tflops else None
+
+
+# ----------------------------------------------------------------------------- sections
+def machine(device):
+    import torch
+    info = {"python": platform.python_version(), "torch": torch.__version__,
+            "device": str(device), "cpu_count": os.cpu_count()}
+    if device.type == "cuda":
+        p = torch.cuda.get_device_properties(device)
+        info.update(gpu=p.name, gpu_memory_gib=round(p.total_memory / 2**30, 1),
+                    multiprocessors=p.multi_processor_count, cuda=torch.version.cuda,
+                    capability=f"{p.major}.{p.minor}")
+        try:
+            info["nvidia_smi"] = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name,driver_version,clocks.max.sm,power.limit",
+                 "--format=csv,noheader"], capture_output=True, text=True, timeout=20).stdout.strip()
+        except (OSError, subprocess.SubprocessError) as exc:
+            info["nvidia_smi"] = f"unavailable: {exc}"
+    for name, tflops in DATASHEET_BF16_TFLOPS.items():
+        if name in info.get("gpu", ""):
+            info["datasheet_bf16_tflops"] = tflops
+    return info
+
+
+def matmul_peak(device, quick):
+    """Dense bf16 (and fp32 with TF32 off) matmul TFLOP/s: mean of 10 after 3 warm-ups."""
+    import torch
+    out = {}
+    n = (256 if device.type == "cpu" else 1024) if quick else 8192
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    for name, dtype, allow in (("bf16", torch.bfloat16, False), ("fp32", torch.float32, False),
+                               ("tf32", torch.float32, True)):
+        if name != "bf16" and device.type != "cuda":
+            continue
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+        torch.backends.cuda.matmul.allow_tf32 = allow
+        for _ in range(3):
+            torch.mm(a, b)
+        times = timed(lambda: [torch.mm(a, b) for _ in range(10)], device, 1)
+        out[f"{name}_tflops"] = round(2 * n ** 3 * 10 / times[0] / 1e12, 4)
+        log(f"matmul {name} {n}^3: {out[f'{name}_tflops']:.1f} TFLOP/s")
+        del a, b
+    torch.backends.cuda.matmul.allow_tf32 = tf32      # as torch left it: the runs below
+    out["n"] = n
+    return out
+
+
+def train_rates(device, peak, quick):
+    """images/s of the presets' training steps with bf16 autocast on the GPU."""
+    import torch
+    import torch.nn.functional as F
+    from denoise_vit.training.config import load_config
+    from denoise_vit.training.data import make_train_stream
+    from denoise_vit.training.engine import autocast, train_steps
+    from denoise_vit.training.setup import build_run_model, make_optimizer, make_run_scheduler
+
+    rows = []
+
+    def engine(preset, batch, steps, *, fixed=False, compile_=False, data_only=False,
+               amp=device.type == "cuda", tf32=False):
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        cfg = load_config(preset, [], {"device": device.type, "batch_size": batch})
+        model = build_run_model(cfg, device)
+        shape = (1, cfg.data.frames, cfg.data.size, cfg.data.size) if cfg.data.kind == "videos" \
+            else (1, cfg.data.size, cfg.data.size)
+        fwd = forward_flops(model, shape)
+        opt = make_optimizer(cfg, model)
+        sched = make_run_scheduler(cfg, opt)
+        stream = make_train_stream(cfg.data, batch, seed=1, device=device)
+        row = {"preset": preset, "batch": batch, "amp": amp, "tf32": tf32, "compile": compile_,
+               "data": "fixed batch" if fixed else ("generator only" if data_only else "generator"),
+               "train_mflop_per_image": round(3 * fwd / 1e6, 1),
+               "channels_last": bool(getattr(cfg, "channels_last", False))}
+        if data_only:
+            next(stream)
+            t = timed(lambda: [next(stream) for _ in range(steps)], device, 3)
+            row["images_per_s"] = round(batch * steps / statistics.median(t), 1)
+            log(f"  generator {preset} batch {batch}: {row['images_per_s']:.0f} images/s")
+            return rows.append(row)
+        net = torch.compile(model) if compile_ else model
+        if fixed:
+            x, y = next(stream)
+
+            def step():
+                with autocast(device, amp):
+                    out = net(x)
+                loss = F.mse_loss(out.float(), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            first = timed(lambda: [step() for _ in range(3)], device, 1)[0]
+            t = timed(lambda: [step() for _ in range(steps)], device, 3)
+        else:
+            kw = dict(device=device, amp=amp, progress=False)
+            first = timed(lambda: train_steps(net, stream, opt, sched, first_step=0,
+                                              last_step=3, **kw), device, 1)[0]
+            t = timed(lambda: train_steps(net, stream, opt, sched, first_step=0,
+                                          last_step=steps, **kw), device, 3)
+        rate = batch * steps / statistics.median(t)
+        row.update(images_per_s=round(rate, 1), first_3_steps_s=round(first, 2),
+                   steps_timed=f"3 x {steps}",
+                   tflops=round(3 * fwd * rate / 1e12, 3),
+                   share_of_bf16_peak=share(3 * fwd * rate, peak))
+        if device.type == "cuda":
+            row["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+            torch.cuda.reset_peak_memory_stats(device)
+        log(f"  {preset} batch {batch} {row['data']} amp {amp} tf32 {tf32}: "
+            f"{rate:.0f} images/s, {row['tflops']:.2f} TFLOP/s, share {row['share_of_bf16_peak']}")
+        rows.append(row)
+
+    big = (256,) if quick else (512, 2048)
+    s = 2 if quick else 30
+    for preset, batches in (("vit_fast", (64, *big)), ("course", (64, *big)),
+                            ("video_fast", (8, 64) if not quick else (8,))):
+        for b in batches:
+            engine(preset, b, s)
+        engine(preset, batches[-1], s, fixed=True)
+        engine(preset, batches[-1], s, data_only=True)
+    if device.type == "cuda":   # the presets as they are (amp = false): fp32, then with TF32
+        for b in (64, 2048):
+            engine("vit_fast", b, s, amp=False)
+            engine("vit_fast", b, s, amp=False, tf32=True)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return {"rows": rows}
+
+
+def train_compiled(device, peak, quick):
+    """vit_fast training steps under torch.compile (inductor), bf16 autocast, fixed batch."""
+    import torch
+    import torch.nn.functional as F
+    from denoise_vit.training.config import load_config
+    from denoise_vit.training.data import make_train_stream
+    from denoise_vit.training.engine import autocast
+    from denoise_vit.training.setup import build_run_model, make_optimizer
+
+    rows = []
+    amp = device.type == "cuda"
+    for batch in ((64,) if quick else (64, 2048)):
+        cfg = load_config("vit_fast", [], {"device": device.type, "batch_size": batch})
+        model = build_run_model(cfg, device)
+        fwd = forward_flops(model, (1, cfg.data.size, cfg.data.size))
+        opt = make_optimizer(cfg, model)
+        net = torch.compile(model)
+        x, y = next(make_train_stream(cfg.data, batch, seed=1, device=device))
+
+        def step():
+            with autocast(device, amp):
+                out = net(x)
+            loss = F.mse_loss(out.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        first = timed(lambda: [step() for _ in range(3)], device, 1)[0]
+        steps = 2 if quick else 30
+        t = timed(lambda: [step() for _ in range(steps)], device, 3)
+        rate = batch * steps / statistics.median(t)
+        rows.append({"preset": "vit_fast", "batch": batch, "amp": amp, "compile": True,
+                     "data": "fixed batch", "images_per_s": round(rate, 1),
+                     "first_3_steps_s": round(first, 1), "tflops": round(3 * fwd * rate / 1e12, 3),
+                     "share_of_bf16_peak": share(3 * fwd * rate, peak)})
+        log(f"  compiled vit_fast batch {batch}: {rate:.0f} images/s (compile + 3 steps "
+            f"{first:.0f} s)")
+    return {"rows": rows}
+
+
+def train_preset(device, work, quick):
+    """vit_fast as its preset says (all its steps, batch 64, amp on the GPU): seconds and PSNR."""
+    import torch
+    from denoise_vit.checkpoint import atomic_save, make_checkpoint
+    from denoise_vit.training.config import load_config
+    from denoise_vit.training.data import make_eval_data, make_train_stream
+    from denoise_vit.training.engine import evaluate, train_steps
+    from denoise_vit.training.setup import build_run_model, make_optimizer, make_run_scheduler
+
+    over = {"device": device.type, "amp": device.type == "cuda"}
+    if quick:
+        over.update(epochs=1, steps_per_epoch=5)
+    cfg = load_config("vit_fast", [], over)
+    model = build_run_model(cfg, device)
+    opt = make_optimizer(cfg, model)
+    sched = make_run_scheduler(cfg, opt, budget_seconds=None)
+    stream = make_train_stream(cfg.data, cfg.batch_size, seed=cfg.seed, device=device)
+    total = cfg.epochs * cfg.steps_per_epoch
+    sync(device)
+    t = time.perf_counter()
+    train_steps(model, stream, opt, sched, first_step=0, last_step=total, device=device,
+                amp=cfg.amp, progress=False)
+    sync(device)
+    seconds = time.perf_counter() - t
+    inputs, targets = make_eval_data(cfg.data)
+    scores = evaluate(model, inputs, targets, device=device, amp=cfg.amp)
+    path = work / "vit_fast_gpu.pt"
+    atomic_save(make_checkpoint(model.cpu(), config={"data": {"kind": cfg.data.kind}}), path)
+    model.to(device)
+    log(f"  vit_fast preset: {total} steps in {seconds:.1f} s, eval PSNR {scores['psnr']:.2f} dB")
+    return {"steps": total, "batch": cfg.batch_size, "amp": cfg.amp, "seconds": round(seconds, 1),
+            "images_per_s": round(total * cfg.batch_size / seconds, 1),
+            "eval_psnr_db": round(float(scores["psnr"]), 2), "eval_ssim": round(float(scores["ssim"]), 4),
+            "checkpoint": str(path)}
+
+
+def inference(device, peak, work, quick):
+    """Denoiser on whole images and stacks; the model alone on large batches of tiles."""
+    import torch
+    from data_gen import generate_images, generate_videos
+    from denoise_vit.checkpoint import load_model
+    from denoise_vit.inference.tiling import Denoiser, tile_starts
+    from denoise_vit.metrics import psnr
+    from denoise_vit.training.config import load_config
+    from denoise_vit.training.setup import build_run_model
+
+    path = work / "vit_fast_gpu.pt"
+    if path.exists():
+        model = load_model(path)
+        trained = True
+    else:
+        model = build_run_model(load_config("vit_fast", []))
+        trained = False
+    model.eval()
+    fwd_tile = forward_flops(model, (1, 64, 64))
+    out = {"trained_model": trained, "forward_mflop_per_tile": round(fwd_tile / 1e6, 2),
+           "images": []}
+    g = torch.Generator().manual_seed(7)
+    sides = (256, 512) if quick else (1024, 4096)
+    inputs = {s: generate_images(1, size=s, generator=g) for s in sides}
+
+    def wrap(den, bf16):
+        if bf16:
+            inner = den.model
+
+            class Cast(torch.nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.inner = inner
+
+                def forward(self, x):
+                    with torch.autocast(device.type, dtype=torch.bfloat16):
+                        return self.inner(x)
+            den.model = Cast()
+        return den
+
+    for side in sides:
+        x, clean = inputs[side]
+        tiles = len(tile_starts(side, 64, 16)) ** 2
+        for bf16 in (False, True):
+            for batch in (None, 512) if not quick else (None,):
+                den = wrap(Denoiser(model, device=device, batch_size=batch), bf16)
+                den.denoise(x[:, :, :256, :256])   # warm-up (cuDNN plans, allocator)
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                result = {}
+                times = timed(lambda: result.__setitem__("y", den.denoise(x)), device,
+                              1 if side > 2048 or quick else 5)
+                sec = statistics.median(times)
+                row = {"side": side, "bf16": bf16, "batch": batch or "default (32 tiles)",
+                       "tiles": tiles, "seconds": round(sec, 4),
+                       "megapixels_per_s": round(side * side / sec / 1e6, 2),
+                       "tiles_per_s": round(tiles / sec, 1),
+                       "share_of_bf16_peak": share(fwd_tile * tiles / sec, peak),
+                       "psnr_db": round(float(psnr(result["y"], clean)), 3),
+                       "input_psnr_db": round(float(psnr(x, clean)), 3)}
+                if device.type == "cuda":
+                    row["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
+                out["images"].append(row)
+                log(f"  {side}x{side} {'bf16' if bf16 else 'fp32'} batch {row['batch']}: "
+                    f"{sec:.3f} s, {row['megapixels_per_s']:.1f} MP/s, PSNR {row['psnr_db']:.2f}")
+    # the model alone: batches of 64x64 tiles, no tiling around it
+    model_dev = build_run_model(load_config("vit_fast", []), device).eval()
+    if trained:
+        model_dev.load_state_dict(model.state_dict())
+    model_dev = model_dev.to(memory_format=torch.channels_last)
+    rows = []
+    batch = 64 if quick else 4096
+    xb = torch.rand(batch, 1, 64, 64, device=device).contiguous(memory_format=torch.channels_last)
+    levers = [("fp32", False, False), ("bf16 autocast", True, False)]
+    if device.type == "cuda" or not quick:
+        levers.append(("bf16 autocast + torch.compile", True, True))
+    for name, bf16, comp in levers:
+        net = torch.compile(model_dev) if comp else model_dev
+
+        def fwd():
+            with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                        enabled=bf16):
+                net(xb)
+        first = timed(fwd, device, 2)[0]
+        t = statistics.median(timed(fwd, device, 5))
+        rate = batch / t
+        rows.append({"lever": name, "batch": batch, "tiles_per_s": round(rate, 1),
+                     "megapixels_per_s": round(rate * 4096 / 1e6, 1),
+                     "first_call_s": round(first, 1), "tflops": round(fwd_tile * rate / 1e12, 3),
+                     "share_of_bf16_peak": share(fwd_tile * rate, peak)})
+        log(f"  model alone, {name}: {rate:.0f} tiles/s, share {rows[-1]['share_of_bf16_peak']}")
+    out["model_alone"] = rows
+    # stacks: 100 frames of 512x512, image model plane by plane and a video model
+    frames, side = (10, 128) if quick else (100, 512)
+    clip, _ = generate_videos(1, size=side, frames=frames, generator=g)   # (1, 1, T, H, W)
+    stack = clip[0].transpose(0, 1).contiguous()                          # (T, 1, H, W)
+    vmodel = build_run_model(load_config("video_fast", []))
+    out["stack"] = []
+    for name, m in (("image model (vit_fast)", model), ("video model (video_fast, untrained)", vmodel)):
+        den = Denoiser(m, device=device)
+        den.denoise(stack[:min(frames, 16), :, :128, :128])
+        sec = statistics.median(timed(lambda: den.denoise(stack), device, 3))
+        out["stack"].append({"model": name, "frames": frames, "side": side,
+                             "seconds": round(sec, 3), "frames_per_s": round(frames / sec, 1)})
+        log(f"  stack {frames}x{side}x{side}, {name}: {frames / sec:.1f} frames/s")
+    return out
+
+
+def commands(device, work, quick):
+    """The commands as a user runs them on this device: wall seconds, exit status."""
+    import numpy as np
+    import tifffile
+    import torch
+    from data_gen import generate_images
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = {}
+    steps = 5 if quick else 200
+    cmd = [sys.executable, "-m", "denoise_vit", "train", "--config", "quick",
+           "--device", device.type, "--out-dir", str(work / "runs"), "--no-progress",
+           "epochs=1", f"steps_per_epoch={steps}", f"amp={'true' if device.type == 'cuda' else 'false'}"]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, cwd=work, capture_output=True, text=True)
+    out["train_quick"] = {"command": " ".join(cmd[1:]).replace(str(work), "WORK"),
+                          "seconds": round(time.perf_counter() - t, 1), "status": proc.returncode,
+                          "tail": (proc.stdout + proc.stderr)[-1500:]}
+    log(f"  train: status {proc.returncode}, {out['train_quick']['seconds']} s")
+    ckpt = work / "vit_fast_gpu.pt"
+    if ckpt.exists():
+        side = 256 if quick else 1024
+        x, _ = generate_images(1, size=side, generator=torch.Generator().manual_seed(3))
+        tif = work / "noisy.tif"
+        tifffile.imwrite(tif, np.clip(x[0, 0].numpy() * 10000, 0, 65535).astype(np.uint16))
+        cmd = [sys.executable, "-m", "denoise_vit", "denoise", str(tif), "--checkpoint", str(ckpt),
+               "--device", device.type, "--output", str(work / "out.tif"), "--overwrite",
+               "--no-progress"]
+        runs = []
+        for _ in range(3):
+            t = time.perf_counter()
+            proc = subprocess.run(cmd, env=env, cwd=work, capture_output=True, text=True)
+            runs.append(round(time.perf_counter() - t, 3))
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import torch; torch.zeros(1, device='"
+                        + device.type + "')"], env=env, cwd=work)
+        out["denoise_1024"] = {"command": " ".join(cmd[1:]).replace(str(work), "WORK"),
+                               "seconds": runs, "status": proc.returncode,
+                               "import_torch_and_first_cuda_tensor_s": round(time.perf_counter() - t, 3),
+                               "tail": (proc.stdout + proc.stderr)[-1500:]}
+        log(f"  denoise: status {proc.returncode}, {runs} s")
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out-dir", default=str(ROOT / "docs"))
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run on the CPU)")
+    p.add_argument("--skip", default="", help="comma-separated sections to leave out")
+    args = p.parse_args(argv)
+    import torch
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as exc:
+        p.exit(2, f"speed_gpu: unknown device {args.device!r}: {exc}\n")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        p.exit(2, "speed_gpu: no CUDA GPU here; the GPU figures stay unmeasured "
+                  "(--device cpu --quick runs the script as a smoke test)\n")
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = Report(out_dir / "speed_gpu.json")
+    report.doc["quick"] = args.quick
+    report.doc["started"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    work = Path(tempfile.mkdtemp(prefix="speed_gpu_"))
+    t0 = time.perf_counter()
+    report.section("machine", machine, device)
+    report.section("matmul", matmul_peak, device, args.quick)
+    peak = report.doc["sections"].get("matmul", {}).get("bf16_tflops")
+    plan = [("train_preset", train_preset, (device, work, args.quick)),
+            ("inference", inference, (device, peak, work, args.quick)),
+            ("training", train_rates, (device, peak, args.quick)),
+            ("commands", commands, (device, work, args.quick)),
+            ("train_compiled", train_compiled, (device, peak, args.quick))]
+    for name, fn, fargs in plan:
+        if name not in skip:
+            report.section(name, fn, *fargs)
+    report.doc["wall_s"] = round(time.perf_counter() - t0, 1)
+    report.save()
+    log(f"wrote {report.path} ({report.doc['wall_s']:.0f} s; "
+        f"{len(report.doc['errors'])} section(s) failed)")
+    return 1 if report.doc["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
