@@ -268,7 +268,8 @@ def build_parser():
     p.add_argument("--frame-overlap", type=int, help="video models: frames shared by consecutive "
                                                      "temporal windows (default: half the window)")
     p.add_argument("--batch-size", type=int, help="tiles per model call (default: 32 tiles of "
-                                                  "64x64 pixels or as many pixels of larger ones)")
+                                                  "64x64 pixels or as many pixels of larger ones; "
+                                                  "on a CUDA GPU 512)")
     p.add_argument("--dtype", choices=("input", "float32"), default="input",
                    help="output pixel type (default: the input's)")
     p.add_argument("--normalize", choices=("stack", "frame", "none"), default="stack",

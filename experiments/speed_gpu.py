@@ -22,7 +22,9 @@ Measures, on one CUDA device, with this checkout's own code (its presets, `build
   steps and `denoise-vit denoise --device cuda` of a 1024x1024 uint16 TIFF (wall seconds).
 
 Every section is written to speed_gpu.json as soon as it ends (a failing section records its
-error and the others still run). `experiments/speed_report.py` puts the figures into
+error and the others still run); a "notes" list added to that file by hand afterwards (what
+changed in the code since the run, say) is printed with the figures. speed_gpu.md and
+speed_gpu.png are written beside it; `experiments/speed_report.py` puts the same section into
 docs/SPEED.md. --quick: tiny sizes and step counts, for a smoke run on the CPU.
 """
 from __future__ import annotations
@@ -467,13 +469,185 @@ def commands(device, work, quick):
     return out
 
 
+# ----------------------------------------------------------------------------- report
+def _pct(v):
+    return "–" if v is None else (f"{100 * v:.2f} %" if v < 0.1 else f"{100 * v:.1f} %")
+
+
+def render(doc, figure_name=None):
+    """The GPU section of docs/SPEED.md, from a speed_gpu.json (every number read from it)."""
+    sec, m = doc["sections"], doc["sections"].get("machine", {})
+    mm = sec.get("matmul", {})
+    peak = mm.get("bf16_tflops")
+    lines = ["## GPU (goal 5)", "",
+             f"Produced by `{doc['command']}` on an {m.get('gpu', '?')} ({m.get('multiprocessors')} "
+             f"multiprocessors, {m.get('gpu_memory_gib')} GiB; `nvidia-smi`: {m.get('nvidia_smi')}), "
+             f"CUDA {m.get('cuda')}, torch {m.get('torch')}, Python {m.get('python')}, "
+             f"{m.get('cpu_count')} CPU cores, started {doc.get('started')}, {doc.get('wall_s', 0):.0f} s "
+             "in all; the machine was lent for this run alone (nothing else ran on it).", "",
+             f"Dense bf16 matmul in the same run: **{peak:.0f} TFLOP/s** ({mm.get('n')}^3, mean of 10 "
+             f"after 3 warm-ups; datasheet {m.get('datasheet_bf16_tflops', '?')}); fp32 "
+             f"{mm.get('fp32_tflops', 0):.0f}, TF32 {mm.get('tf32_tflops', 0):.0f}. Every share below is of the "
+             f"measured {peak:.0f} TFLOP/s. FLOPs as on the CPU: forward FLOPs (FlopCounterMode, "
+             "attention on its plain path), x 3 for a training step.", ""]
+    if figure_name:
+        lines += [f"![GPU training and inference speed]({figure_name})", ""]
+    errors = doc.get("errors") or {}
+    for name in errors:
+        lines.append(f"- section `{name}` failed in this run (its traceback is in the JSON)")
+    for note in doc.get("notes", []):   # added to the JSON by hand after the run, dated
+        lines.append(f"- {note}")
+    if errors or doc.get("notes"):
+        lines.append("")
+    tp = sec.get("train_preset")
+    if tp:
+        lines += [f"vit_fast trained as its preset says ({tp['steps']} steps of batch {tp['batch']}, "
+                  f"bf16 autocast): **{tp['seconds']} s** ({tp['images_per_s']:.0f} images/s "
+                  f"through `train_steps`, generator on the GPU), evaluation PSNR "
+                  f"**{tp['eval_psnr_db']} dB** (config seed 0; the same 1650 steps in the preset's 270 "
+                  "CPU seconds on the 2-core EPYC gave 35.63 dB for seed 0, as the preset file "
+                  "records).", ""]
+    rows = (sec.get("training", {}).get("rows", []) + sec.get("train_compiled", {}).get("rows", []))
+    if rows:
+        lines += ["### Training", "",
+                  "| preset | batch | data | precision | compile | images/s (video: clips/s) | TFLOP/s | "
+                  "of bf16 peak |", "|---|---:|---|---|---|---:|---:|---:|"]
+        for r in rows:
+            prec = "bf16 autocast" if r.get("amp") else ("fp32 + TF32" if r.get("tf32") else "fp32")
+            tfl = r.get("tflops")
+            lines.append(f"| {r['preset']} | {r['batch']} | {r['data']} | {prec} | "
+                         f"{'yes' if r.get('compile') else 'no'} | {r['images_per_s']:.0f} | "
+                         f"{'–' if tfl is None else f'{tfl:.2f}'} | "
+                         f"{_pct(r.get('share_of_bf16_peak'))} |")
+        lines += ["", "*generator*: `train_steps` on fresh batches drawn on the GPU each step (as "
+                  "`denoise-vit train` runs); *fixed batch*: the same step on one batch (the "
+                  "model's own ceiling); *generator only*: drawing the batches, no model. "
+                  "Timings: median of 3 runs of 30 steps after 3 warm-up steps, synchronised.", ""]
+    inf = sec.get("inference")
+    if inf:
+        lines += ["### Inference", "",
+                  f"`Denoiser` with the vit_fast model trained above ({'trained' if inf['trained_model'] else 'untrained'}), "
+                  f"{inf['forward_mflop_per_tile']} MFLOP per 64x64 tile, tiles overlapping by 16 "
+                  "pixels, on a synthetic image (`generate_images`); seconds: median of 5 "
+                  "(4096: one run) after a warm-up; PSNR against the clean image.", "",
+                  "| image | tiles | batch (tiles) | precision | seconds | megapixels/s | "
+                  "of bf16 peak | PSNR (dB) | peak GPU memory |",
+                  "|---|---:|---|---|---:|---:|---:|---:|---:|"]
+        for r in inf["images"]:
+            lines.append(f"| {r['side']}x{r['side']} | {r['tiles']} | {r['batch']} | "
+                         f"{'bf16 autocast' if r['bf16'] else 'fp32'} | {r['seconds']:.3f} | "
+                         f"{r['megapixels_per_s']:.1f} | {_pct(r['share_of_bf16_peak'])} | "
+                         f"{r['psnr_db']:.2f} | {r.get('peak_gpu_memory_mib', '–')} MiB |")
+        lines += ["", "The model alone (no tiling, one batch of 64x64 tiles already on the GPU):", "",
+                  "| precision | batch | tiles/s | megapixels/s | TFLOP/s | of bf16 peak | first call (s) |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in inf["model_alone"]:
+            lines.append(f"| {r['lever']} | {r['batch']} | {r['tiles_per_s']:.0f} | "
+                         f"{r['megapixels_per_s']:.0f} | {r['tflops']:.2f} | "
+                         f"{_pct(r['share_of_bf16_peak'])} | {r['first_call_s']} |")
+        lines += ["", "Stacks (`Denoiser.denoise` of a (T, 1, H, W) stack; median of 3): " + "; ".join(
+            f"{r['frames']} frames of {r['side']}x{r['side']}, {r['model']}: "
+            f"**{r['frames_per_s']} frames/s**" for r in inf["stack"]) + ".", ""]
+    cmd = sec.get("commands")
+    if cmd:
+        lines += ["### The commands end to end", ""]
+        t = cmd.get("train_quick")
+        if t:
+            lines.append(f"- `python {t['command']}`: exit {t['status']}, {t['seconds']} s wall "
+                         "(start-up, 200 steps, evaluation, figures).")
+        d = cmd.get("denoise_1024")
+        if d:
+            lines.append(f"- `python {d['command']}` (a 1024x1024 uint16 TIFF): exit {d['status']}, "
+                         f"{', '.join(str(s) for s in d['seconds'])} s wall in three runs; "
+                         f"`import torch` and a first CUDA tensor alone: "
+                         f"{d['import_torch_and_first_cuda_tensor_s']} s.")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def figure(doc, path):
+    """Training images/s against batch (left) and inference megapixels/s (right)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sec = doc["sections"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.6))
+    rows = sec.get("training", {}).get("rows", [])
+    for i, preset in enumerate(("vit_fast", "course", "video_fast")):
+        pts = sorted((r["batch"], r["images_per_s"]) for r in rows if r["preset"] == preset
+                     and r["data"] == "generator" and r.get("amp"))
+        if pts:
+            line, = a.plot(*zip(*pts), "o-", label=f"{preset}, bf16, generator")
+            fixed = [(r["batch"], r["images_per_s"]) for r in rows if r["preset"] == preset
+                     and r["data"] == "fixed batch"]
+            if fixed:
+                a.plot(*zip(*fixed), "s", color=line.get_color(), mfc="none", ms=9,
+                       label=f"{preset}, fixed batch")
+    fp32 = sorted((r["batch"], r["images_per_s"]) for r in rows if r["preset"] == "vit_fast"
+                  and not r.get("amp") and not r.get("tf32") and r["data"] == "generator")
+    if fp32:
+        a.plot(*zip(*fp32), "x--", color="C0", label="vit_fast, fp32, generator")
+    comp = [(r["batch"], r["images_per_s"]) for r in sec.get("train_compiled", {}).get("rows", [])]
+    if comp:
+        a.plot(*zip(*comp), "*", color="C0", ms=13, label="vit_fast, bf16, compiled, fixed batch")
+    a.set_xscale("log", base=2)
+    a.set_yscale("log")
+    a.set_xlabel("batch (images; video_fast: clips of 8 frames)")
+    a.set_ylabel("training images/s (video_fast: clips/s)")
+    a.set_title("Training on the GPU: the small models need large batches")
+    a.grid(True, which="both", alpha=0.3)
+    if a.get_legend_handles_labels()[0]:
+        a.legend(fontsize=7)
+    inf = sec.get("inference")
+    if inf:
+        bars = [(f"Denoiser {r['side']}², batch {str(r['batch']).split(' ')[0]}", r["megapixels_per_s"])
+                for r in inf["images"] if not r["bf16"]]
+        bars += [(f"model alone, {r['lever']}", r["megapixels_per_s"]) for r in inf["model_alone"]]
+        names, values = zip(*bars)
+        colors = ["C1" if n.startswith("Denoiser") else "C2" for n in names]
+        b.barh(range(len(values)), values, color=colors)
+        b.set_yticks(range(len(values)), names, fontsize=8)
+        b.set_xscale("log")
+        b.invert_yaxis()
+        for i, v in enumerate(values):
+            b.text(v, i, f" {v:.0f}", va="center", fontsize=8)
+        b.set_xlabel("megapixels/s (log)")
+        b.set_title("Inference, vit_fast: the tiling around the model is the limit")
+    m = sec.get("machine", {})
+    fig.suptitle(f"{m.get('gpu', '?')}, torch {m.get('torch', '?')}: "
+                 f"`python experiments/speed_gpu.py` ({doc.get('started', '')})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_outputs(doc, out_dir):
+    """speed_gpu.png and speed_gpu.md beside the JSON (SPEED.md takes the same section)."""
+    figure(doc, out_dir / "speed_gpu.png")
+    (out_dir / "speed_gpu.md").write_text("# GPU speed (issue 14, goal 5)\n\n" +
+                                          render(doc, "speed_gpu.png").split("\n", 2)[2])
+    log(f"wrote {out_dir / 'speed_gpu.md'} and {out_dir / 'speed_gpu.png'}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out-dir", default=str(ROOT / "docs"))
     p.add_argument("--device", default="cuda")
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run on the CPU)")
     p.add_argument("--skip", default="", help="comma-separated sections to leave out")
+    p.add_argument("--render-only", action="store_true",
+                   help="write speed_gpu.md and speed_gpu.png again from the speed_gpu.json in "
+                        "--out-dir (no GPU needed)")
     args = p.parse_args(argv)
+    out_dir = Path(args.out_dir)
+    if args.render_only:
+        try:
+            doc = json.loads((out_dir / "speed_gpu.json").read_text())
+        except (OSError, ValueError) as exc:
+            p.exit(2, f"speed_gpu: cannot read {out_dir / 'speed_gpu.json'}: {exc}\n")
+        write_outputs(doc, out_dir)
+        return 0
     import torch
     try:
         device = torch.device(args.device)
@@ -482,7 +656,6 @@ def main(argv=None):
     if device.type == "cuda" and not torch.cuda.is_available():
         p.exit(2, "speed_gpu: no CUDA GPU here; the GPU figures stay unmeasured "
                   "(--device cpu --quick runs the script as a smoke test)\n")
-    out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = Report(out_dir / "speed_gpu.json")
     report.doc["quick"] = args.quick
@@ -503,6 +676,7 @@ def main(argv=None):
             report.section(name, fn, *fargs)
     report.doc["wall_s"] = round(time.perf_counter() - t0, 1)
     report.save()
+    write_outputs(report.doc, out_dir)
     log(f"wrote {report.path} ({report.doc['wall_s']:.0f} s; "
         f"{len(report.doc['errors'])} section(s) failed)")
     return 1 if report.doc["errors"] else 0

@@ -12,7 +12,9 @@ measurement. Around every part the report records the load average and the share
 other processes used (from /proc/stat; the ``load`` part starts its own busy process on purpose,
 and says so). The dense float32 matmul rate is measured in the same run, at the start.
 
-Writes ``docs/SPEED.md`` and ``docs/speed.json`` (or into ``--out-dir``).
+Writes ``docs/SPEED.md`` and ``docs/speed.json`` (or into ``--out-dir``). Where that folder
+holds a ``speed_gpu.json`` (``experiments/speed_gpu.py``, run on a machine with a GPU), its
+figures become SPEED.md's GPU section.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "experiments"))   # speed_gpu: the GPU section
 
 PARTS = ("inference", "training", "load", "generator")
 BEFORE_REV = "ecd84de"  # main before issue 14
@@ -169,7 +172,33 @@ def goal_lines(report):
     return lines
 
 
-def render(report):
+def gpu_goal_line(gpu):
+    """Goal 5 in one line, from a speed_gpu.json."""
+    sec = gpu["sections"]
+    name = sec.get("machine", {}).get("gpu", "a GPU")
+    rows = sec.get("training", {}).get("rows", []) + sec.get("train_compiled", {}).get("rows", [])
+    shares = [r for r in rows if r.get("share_of_bf16_peak") is not None]
+    parts = [f"- GPU (images/s, share of the bf16 peak): measured on an {name} in a separate run "
+             f"({gpu.get('started')}; the GPU section below)"]
+    preset = next((r for r in shares if r["preset"] == "vit_fast" and r["batch"] == 64
+                   and r["data"] == "generator" and r.get("amp")), None)
+    best = max(shares, key=lambda r: r["share_of_bf16_peak"], default=None)
+    if preset and best:
+        parts.append(f"vit_fast training {preset['images_per_s']:.0f} images/s at its batch of 64 "
+                     f"({100 * preset['share_of_bf16_peak']:.2f} % of the bf16 peak), at best "
+                     f"{best['images_per_s']:.0f} images/s ({100 * best['share_of_bf16_peak']:.1f} %, "
+                     f"batch {best['batch']}{', compiled' if best.get('compile') else ''})")
+    images = sec.get("inference", {}).get("images", [])
+    one = next((r for r in images if r["side"] == 1024 and not r["bf16"]
+                and r["batch"] == 512), None)
+    if one:
+        parts.append(f"`Denoiser` on a 1024x1024 image {one['seconds']:.3f} s at batch 512, "
+                     f"now the default on a CUDA GPU ({100 * one['share_of_bf16_peak']:.2f} % of "
+                     "the peak: the tiling around the model is the limit)")
+    return "; ".join(parts)
+
+
+def render(report, gpu=None):
     m = report["machine"]
     lines = [
         "# Speed near the limit (issue 14)", "",
@@ -184,13 +213,18 @@ def render(report):
         "with `PYTHONPATH` set to that side's tree. The load is recorded around every part "
         "(the share of the CPU other processes used, from /proc/stat: near 0 % means the "
         "timing is clean; the `load` part holds one core busy on purpose).", "",
-        "**GPU**: this machine has none, so every GPU figure (images/s and share of the bf16 "
-        "peak, training and inference) is unmeasured; the CUDA paths (bf16 autocast, "
-        "`torch.compile`, channels_last, fused attention) are covered by CPU-side tests only.", "",
+        ("**GPU**: this machine has none; the GPU figures (images/s and share of the bf16 peak, "
+         f"training and inference) were measured on an {gpu['sections'].get('machine', {}).get('gpu')} "
+         "by `python experiments/speed_gpu.py` in a separate run (the last section). "
+         if gpu else "**GPU**: this machine has none, so every GPU figure (images/s and share of "
+         "the bf16 peak, training and inference) is unmeasured. ") +
+        "The CUDA paths (bf16 autocast, `torch.compile`, channels_last, fused attention) are "
+        "covered by CPU-side tests.", "",
     ]
     goals = goal_lines(report)
     if goals:
         lines += ["## Goals of issue 14, on this checkout", "", *goals,
+                  gpu_goal_line(gpu) if gpu else
                   "- GPU (images/s, share of the bf16 peak): unmeasured, no GPU here", ""]
     for part in report["parts"]:
         before, after = part["before"], part["after"]
@@ -209,7 +243,23 @@ def render(report):
             if note not in body:          # a part may already say it in its own section
                 lines.append(f"- {note}")
         lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
+    if gpu:
+        from speed_gpu import render as gpu_section
+        lines.append(gpu_section(gpu, "speed_gpu.png"))
+    text = "\n".join(lines).rstrip() + "\n"
+    if gpu:   # the CPU parts' own words about the GPU, from a machine without one
+        text = text.replace("GPU (bf16 peak share, images/s): unmeasured, no GPU on this machine.",
+                            "GPU figures: not on this machine (no GPU); see the GPU section.")
+        text = text.replace("- GPU figures unmeasured: no GPU on this machine\n", "")
+    return text
+
+
+def read_gpu(out_dir):
+    """The GPU run's speed_gpu.json in out_dir, if there is one (experiments/speed_gpu.py)."""
+    try:
+        return json.loads((Path(out_dir) / "speed_gpu.json").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def main(argv=None):
@@ -229,7 +279,7 @@ def main(argv=None):
             report = json.loads((out_dir / "speed.json").read_text())
         except (OSError, ValueError) as e:
             p.exit(2, f"speed_report: cannot read {out_dir / 'speed.json'}: {e}\n")
-        (out_dir / "SPEED.md").write_text(render(report))
+        (out_dir / "SPEED.md").write_text(render(report, read_gpu(out_dir)))
         log(f"speed_report: wrote {out_dir / 'SPEED.md'}")
         return 0
     parts = [s.strip() for s in args.parts.split(",") if s.strip()]
@@ -270,7 +320,7 @@ def main(argv=None):
     finally:
         shutil.rmtree(work, ignore_errors=True)
     (out_dir / "speed.json").write_text(json.dumps(report, indent=1) + "\n")
-    (out_dir / "SPEED.md").write_text(render(report))
+    (out_dir / "SPEED.md").write_text(render(report, read_gpu(out_dir)))
     log(f"speed_report: wrote {out_dir / 'SPEED.md'} and {out_dir / 'speed.json'}")
     failed = [f"{e['name']} ({side})" for e in report["parts"] for side in ("before", "after")
               if e[side]["result"] is None]

@@ -122,3 +122,12 @@ def test_denoiser_is_the_plain_model_on_one_tile():
                         depth=1, num_heads=2).eval()
     x = torch.rand(2, 1, 64, 64)
     assert torch.allclose(Denoiser(model).denoise(x), model(x), atol=1e-5)
+
+
+def test_default_batch_is_larger_on_a_cuda_gpu_and_follows_the_tile_size():
+    model = build_model("vit_denoiser", depth=1, embed_dim=16, num_heads=2).eval()
+    den = Denoiser(model)
+    assert den.batch_for((64, 64)) == 32 and den.batch_for((128, 128)) == 8
+    den.device = torch.device("cuda")        # the rule alone; nothing runs on it here
+    assert den.batch_for((64, 64)) == 512 and den.batch_for((128, 128)) == 128
+    assert Denoiser(model, batch_size=5).batch_for((64, 64)) == 5   # given: kept
