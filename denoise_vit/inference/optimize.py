@@ -10,9 +10,10 @@ same maths as torch's fused CPU kernel. Whether it is faster is not settled: a f
 (2026-12-03 19:01, 2-core EPYC, alone under the CPU lock) gave 3-15 % less forward time for a
 batch of 32 vit_fast tiles, but the committed measurement (`experiments/attention_path_speed.py`,
 same machine and lock) found the two within noise: median plain/fused 1.02 over 6
-alternations, video_fast 1.09 (docs/attention_path.json, 21:31); a run of 4 alternations just
-before printed 0.99 and 0.93.
-Video models keep the fused path.
+alternations, video_fast 1.09 (2026-12-03 21:31); a run of 4 alternations just before printed
+0.99 and 0.93, and one on 2026-12-04 0.997 and 1.061 (docs/attention_path.json).
+Video models keep the fused path. Training keeps it too: the same script's training rows gave
+plain/fused 0.95 for vit_fast and 1.06 for the course preset (4 alternations, 2026-12-04).
 """
 import copy
 
