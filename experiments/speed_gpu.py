@@ -285,6 +285,7 @@ def train_preset(device, work, quick):
     """vit_fast as its preset says (all its steps, batch 64, amp on the GPU): seconds and PSNR."""
     import torch
     from denoise_vit.checkpoint import atomic_save, make_checkpoint
+    from denoise_vit.inference.intensity import training_record
     from denoise_vit.training.config import load_config
     from denoise_vit.training.data import make_eval_data, make_train_stream
     from denoise_vit.training.engine import evaluate, train_steps
@@ -308,7 +309,10 @@ def train_preset(device, work, quick):
     inputs, targets = make_eval_data(cfg.data)
     scores = evaluate(model, inputs, targets, device=device, amp=cfg.amp)
     path = work / "vit_fast_gpu.pt"
-    atomic_save(make_checkpoint(model.cpu(), config={"data": {"kind": cfg.data.kind}}), path)
+    # with the intensity record `denoise-vit train` writes: without it, `denoise` regenerates
+    # the training data to find the range (seconds of start-up that users' checkpoints skip)
+    atomic_save(make_checkpoint(model.cpu(), config={"data": {"kind": cfg.data.kind}},
+                                intensity=training_record(inputs)), path)
     model.to(device)
     log(f"  vit_fast preset: {total} steps in {seconds:.1f} s, eval PSNR {scores['psnr']:.2f} dB")
     return {"steps": total, "batch": cfg.batch_size, "amp": cfg.amp, "seconds": round(seconds, 1),
