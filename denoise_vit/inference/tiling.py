@@ -31,6 +31,8 @@ from .intensity import Normalization
 from .optimize import inference_copy
 
 TILE_OVERLAP_FRACTION = 4   # default overlap: a quarter of the tile
+# (16 of 64: 12 cost vit_fast 0.31 dB on 1024x1024 images, 24 gained 0.16 dB for 19 % more
+# time; docs/DENOISE.md, experiments/overlap_study.py)
 BATCH_PIXELS = 32 * 64 * 64  # default batch: tiles totalling this many pixels (32 of 64x64)
 # On a CUDA GPU 16 times that (512 tiles of 64x64): vit_fast on an H200 denoised a 1024x1024
 # image in 0.054 s instead of 0.106 and a 4096x4096 one in 1.08 s instead of 1.46, the same
