@@ -50,10 +50,12 @@ from torch import Tensor
 if TYPE_CHECKING:
     from data_gen.sampling import Cells, Rects
 
-__all__ = ["available", "warm_up", "usable", "handles", "kernels", "add_discs", "add_rects",
+__all__ = ["available", "torch_path", "warm_up", "usable", "handles", "kernels", "add_discs",
+           "add_rects",
            "draw_stills", "clutter_copy"]
 
 _NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
+_LOCAL = threading.local()   # torch_path() depth, per calling thread
 
 
 @lru_cache(maxsize=1)
@@ -67,11 +69,27 @@ def kernels():
 
 
 def available() -> bool:
-    """Whether the compiled kernels can be used: numba is installed and DATA_GEN_COMPILED is not
-    0."""
+    """Whether the compiled kernels can be used: numba is installed, DATA_GEN_COMPILED is not
+    0 and this thread is not inside ``torch_path()``."""
     if os.environ.get("DATA_GEN_COMPILED", "1").strip() in ("0", "false", "no", "off"):
         return False
+    if getattr(_LOCAL, "torch_path", 0):
+        return False
     return kernels() is not None
+
+
+class torch_path:
+    """``with torch_path():`` draws on the torch path in this thread: the same images, without
+    importing numba or compiling (or loading) its kernels. For a few small images, where that
+    start-up (about 1.5 s on the 2-core CPU with the kernels cached) is most of the time."""
+
+    def __enter__(self):
+        _LOCAL.torch_path = getattr(_LOCAL, "torch_path", 0) + 1
+        return self
+
+    def __exit__(self, *exc):
+        _LOCAL.torch_path -= 1
+        return False
 
 
 def warm_up() -> None:

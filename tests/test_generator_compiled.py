@@ -166,3 +166,21 @@ def test_a_new_process_makes_its_own_worker_pool(monkeypatch, threads):
     assert_identical(reference, generate_images(64, 32, generator=gen(15)))
     threads(3)                                                   # a new thread count: a new pool
     assert compiled._workers() == (compiled._POOL[2], 2) and compiled._POOL[2] is not child_pool
+
+
+def test_torch_path_turns_the_kernels_off_in_its_thread_only_and_draws_the_same_images():
+    assert compiled.available()
+    reference = generate_images(4, 48, generator=gen(3), filled_rate=0.01, noisy_rate=0.01)
+    seen = {}
+    with compiled.torch_path():
+        assert not compiled.available()
+        with compiled.torch_path():           # nested: still off after the inner one ends
+            pass
+        assert not compiled.available()
+        import threading
+        other = threading.Thread(target=lambda: seen.update(other=compiled.available()))
+        other.start()
+        other.join()
+        result = generate_images(4, 48, generator=gen(3), filled_rate=0.01, noisy_rate=0.01)
+    assert seen["other"] and compiled.available()
+    assert_identical(reference, result)

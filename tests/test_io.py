@@ -287,3 +287,24 @@ def test_output_folder_that_cannot_be_created_is_one_message(checkpoint, tmp_pat
     assert denoise(tmp_path / "in.png", "--checkpoint", checkpoint, "-o",
                    tmp_path / "taken" / "out.png") == 2
     assert "cannot create the output folder" in one_error_line(capsys)
+
+
+def test_the_intensity_fallback_imports_neither_numba_nor_timm_and_finds_the_same_record():
+    """Its start-up was 4-5 s on the 2-core CPU (timm.optim through the config check, numba for
+    64 small images); the record is the one the compiled path gives."""
+    import subprocess
+    import sys
+    code = ("import sys, json\n"
+            "from denoise_vit.inference.denoise import model_intensity\n"
+            "r = model_intensity({'config': {'data': {'kind': 'images'}}}, lambda m: None)\n"
+            "print(json.dumps([r['low'], r['high'], 'numba' in sys.modules, 'timm' in sys.modules]))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    low, high, numba, timm = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not numba and not timm
+    from denoise_vit.inference.intensity import training_record
+    from denoise_vit.training.config import from_dict
+    from denoise_vit.training.data import make_eval_data
+    cfg = from_dict({"data": {"kind": "images", "eval_size": 64}}).data
+    record = training_record(make_eval_data(cfg)[0])
+    assert (low, high) == (record["low"], record["high"])

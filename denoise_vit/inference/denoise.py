@@ -140,11 +140,13 @@ def model_intensity(ckpt, log):
         return ckpt["intensity"]
     data = ckpt.get("config", {}).get("data")
     if data:
+        from data_gen.compiled import torch_path
         from ..training.config import from_dict
         from ..training.data import make_eval_data
         cfg = from_dict({"data": {**data, "eval_size": min(64, data.get("eval_size", 64))}}).data
         try:
-            record = training_record(make_eval_data(cfg)[0])
+            with torch_path():   # the same images; no numba start-up for 64 small ones
+                record = training_record(make_eval_data(cfg)[0])
             log("note: the checkpoint has no intensity record; using its training data's "
                 f"({record['low']:.3g}..{record['high']:.3g} at percentiles "
                 f"{record['percentiles'][0]:g}/{record['percentiles'][1]:g})")

@@ -7,7 +7,6 @@ import random
 
 import numpy as np
 import torch
-from timm.optim import param_groups_weight_decay
 
 from ..registry import build_model, model_keys
 from .schedule import make_scheduler
@@ -71,6 +70,9 @@ def make_optimizer(cfg, model):
     kind = fused_kind(model)
     if not cfg.weight_decay:
         return cls(model.parameters(), lr=cfg.lr, weight_decay=0.0, **kind)
+    # imported here: timm.optim pulls in torchvision and torch._dynamo (3-4 s on the 2-core
+    # CPU), which config checks (`from_dict`, e.g. `denoise` of an old checkpoint) need not pay
+    from timm.optim import param_groups_weight_decay
     groups = param_groups_weight_decay(model, cfg.weight_decay,
                                        no_weight_decay_list=no_decay_names(model))
     return cls(groups, lr=cfg.lr, **kind)
