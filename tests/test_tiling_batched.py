@@ -1,4 +1,4 @@
-"""The batched tiling (TileGrid: gathered and scatter-added with array operations) gives what
+"""The batched tiling (TileGrid: gathered with array operations, added a slice per tile) gives what
 the tile-by-tile loop it replaced gave, and the inference copy of a model computes the model."""
 import numpy as np
 import pytest
@@ -131,3 +131,14 @@ def test_default_batch_is_larger_on_a_cuda_gpu_and_follows_the_tile_size():
     den.device = torch.device("cuda")        # the rule alone; nothing runs on it here
     assert den.batch_for((64, 64)) == 512 and den.batch_for((128, 128)) == 128
     assert Denoiser(model, batch_size=5).batch_for((64, 64)) == 5   # given: kept
+
+
+def test_gathering_through_the_window_view_equals_indexing_every_pixel():
+    from denoise_vit.inference.tiling import TileGrid
+    x = np.random.default_rng(1).integers(0, 60000, size=(2, 3, 70, 45)).astype(np.uint16)
+    grid = TileGrid(2, (70, 45), (32, 16), (8, 4), ((3, 3), (1, 2)))
+    direct = np.logical_and.reduce([d[grid.jobs[:, 1 + a]] for a, d in enumerate(grid.direct)])
+    assert direct.any() and not direct.all()          # both paths, and batches that mix them
+    for first in range(0, len(grid), 5):
+        jobs = grid.jobs[first:first + 5]
+        np.testing.assert_array_equal(grid.gather(x, jobs), grid._gather_indexed(x, jobs))
