@@ -111,8 +111,11 @@ def main(argv=None):
         rows.append(row)
         print(f"{row['side']}x{row['side']}, batch {row['batch']}: " + ", ".join(
             f"{name} {row[f'{name}_ms']} ms" for name in results))
+    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.before],
+                         capture_output=True, text=True).stdout.strip() if args.before else None
     report = {"command": "flock /tmp/cpu.lock python experiments/tiling_overhead.py"
                          + (f" --before {args.before}" if args.before else ""),
+              "before_rev": rev,
               "date": time.strftime("%Y-%m-%d %H:%M"), "loadavg_1min": load,
               "cpu_count": os.cpu_count(), "rows": rows}
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
