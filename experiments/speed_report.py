@@ -199,11 +199,12 @@ def gpu_goal_line(gpu):
     return "; ".join(parts)
 
 
-def render(report, gpu=None):
+def render(report, gpu=None, gpu_figure="speed_gpu.png"):
     m = report["machine"]
     lines = [
         "# Speed near the limit (issue 14)", "",
-        f"Produced by `{report['command']}` on {m['cpu']}, {m['cores']} cores, "
+        f"Produced by `{report['command']}` on {m['cpu']}"
+        f"{' (' + m['cpu_capability'] + ')' if m.get('cpu_capability') else ''}, {m['cores']} cores, "
         f"GPU: {m['gpu'] or 'none'}; Python {m['python']}, torch {m['torch']}. "
         f"Dense float32 matmul in the same run: **{report['matmul_gflops']:.0f} GFLOP/s** "
         f"(1024 x 1024 products, best of 2 s, {m['torch_threads']} threads); "
@@ -246,7 +247,7 @@ def render(report, gpu=None):
         lines.append("")
     if gpu:
         from speed_gpu import render as gpu_section
-        lines.append(gpu_section(gpu, "speed_gpu.png"))
+        lines.append(gpu_section(gpu, gpu_figure))
     text = "\n".join(lines).rstrip() + "\n"
     if gpu:   # the CPU parts' own words about the GPU, from a machine without one
         text = text.replace("GPU (bf16 peak share, images/s): unmeasured, no GPU on this machine.",
@@ -256,11 +257,23 @@ def render(report, gpu=None):
 
 
 def read_gpu(out_dir):
-    """The GPU run's speed_gpu.json in out_dir, if there is one (experiments/speed_gpu.py)."""
-    try:
-        return json.loads((Path(out_dir) / "speed_gpu.json").read_text())
-    except (OSError, ValueError):
-        return None
+    """(speed_gpu.json's figures, the path of its figure relative to out_dir) from out_dir, else,
+    for a folder inside docs/ (another machine's report), from docs/;
+    (None, None) where there is none (experiments/speed_gpu.py makes it on a GPU machine)."""
+    out_dir = Path(out_dir).resolve()
+    docs = (ROOT / "docs").resolve()
+    for folder in (out_dir, docs) if docs in out_dir.parents else (out_dir,):
+        try:
+            gpu = json.loads((folder / "speed_gpu.json").read_text())
+        except (OSError, ValueError):
+            continue
+        return gpu, os.path.relpath(folder / "speed_gpu.png", out_dir)
+    return None, None
+
+
+def write_speed_md(report, out_dir):
+    gpu, figure = read_gpu(out_dir)
+    (Path(out_dir) / "SPEED.md").write_text(render(report, gpu, figure))
 
 
 def main(argv=None):
@@ -280,7 +293,7 @@ def main(argv=None):
             report = json.loads((out_dir / "speed.json").read_text())
         except (OSError, ValueError) as e:
             p.exit(2, f"speed_report: cannot read {out_dir / 'speed.json'}: {e}\n")
-        (out_dir / "SPEED.md").write_text(render(report, read_gpu(out_dir)))
+        write_speed_md(report, out_dir)
         log(f"speed_report: wrote {out_dir / 'SPEED.md'}")
         return 0
     parts = [s.strip() for s in args.parts.split(",") if s.strip()]
@@ -321,7 +334,7 @@ def main(argv=None):
     finally:
         shutil.rmtree(work, ignore_errors=True)
     (out_dir / "speed.json").write_text(json.dumps(report, indent=1) + "\n")
-    (out_dir / "SPEED.md").write_text(render(report, read_gpu(out_dir)))
+    write_speed_md(report, out_dir)
     log(f"speed_report: wrote {out_dir / 'SPEED.md'} and {out_dir / 'speed.json'}")
     failed = [f"{e['name']} ({side})" for e in report["parts"] for side in ("before", "after")
               if e[side]["result"] is None]
