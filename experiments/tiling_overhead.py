@@ -60,6 +60,13 @@ print(json.dumps(out))
 """
 
 
+def machine():
+    """This checkout's machine_info (CPU, instruction set, cores, torch)."""
+    sys.path.insert(0, str(ROOT))
+    from denoise_vit.benchmark.runner import machine_info
+    return machine_info()
+
+
 def extract(rev, dest):
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev],
                              capture_output=True)
@@ -117,7 +124,7 @@ def main(argv=None):
                          + (f" --before {args.before}" if args.before else ""),
               "before_rev": rev,
               "date": time.strftime("%Y-%m-%d %H:%M"), "loadavg_1min": load,
-              "cpu_count": os.cpu_count(), "rows": rows}
+              "machine": machine(), "rows": rows}
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")
     return 0
