@@ -44,10 +44,13 @@ def test_kept_memory_is_reused_without_page_faults():
     applied, kept = faults_per_round("keep")
     not_applied, system = faults_per_round("system")
     assert applied and not not_applied
-    # glibc's defaults map much of it afresh each round (seen: 965-1420 faults of 4 KiB pages
-    # per round); kept, the freed blocks serve the next round (seen: 0 in the median round)
-    assert system > 200
+    # kept, the freed blocks serve the next round (seen: 0 in the median round, every time)
     assert kept < 20
+    # glibc's defaults usually map much of it afresh each round (seen: 965-1420 faults of 4 KiB
+    # pages per round), but not always: its mmap threshold adapts to the blocks freed before,
+    # and in about a third of the processes on a 2-core AVX2 EPYC (2026-12-04) the rounds came
+    # from the heap with 1-15 faults, on the code before and after that day's changes alike. So
+    # the default's figure is a record (docs/SPEED.md measures it), not a property to assert.
 
 
 def test_system_choice_changes_nothing_and_a_bad_value_is_one_clear_error():
