@@ -30,6 +30,7 @@ docs/SPEED.md. --quick: tiny sizes and step counts, for a smoke run on the CPU.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -93,6 +94,21 @@ def timed(fn, device, repeats):
         sync(device)
         times.append(time.perf_counter() - t)
     return times
+
+
+def fixed_step(net, opt, x, y, device, amp):
+    """One training step on a fixed batch (no generator): the model's own ceiling."""
+    import torch.nn.functional as F
+    from denoise_vit.training.engine import autocast
+
+    def step():
+        with autocast(device, amp):
+            out = net(x)
+        loss = F.mse_loss(out.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
 
 
 def forward_flops(model, shape):
@@ -166,10 +182,9 @@ def matmul_peak(device, quick):
 def train_rates(device, peak, quick):
     """images/s of the presets' training steps with bf16 autocast on the GPU."""
     import torch
-    import torch.nn.functional as F
     from denoise_vit.training.config import load_config
     from denoise_vit.training.data import make_train_stream
-    from denoise_vit.training.engine import autocast, train_steps
+    from denoise_vit.training.engine import train_steps
     from denoise_vit.training.setup import build_run_model, make_optimizer, make_run_scheduler
 
     rows = []
@@ -197,15 +212,7 @@ def train_rates(device, peak, quick):
             return rows.append(row)
         net = torch.compile(model) if compile_ else model
         if fixed:
-            x, y = next(stream)
-
-            def step():
-                with autocast(device, amp):
-                    out = net(x)
-                loss = F.mse_loss(out.float(), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+            step = fixed_step(net, opt, *next(stream), device, amp)
             first = timed(lambda: [step() for _ in range(3)], device, 1)[0]
             t = timed(lambda: [step() for _ in range(steps)], device, 3)
         else:
@@ -245,10 +252,8 @@ def train_rates(device, peak, quick):
 def train_compiled(device, peak, quick):
     """vit_fast training steps under torch.compile (inductor), bf16 autocast, fixed batch."""
     import torch
-    import torch.nn.functional as F
     from denoise_vit.training.config import load_config
     from denoise_vit.training.data import make_train_stream
-    from denoise_vit.training.engine import autocast
     from denoise_vit.training.setup import build_run_model, make_optimizer
 
     rows = []
@@ -259,15 +264,8 @@ def train_compiled(device, peak, quick):
         fwd = forward_flops(model, (1, cfg.data.size, cfg.data.size))
         opt = make_optimizer(cfg, model)
         net = torch.compile(model)
-        x, y = next(make_train_stream(cfg.data, batch, seed=1, device=device))
-
-        def step():
-            with autocast(device, amp):
-                out = net(x)
-            loss = F.mse_loss(out.float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        step = fixed_step(net, opt, *next(make_train_stream(cfg.data, batch, seed=1,
+                                                             device=device)), device, amp)
         first = timed(lambda: [step() for _ in range(3)], device, 1)[0]
         steps = 2 if quick else 30
         t = timed(lambda: [step() for _ in range(steps)], device, 3)
@@ -283,7 +281,6 @@ def train_compiled(device, peak, quick):
 
 def train_preset(device, work, quick):
     """vit_fast as its preset says (all its steps, batch 64, amp on the GPU): seconds and PSNR."""
-    import torch
     from denoise_vit.checkpoint import atomic_save, make_checkpoint
     from denoise_vit.inference.intensity import training_record
     from denoise_vit.training.config import load_config
@@ -390,10 +387,7 @@ def inference(device, peak, work, quick):
                 log(f"  {side}x{side} {'bf16' if bf16 else 'fp32'} batch {row['batch']}: "
                     f"{sec:.3f} s, {row['megapixels_per_s']:.1f} MP/s, PSNR {row['psnr_db']:.2f}")
     # the model alone: batches of 64x64 tiles, no tiling around it
-    model_dev = build_run_model(load_config("vit_fast", []), device).eval()
-    if trained:
-        model_dev.load_state_dict(model.state_dict())
-    model_dev = model_dev.to(memory_format=torch.channels_last)
+    model_dev = copy.deepcopy(model).to(device).to(memory_format=torch.channels_last)
     rows = []
     batch = 64 if quick else 4096
     xb = torch.rand(batch, 1, 64, 64, device=device).contiguous(memory_format=torch.channels_last)

@@ -18,12 +18,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+from speed_report import extract_tree  # noqa: E402  (git archive of a revision)
 
 WORKER = r"""
 import json, statistics, sys, time
@@ -67,20 +68,6 @@ def machine():
     return machine_info()
 
 
-def extract(rev, dest):
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev],
-                             capture_output=True)
-    if archive.returncode:
-        raise SystemExit(f"tiling_overhead: cannot extract {rev!r}: "
-                         f"{archive.stderr.decode(errors='replace').strip()}")
-    with tempfile.TemporaryFile() as f:
-        f.write(archive.stdout)
-        f.seek(0)
-        with tarfile.open(fileobj=f) as tar:
-            tar.extractall(dest, filter="data")
-    return dest
-
-
 def run(tree, spec, cwd):
     env = dict(os.environ, PYTHONPATH=str(tree))
     proc = subprocess.run([sys.executable, "-c", WORKER, json.dumps(spec)], env=env, cwd=cwd,
@@ -104,7 +91,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         trees = {"after": ROOT}
         if args.before:
-            trees = {"before": extract(args.before, Path(tmp) / "before"), "after": ROOT}
+            trees = {"before": extract_tree(args.before, Path(tmp) / "before"), "after": ROOT}
         results = {name: [] for name in trees}
         for _ in range(args.rounds if args.before else 1):
             for name, tree in trees.items():

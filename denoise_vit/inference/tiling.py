@@ -140,11 +140,10 @@ class TileGrid:
 
     Per spatial axis a: `source[a]` (tiles along a, tile_a), the input index of each tile pixel
     (reflected where the tile reaches into the virtual padding); `weight[a]`, its normalised
-    blending weight (`axis_windows`), 0 where the pixel is padding; `inside[a]`, False at
-    padding (a contiguous run of each tile: padding only at its ends); `part[a]` and `dest[a]`,
-    per tile the slice of its inside pixels and the slice of the output they land on; `direct[a]`, True
-    where the tile's source is a plain range of the input (no reflection, no padding), which
-    starts at `start[a]`. `jobs` (J, 1 + ndim): the item and the tile number along each
+    blending weight (`axis_windows`), 0 where the pixel is padding; `part[a]` and `dest[a]`,
+    per tile the slice of its pixels inside the input (padding is only ever at a tile's ends)
+    and the slice of the output they land on; `direct[a]`, True where the tile's source is a
+    plain range of the input (no reflection, no padding), which starts at `start[a]`. `jobs` (J, 1 + ndim): the item and the tile number along each
     axis of every tile, item-major.
 
     Gathering: tiles that are plain ranges on every axis are copied out of a sliding-window
@@ -157,7 +156,7 @@ class TileGrid:
     def __init__(self, items, sizes, tiles, overlaps, pads):
         padded = tuple(s + b + a for s, (b, a) in zip(sizes, pads))
         self.sizes, self.tiles = tuple(sizes), tuple(tiles)
-        self.source, self.weight, self.inside = [], [], []
+        self.source, self.weight = [], []
         self.direct, self.start, self.part, self.dest = [], [], [], []
         for size, tile, overlap, (before, after), full in zip(sizes, tiles, overlaps, pads, padded):
             index = reflect_indices(size, before, after).numpy()
@@ -167,7 +166,6 @@ class TileGrid:
             source = index[pos]
             self.source.append(source)
             self.weight.append(np.where(inside, np.stack(weights), 0).astype(np.float32))
-            self.inside.append(inside)
             self.direct.append((source == source[:, :1] + np.arange(tile)).all(axis=1)
                                & inside.all(axis=1))
             self.start.append(source[:, 0])
