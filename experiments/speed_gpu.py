@@ -15,9 +15,11 @@ Measures, on one CUDA device, with this checkout's own code (its presets, `build
   report: FlopCounterMode, attention on its plain path);
 - vit_fast trained as the preset says (its 1650 steps, batch 64, amp), its evaluation PSNR;
 - inference: `Denoiser` on a 1024x1024 and a 4096x4096 synthetic image with that model (fp32 as
-  the command runs it, and bf16 autocast; default batch and larger batches), PSNR against the
-  clean image, peak GPU memory; a 100-frame 512x512 stack with the image model and with
-  video_fast; the model alone on large batches of 64x64 tiles (fp32, bf16, bf16 + compile);
+  the command runs it, and bf16 autocast; default batch and larger batches; tiles cut and
+  blended on the GPU, the default there, and in numpy on the CPU), PSNR against the clean
+  image, peak GPU memory; a 100-frame 512x512 stack with the image model and with video_fast,
+  each tiling both ways; the model alone on large batches of 64x64 tiles (fp32, bf16, bf16 + compile);
+- where a vit_fast training step at batch 64 spends its time (torch.profiler);
 - the commands end to end: `denoise-vit train --config quick --device cuda amp=true` for 200
   steps and `denoise-vit denoise --device cuda` of a 1024x1024 uint16 TIFF (wall seconds).
 
@@ -279,6 +281,53 @@ def train_compiled(device, peak, quick):
     return {"rows": rows}
 
 
+def step_profile(device, quick):
+    """Where a vit_fast training step at the preset's batch (64) spends its time: the profiler
+    over steps of `train_steps` (generator, bf16 autocast), wall and GPU-busy time per step,
+    kernels launched per step, the CPU-side operations that take longest."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    from denoise_vit.training.config import load_config
+    from denoise_vit.training.data import make_train_stream
+    from denoise_vit.training.engine import train_steps
+    from denoise_vit.training.setup import build_run_model, make_optimizer, make_run_scheduler
+
+    amp = device.type == "cuda"
+    cfg = load_config("vit_fast", [], {"device": device.type})
+    model = build_run_model(cfg, device)
+    opt = make_optimizer(cfg, model)
+    sched = make_run_scheduler(cfg, opt)
+    stream = make_train_stream(cfg.data, cfg.batch_size, seed=1, device=device)
+    kw = dict(device=device, amp=amp, progress=False)
+    train_steps(model, stream, opt, sched, first_step=0, last_step=5, **kw)
+    steps = 3 if quick else 20
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    sync(device)
+    t = time.perf_counter()
+    with profile(activities=activities) as prof:
+        train_steps(model, stream, opt, sched, first_step=0, last_step=steps, **kw)
+        sync(device)
+    wall = (time.perf_counter() - t) / steps
+    events = prof.key_averages()
+    kernels = [e for e in events if getattr(e, "device_type", None) is not None
+               and str(e.device_type).endswith("CUDA") and e.self_device_time_total > 0]
+    gpu_busy = sum(e.self_device_time_total for e in kernels) / 1e6 / steps
+    launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel",
+                                                         "cudaLaunchKernelExC", "cuLaunchKernelEx"))
+    top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:12]
+    out = {"batch": cfg.batch_size, "amp": amp, "steps_profiled": steps,
+           "wall_ms_per_step": round(1e3 * wall, 2),
+           "gpu_busy_ms_per_step": round(1e3 * gpu_busy, 2),
+           "kernel_launches_per_step": round(launches / steps, 1),
+           "optimizer": type(opt).__name__,
+           "top_cpu_ops": [{"op": e.key, "calls_per_step": round(e.count / steps, 1),
+                            "self_cpu_ms_per_step": round(e.self_cpu_time_total / 1e3 / steps, 3)}
+                           for e in top]}
+    log(f"  vit_fast batch {cfg.batch_size}: {out['wall_ms_per_step']} ms/step wall, GPU busy "
+        f"{out['gpu_busy_ms_per_step']} ms, {out['kernel_launches_per_step']} launches/step")
+    return out
+
+
 def train_preset(device, work, quick):
     """vit_fast as its preset says (all its steps, batch 64, amp on the GPU): seconds and PSNR."""
     from denoise_vit.checkpoint import atomic_save, make_checkpoint
@@ -358,34 +407,39 @@ def inference(device, peak, work, quick):
             den.model = Cast()
         return den
 
+    # (bf16, batch, tiling): None = Denoiser's default for the device (on a CUDA GPU 512 tiles of
+    # 64x64, tiling on the GPU, since 2026-12-04; before: 32 tiles, tiling in numpy on the CPU)
+    configs = [(False, None, "device"), (False, None, "numpy"), (False, 32, "numpy"),
+               (False, 2048, "device"), (True, None, "device")]
+    if quick:
+        configs = configs[:2]
     for side in sides:
         x, clean = inputs[side]
         tiles = len(tile_starts(side, 64, 16)) ** 2
-        for bf16 in (False, True):
-            # None: Denoiser's default for the device (512 tiles of 64x64 on a CUDA GPU since
-            # 2026-12-04, 32 before and on the CPU)
-            for batch in (None, 32, 2048) if not quick else (None,):
-                den = wrap(Denoiser(model, device=device, batch_size=batch), bf16)
-                den.denoise(x[:, :, :256, :256])   # warm-up (cuDNN plans, allocator)
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(device)
-                result = {}
-                times = timed(lambda: result.__setitem__("y", den.denoise(x)), device,
-                              1 if side > 2048 or quick else 5)
-                sec = statistics.median(times)
-                row = {"side": side, "bf16": bf16,
-                       "batch": batch or f"default ({den.batch_for((64, 64))} tiles)",
-                       "tiles": tiles, "seconds": round(sec, 4),
-                       "megapixels_per_s": round(side * side / sec / 1e6, 2),
-                       "tiles_per_s": round(tiles / sec, 1),
-                       "share_of_bf16_peak": share(fwd_tile * tiles / sec, peak),
-                       "psnr_db": round(float(psnr(result["y"], clean)), 3),
-                       "input_psnr_db": round(float(psnr(x, clean)), 3)}
-                if device.type == "cuda":
-                    row["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
-                out["images"].append(row)
-                log(f"  {side}x{side} {'bf16' if bf16 else 'fp32'} batch {row['batch']}: "
-                    f"{sec:.3f} s, {row['megapixels_per_s']:.1f} MP/s, PSNR {row['psnr_db']:.2f}")
+        for bf16, batch, tiling in configs:
+            den = wrap(Denoiser(model, device=device, batch_size=batch,
+                                tile_on_device=tiling == "device"), bf16)
+            den.denoise(x[:, :, :256, :256])   # warm-up (cuDNN plans, allocator)
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            result = {}
+            times = timed(lambda: result.__setitem__("y", den.denoise(x)), device,
+                          1 if side > 2048 or quick else 5)
+            sec = statistics.median(times)
+            row = {"side": side, "bf16": bf16, "tiling": tiling,
+                   "batch": batch or f"default ({den.batch_for((64, 64))} tiles)",
+                   "tiles": tiles, "seconds": round(sec, 4),
+                   "megapixels_per_s": round(side * side / sec / 1e6, 2),
+                   "tiles_per_s": round(tiles / sec, 1),
+                   "share_of_bf16_peak": share(fwd_tile * tiles / sec, peak),
+                   "psnr_db": round(float(psnr(result["y"], clean)), 3),
+                   "input_psnr_db": round(float(psnr(x, clean)), 3)}
+            if device.type == "cuda":
+                row["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
+            out["images"].append(row)
+            log(f"  {side}x{side} {'bf16' if bf16 else 'fp32'} batch {row['batch']} tiling "
+                f"{tiling}: {sec:.3f} s, {row['megapixels_per_s']:.1f} MP/s, "
+                f"PSNR {row['psnr_db']:.2f}")
     # the model alone: batches of 64x64 tiles, no tiling around it
     model_dev = copy.deepcopy(model).to(device).to(memory_format=torch.channels_last)
     rows = []
@@ -417,12 +471,14 @@ def inference(device, peak, work, quick):
     vmodel = build_run_model(load_config("video_fast", []))
     out["stack"] = []
     for name, m in (("image model (vit_fast)", model), ("video model (video_fast, untrained)", vmodel)):
-        den = Denoiser(m, device=device)
-        den.denoise(stack[:min(frames, 16), :, :128, :128])
-        sec = statistics.median(timed(lambda: den.denoise(stack), device, 3))
-        out["stack"].append({"model": name, "frames": frames, "side": side,
-                             "seconds": round(sec, 3), "frames_per_s": round(frames / sec, 1)})
-        log(f"  stack {frames}x{side}x{side}, {name}: {frames / sec:.1f} frames/s")
+        for tiling in ("device", "numpy"):
+            den = Denoiser(m, device=device, tile_on_device=tiling == "device")
+            den.denoise(stack[:min(frames, 16), :, :128, :128])
+            sec = statistics.median(timed(lambda: den.denoise(stack), device, 3))
+            out["stack"].append({"model": name, "tiling": tiling, "frames": frames, "side": side,
+                                 "seconds": round(sec, 3), "frames_per_s": round(frames / sec, 1)})
+            log(f"  stack {frames}x{side}x{side}, {name}, tiling {tiling}: "
+                f"{frames / sec:.1f} frames/s")
     return out
 
 
@@ -471,6 +527,9 @@ def commands(device, work, quick):
 
 
 # ----------------------------------------------------------------------------- report
+TILING = {"device": "on the GPU", "numpy": "numpy (CPU)"}   # where Denoiser cut and blended tiles
+
+
 def _pct(v):
     return "–" if v is None else (f"{100 * v:.2f} %" if v < 0.1 else f"{100 * v:.1f} %")
 
@@ -524,6 +583,17 @@ def render(doc, figure_name=None):
                   "`denoise-vit train` runs); *fixed batch*: the same step on one batch (the "
                   "model's own ceiling); *generator only*: drawing the batches, no model. "
                   "Timings: median of 3 runs of 30 steps after 3 warm-up steps, synchronised.", ""]
+    sp = sec.get("step_profile")
+    if sp:
+        lines += [f"Where a vit_fast step at batch {sp['batch']} goes (`torch.profiler` over "
+                  f"{sp['steps_profiled']} steps of `train_steps`, generator on the GPU, "
+                  f"{'bf16 autocast' if sp['amp'] else 'fp32'}, optimizer {sp['optimizer']}): "
+                  f"**{sp['wall_ms_per_step']} ms** a step, of which the GPU was busy "
+                  f"{sp['gpu_busy_ms_per_step']} ms, with {sp['kernel_launches_per_step']:.0f} "
+                  "kernel launches a step. The CPU-side operations that took longest (self "
+                  "time per step): " + "; ".join(
+                      f"`{r['op']}` {r['self_cpu_ms_per_step']:.2f} ms ({r['calls_per_step']:g} calls)"
+                      for r in sp["top_cpu_ops"][:8]) + ".", ""]
     inf = sec.get("inference")
     if inf:
         lines += ["### Inference", "",
@@ -531,11 +601,12 @@ def render(doc, figure_name=None):
                   f"{inf['forward_mflop_per_tile']} MFLOP per 64x64 tile, tiles overlapping by 16 "
                   "pixels, on a synthetic image (`generate_images`); seconds: median of 5 "
                   "(4096: one run) after a warm-up; PSNR against the clean image.", "",
-                  "| image | tiles | batch (tiles) | precision | seconds | megapixels/s | "
+                  "| image | tiles | batch (tiles) | tiling | precision | seconds | megapixels/s | "
                   "of bf16 peak | PSNR (dB) | peak GPU memory |",
-                  "|---|---:|---|---|---:|---:|---:|---:|---:|"]
+                  "|---|---:|---|---|---|---:|---:|---:|---:|---:|"]
         for r in inf["images"]:
             lines.append(f"| {r['side']}x{r['side']} | {r['tiles']} | {r['batch']} | "
+                         f"{TILING.get(r.get('tiling', 'numpy'))} | "
                          f"{'bf16 autocast' if r['bf16'] else 'fp32'} | {r['seconds']:.3f} | "
                          f"{r['megapixels_per_s']:.1f} | {_pct(r['share_of_bf16_peak'])} | "
                          f"{r['psnr_db']:.2f} | {r.get('peak_gpu_memory_mib', '–')} MiB |")
@@ -547,7 +618,8 @@ def render(doc, figure_name=None):
                          f"{r['megapixels_per_s']:.0f} | {r['tflops']:.2f} | "
                          f"{_pct(r['share_of_bf16_peak'])} | {r['first_call_s']} |")
         lines += ["", "Stacks (`Denoiser.denoise` of a (T, 1, H, W) stack; median of 3): " + "; ".join(
-            f"{r['frames']} frames of {r['side']}x{r['side']}, {r['model']}: "
+            f"{r['frames']} frames of {r['side']}x{r['side']}, {r['model']}, "
+            f"{TILING.get(r.get('tiling', 'numpy'))}: "
             f"**{r['frames_per_s']} frames/s**" for r in inf["stack"]) + ".", ""]
     cmd = sec.get("commands")
     if cmd:
@@ -602,7 +674,8 @@ def figure(doc, path):
         a.legend(fontsize=7)
     inf = sec.get("inference")
     if inf:
-        bars = [(f"Denoiser {r['side']}², batch {str(r['batch']).split(' ')[0]}", r["megapixels_per_s"])
+        bars = [(f"Denoiser {r['side']}², batch {str(r['batch']).split(' ')[0]}, tiling "
+                 f"{'GPU' if r.get('tiling') == 'device' else 'numpy'}", r["megapixels_per_s"])
                 for r in inf["images"] if not r["bf16"]]
         bars += [(f"model alone, {r['lever']}", r["megapixels_per_s"]) for r in inf["model_alone"]]
         names, values = zip(*bars)
@@ -614,7 +687,7 @@ def figure(doc, path):
         for i, v in enumerate(values):
             b.text(v, i, f" {v:.0f}", va="center", fontsize=8)
         b.set_xlabel("megapixels/s (log)")
-        b.set_title("Inference, vit_fast: the tiling around the model is the limit")
+        b.set_title("Inference, vit_fast: Denoiser on whole images, and the model alone")
     m = sec.get("machine", {})
     fig.suptitle(f"{m.get('gpu', '?')}, torch {m.get('torch', '?')}: "
                  f"`python experiments/speed_gpu.py` ({doc.get('started', '')})", fontsize=10)
@@ -669,8 +742,9 @@ def main(argv=None):
     peak = report.doc["sections"].get("matmul", {}).get("bf16_tflops")
     plan = [("train_preset", train_preset, (device, work, args.quick)),
             ("inference", inference, (device, peak, work, args.quick)),
-            ("training", train_rates, (device, peak, args.quick)),
+            ("step_profile", step_profile, (device, args.quick)),
             ("commands", commands, (device, work, args.quick)),
+            ("training", train_rates, (device, peak, args.quick)),
             ("train_compiled", train_compiled, (device, peak, args.quick))]
     for name, fn, fargs in plan:
         if name not in skip:

@@ -142,3 +142,59 @@ def test_gathering_through_the_window_view_equals_indexing_every_pixel():
     for first in range(0, len(grid), 5):
         jobs = grid.jobs[first:first + 5]
         np.testing.assert_array_equal(grid.gather(x, jobs), grid._gather_indexed(x, jobs))
+
+
+# --- the tiling on a torch device (used on a CUDA GPU; run here on the CPU, forced)
+
+@pytest.mark.parametrize("shape, tiles, pads", [
+    ((2, 1, 70, 45), (32, 16), ((3, 3), (1, 2))),
+    ((1, 1, 5, 40, 33), (4, 16, 16), ((2, 2), (0, 0), (4, 3))),   # a video clip, time padded
+])
+def test_tiling_on_a_device_equals_the_numpy_tiling(shape, tiles, pads):
+    from denoise_vit.inference.tiling import tiled_apply_on
+    x = np.random.default_rng(0).integers(0, 60000, size=shape).astype(np.uint16)
+    torch.manual_seed(0)
+    layer = (torch.nn.Conv2d if len(shape) == 4 else torch.nn.Conv3d)(1, 2, 3, padding=1)
+
+    @torch.no_grad()
+    def fn(b):
+        assert b.dtype == torch.float32
+        return torch.tanh(layer(b / 60000.0)) + b.mean(dim=tuple(range(1, b.ndim)), keepdim=True)
+
+    overlaps = tuple(t // 4 for t in tiles)
+    numpy_way = tiled_apply(fn, x, tiles, overlaps, pads=pads, batch_size=5)
+    on_device = tiled_apply_on(fn, x, tiles, overlaps, pads=pads, batch_size=5, device="cpu")
+    assert on_device.dtype == np.float32 and on_device.shape == numpy_way.shape
+    np.testing.assert_allclose(on_device, numpy_way, rtol=1e-6, atol=1e-5)
+    assert np.abs(numpy_way).max() > 1   # not trivially equal
+
+
+def test_a_nan_in_the_padding_does_not_reach_the_output_on_a_device():
+    x = torch.rand(1, 1, 30, 30)
+
+    def fn(b):
+        out = b.clone()
+        out[:, :, :2] = float("nan")
+        return out
+
+    out = tiled_apply(fn, x, (16, 16), (0, 0), pads=((2, 0), (0, 2)), device="cpu")
+    assert isinstance(out, torch.Tensor) and torch.isfinite(out[:, :, :14]).all()
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("kind", ["image", "video"])
+def test_denoiser_tiling_on_the_device_gives_the_same_change(kind):
+    from denoise_vit.inference.intensity import Normalization
+    if kind == "image":
+        model = build_model("vit_denoiser", depth=1, embed_dim=16, num_heads=2).eval()
+        stack = np.random.default_rng(2).integers(0, 4000, size=(3, 1, 90, 75)).astype(np.uint16)
+    else:
+        model = build_model("video_denoiser", variant="divided_space_time", img_size=32, depth=1,
+                            embed_dim=16, num_heads=2, num_frames=4).eval()
+        stack = np.random.default_rng(2).integers(0, 4000, size=(7, 1, 40, 37)).astype(np.uint16)
+    norms = [Normalization(10.0 * i, 3000.0 + 100 * i, 0.0, 1.0) for i in range(len(stack))]
+    numpy_way = Denoiser(model, tile=32, batch_size=7).change(stack, norms)
+    den = Denoiser(model, tile=32, batch_size=7, tile_on_device=True)
+    assert den.tiles_on_device(stack)
+    np.testing.assert_allclose(den.change(stack, norms), numpy_way, rtol=1e-5, atol=1e-5)
+    assert not Denoiser(model).tiles_on_device(stack)   # the CPU default: numpy

@@ -19,6 +19,9 @@
   input, in the model's units), which io.apply_change adds back to the input's own values: a
   pixel the model leaves alone comes back bit for bit, whatever its dtype and magnitude.
 * Memory: the input as it is, 4 bytes per pixel for the blended change, and one batch of tiles.
+* Device: on a CUDA GPU the same tiling runs on the GPU (`tiled_apply_on`) when the input and
+  the result fit in half its free memory: there the numpy tiling around the model took 94 % of
+  `Denoiser`'s time (docs/speed_gpu.md); on the CPU numpy's slice-adds are the faster way.
 """
 import math
 
@@ -38,6 +41,7 @@ BATCH_PIXELS = 32 * 64 * 64  # default batch: tiles totalling this many pixels (
 # image in 0.054 s instead of 0.106 and a 4096x4096 one in 1.08 s instead of 1.46, the same
 # PSNR to 0.01 dB, peak GPU memory 280-317 MiB instead of 80 (docs/speed_gpu.md).
 BATCH_PIXELS_CUDA = 16 * BATCH_PIXELS
+DEVICE_TILING_MEMORY = 0.5   # share of a GPU's free memory the input and result may take there
 
 
 def reflect_indices(n, before, after):
@@ -182,7 +186,7 @@ class TileGrid:
 
     def axis_index(self, arrays, jobs):
         """Per axis, (B, 1, ..., tile_a, ..., 1) arrays of `arrays[a]` for these jobs' tiles,
-        shaped to broadcast into (B, *tiles)."""
+        shaped to broadcast into (B, *tiles) (numpy arrays, or tensors from `on_device`)."""
         ndim = len(self.tiles)
         out = []
         for a, arr in enumerate(arrays):
@@ -218,6 +222,35 @@ class TileGrid:
         tiles = channels_last[(n, *self.axis_index(self.source, jobs))]   # (B, *tiles, C)
         return np.moveaxis(tiles, -1, 1)
 
+    def on_device(self, device):
+        """The grid's index and weight arrays as tensors on `device`, for `gather_on` and
+        `add_on` (built once per input)."""
+        as_t = lambda arrays, dtype: [torch.as_tensor(a, dtype=dtype, device=device) for a in arrays]
+        return {"source": as_t(self.source, torch.long), "weight": as_t(self.weight, torch.float32),
+                "jobs": torch.as_tensor(self.jobs, dtype=torch.long, device=device)}
+
+    def gather_on(self, x, dev, first, count):
+        """Tiles (B, C, *tiles) of x (N, C, *S), a tensor on the device, for jobs
+        [first, first + count): one indexed read through the (reflected) pixel indices."""
+        jobs = dev["jobs"][first:first + count]
+        n = jobs[:, 0].reshape([-1] + [1] * len(self.tiles))
+        return x.movedim(1, -1)[(n, *self.axis_index(dev["source"], jobs))].movedim(-1, 1)
+
+    def add_on(self, acc, out, dev, first, count):
+        """acc (N, C', *S) += each tile of `out` (B, C', *tiles) times its blending weight, on
+        the device: one accumulating index_put_. Padding pixels (weight 0) land on the reflected
+        pixel they were read from and add exactly 0 (a NaN there is dropped, as in
+        `scatter_add`)."""
+        jobs = dev["jobs"][first:first + count]
+        weight = None
+        for w in self.axis_index(dev["weight"], jobs):
+            weight = w if weight is None else weight * w
+        weight = weight.unsqueeze(1)                                      # (B, 1, *tiles)
+        contribution = torch.where(weight > 0, out * weight, torch.zeros((), device=out.device))
+        n = jobs[:, 0].reshape([-1] + [1] * len(self.tiles))
+        acc.movedim(1, -1).index_put_((n, *self.axis_index(dev["source"], jobs)),
+                                      contribution.movedim(1, -1), accumulate=True)
+
     def scatter_add(self, acc, out, jobs):
         """acc (N, C', *S) += each tile of `out` (B, C', *tiles) times its blending weight.
 
@@ -234,7 +267,7 @@ class TileGrid:
 
 
 def tiled_apply(fn, x, tiles, overlaps, *, pads=None, prepare=None, batch_size=8, progress=False,
-                desc="tiles"):
+                desc="tiles", device=None):
     """Apply `fn` to overlapping tiles of x and blend the outputs.
 
     x: (N, C, *S), a numpy array or a CPU tensor, of any dtype. pads: (before, after) per
@@ -248,7 +281,16 @@ def tiled_apply(fn, x, tiles, overlaps, *, pads=None, prepare=None, batch_size=8
     fn: (B, C, *tiles) -> (B, C', *tiles); it sees tiles of all N items in batches of
     `batch_size`. Returns (N, C', *S) float32 (a tensor if x is one), each pixel the weighted
     mean of the outputs of the tiles that cover it. Memory: the result, one batch of tiles.
+
+    device: None, the above (numpy on the CPU, `fn` wherever it runs). A torch device: the
+    tiling runs there (`tiled_apply_on`): x is copied to it once, the tiles are gathered,
+    prepared and blended there and only the result comes back; `prepare` then receives tensors
+    on that device (the tiles in x's dtype or the widened one of `device_dtype`, the items and
+    the indices). On a CUDA GPU the numpy tiling around the model was most of the time.
     """
+    if device is not None:
+        return tiled_apply_on(fn, x, tiles, overlaps, device=device, pads=pads, prepare=prepare,
+                              batch_size=batch_size, progress=progress, desc=desc)
     as_tensor = isinstance(x, torch.Tensor)
     if as_tensor:
         x = x.detach().cpu().numpy()
@@ -278,6 +320,59 @@ def tiled_apply(fn, x, tiles, overlaps, *, pads=None, prepare=None, batch_size=8
     return acc if as_tensor else acc.numpy()
 
 
+# numpy dtypes torch has no (full) tensor type for -> the one they are copied to the device as
+# (exact: every value is kept)
+DEVICE_DTYPES = {np.dtype(np.uint16): np.int32, np.dtype(np.uint32): np.int64,
+                 np.dtype(np.uint64): np.float64, np.dtype(np.bool_): np.uint8}
+
+
+def device_dtype(dtype):
+    """The numpy dtype an input of `dtype` is copied to a torch device in (see DEVICE_DTYPES)."""
+    return np.dtype(DEVICE_DTYPES.get(np.dtype(dtype), dtype))
+
+
+def tiled_apply_on(fn, x, tiles, overlaps, *, device, pads=None, prepare=None, batch_size=8,
+                   progress=False, desc="tiles"):
+    """`tiled_apply` with the tiling on a torch device (same tiles, weights and result, up to
+    the order of float32 additions where tiles overlap).
+
+    Memory on the device: x in `device_dtype`, 4 bytes per pixel (and output channel) for the
+    result, one batch of tiles. Used by `Denoiser` on a CUDA GPU when that fits.
+    """
+    as_tensor = isinstance(x, torch.Tensor)
+    if as_tensor:
+        x = x.detach().cpu().numpy()
+    sizes = tuple(x.shape[2:])
+    pads = tuple(pads) if pads is not None else ((0, 0),) * len(sizes)
+    padded = tuple(s + b + a for s, (b, a) in zip(sizes, pads))
+    tiles, overlaps = tuple(tiles), tuple(overlaps)
+    if len(tiles) != len(sizes) or any(t > s for t, s in zip(tiles, padded)):
+        raise ValueError(f"tiles {tiles} do not fit input of spatial size {padded}")
+    device = torch.device(device)
+    grid = TileGrid(x.shape[0], sizes, tiles, overlaps, pads)
+    dev = grid.on_device(device)
+    xd = torch.from_numpy(np.ascontiguousarray(x, dtype=device_dtype(x.dtype))).to(device)
+    if prepare is None:
+        def prepare(batch, items, index):
+            return batch.float()
+    acc = None
+    with tqdm(total=len(grid), desc=desc, unit="tile", disable=None if progress else True,
+              leave=False, dynamic_ncols=True) as bar:
+        for first in range(0, len(grid), batch_size):
+            count = min(batch_size, len(grid) - first)
+            jobs = dev["jobs"][first:first + count]
+            index = [src[jobs[:, 1 + a]] for a, src in enumerate(dev["source"])]
+            out = fn(prepare(grid.gather_on(xd, dev, first, count), jobs[:, 0], index))
+            out = out.detach().float()
+            if acc is None:
+                acc = torch.zeros((x.shape[0], out.shape[1], *sizes), dtype=torch.float32,
+                                  device=device)
+            grid.add_on(acc, out, dev, first, count)
+            bar.update(count)
+    acc = acc.cpu()
+    return acc if as_tensor else acc.numpy()
+
+
 class Denoiser:
     """A model wrapped to denoise images and stacks of any size.
 
@@ -289,10 +384,14 @@ class Denoiser:
     batch_size: tiles per model call (None: as many as make BATCH_PIXELS pixels, at least 1,
         on the CPU: there 32 tiles of 64x64 run 1.5x faster than 8; BATCH_PIXELS_CUDA on a
         CUDA GPU, 512 tiles of 64x64).
+    tile_on_device: where the tiles are cut and blended. None: on the model's device if that
+        is a CUDA GPU and the input (in `device_dtype`) and the result take at most
+        DEVICE_TILING_MEMORY of its free memory, else on the CPU (numpy; there that is the
+        faster way); True / False: on the model's device / on the CPU, always.
     """
 
     def __init__(self, model, *, device="cpu", tile=None, overlap=None, frame_overlap=None,
-                 batch_size=None, progress=False):
+                 batch_size=None, progress=False, tile_on_device=None):
         facts = model.facts
         self.kind = facts.kind
         # BatchNorm folded, channels-last convolutions for planes (denoise_vit.inference.optimize)
@@ -325,13 +424,23 @@ class Denoiser:
             raise DenoiseVitError(f"--batch-size must be at least 1 (got {batch_size})")
         self.batch_size = batch_size
         self.progress = progress
+        self.tile_on_device = tile_on_device
 
     @torch.inference_mode()
     def _change(self, batch):
         """The model's output minus its input, for a batch of tiles (model units)."""
         x = batch.to(self.device)
         y = self.model(x.contiguous(memory_format=torch.channels_last) if self.channels_last else x)
-        return (y.float() - x).cpu()
+        return y.float() - x
+
+    def tiles_on_device(self, x):
+        """Whether the tiling of the (D, C, H, W) array x runs on the model's device."""
+        if self.tile_on_device is not None:
+            return self.tile_on_device
+        if self.device.type != "cuda":
+            return False
+        need = x.size * (device_dtype(x.dtype).itemsize + 4)
+        return need <= DEVICE_TILING_MEMORY * torch.cuda.mem_get_info(self.device)[0]
 
     def batch_for(self, tiles):
         pixels = BATCH_PIXELS_CUDA if self.device.type == "cuda" else BATCH_PIXELS
@@ -383,31 +492,36 @@ class Denoiser:
         spatial = tuple((m // 2, m - m // 2) for m in (-h % self.patch, -w % self.patch))
         tiles = self.spatial_tiles(h + sum(spatial[0]), w + sum(spatial[1]))
 
+        on_device = self.tiles_on_device(x)
+        if on_device:   # the tiles come as tensors on the device: the same arithmetic there
+            low, scale, target = (torch.from_numpy(a).to(self.device) for a in (low, scale, target))
+
         def prepare(batch, items, index, planes=None):
-            """Tiles (B, C, *tile) as gathered -> float32 tensor in model units, mapped in
-            float64 by the Normalization of each tile's plane (planes: (B,) for image tiles,
-            (B, T) for video tiles, whose frames are planes)."""
+            """Tiles (B, C, *tile) as gathered (numpy, or tensors on the device) -> float32
+            tensor in model units, mapped in float64 by the Normalization of each tile's plane
+            (planes: (B,) for image tiles, (B, T) for video tiles, whose frames are planes)."""
             sel = (slice(None), None) + (None,) * (batch.ndim - 2) if planes is None else \
                 (slice(None), None, slice(None)) + (None,) * (batch.ndim - 3)
             planes = items if planes is None else planes
-            lo, sc, tg = low[planes][sel], scale[planes][sel], target[planes][sel]
-            mapped = batch.astype(np.float64)   # in place from here: one float64 array a batch
-            mapped -= lo
-            mapped *= sc
-            mapped += tg
-            return torch.from_numpy(mapped.astype(np.float32))
+            # in place from here: one float64 array a batch
+            mapped = batch.double() if on_device else batch.astype(np.float64)
+            mapped -= low[planes][sel]
+            mapped *= scale[planes][sel]
+            mapped += target[planes][sel]
+            return mapped.float() if on_device else torch.from_numpy(mapped.astype(np.float32))
 
+        device = self.device if on_device else None
         if self.kind == "image":
             return tiled_apply(self._change, x, tiles, (self.overlap, self.overlap), pads=spatial,
                                prepare=prepare, batch_size=self.batch_for(tiles),
-                               progress=self.progress)
+                               progress=self.progress, device=device)
         half = self.frames // 2
         clip = x.transpose(1, 0, 2, 3)[None]   # (1, C, T, H, W), a view
         tiles = (self.frames, *tiles)
         out = tiled_apply(self._change, clip, tiles, (self.frame_overlap, self.overlap, self.overlap),
                           pads=((half, half),) + spatial,
                           prepare=lambda batch, items, index: prepare(batch, items, index, index[0]),
-                          batch_size=self.batch_for(tiles), progress=self.progress)
+                          batch_size=self.batch_for(tiles), progress=self.progress, device=device)
         return out[0].transpose(1, 0, 2, 3)
 
     @staticmethod
