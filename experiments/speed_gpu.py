@@ -687,7 +687,7 @@ def figure(doc, path):
         for i, v in enumerate(values):
             b.text(v, i, f" {v:.0f}", va="center", fontsize=8)
         b.set_xlabel("megapixels/s (log)")
-        b.set_title("Inference, vit_fast: Denoiser on whole images, and the model alone")
+        b.set_title("Inference, vit_fast (megapixels/s)")
     m = sec.get("machine", {})
     fig.suptitle(f"{m.get('gpu', '?')}, torch {m.get('torch', '?')}: "
                  f"`python experiments/speed_gpu.py` ({doc.get('started', '')})", fontsize=10)

@@ -20,8 +20,9 @@
   pixel the model leaves alone comes back bit for bit, whatever its dtype and magnitude.
 * Memory: the input as it is, 4 bytes per pixel for the blended change, and one batch of tiles.
 * Device: on a CUDA GPU the same tiling runs on the GPU (`tiled_apply_on`) when the input and
-  the result fit in half its free memory: there the numpy tiling around the model took 94 % of
-  `Denoiser`'s time (docs/speed_gpu.md); on the CPU numpy's slice-adds are the faster way.
+  the result fit in half its free memory: on an H200 the numpy tiling around the model took 94 %
+  of `Denoiser`'s time, and tiling on the GPU made a 1024x1024 image 0.024 s instead of 0.046
+  (docs/speed_gpu.md); on the CPU numpy's slice-adds are the faster way.
 """
 import math
 
@@ -37,9 +38,12 @@ TILE_OVERLAP_FRACTION = 4   # default overlap: a quarter of the tile
 # (16 of 64: 12 cost vit_fast 0.31 dB on 1024x1024 images, 24 gained 0.16 dB for 19 % more
 # time; docs/DENOISE.md, experiments/overlap_study.py)
 BATCH_PIXELS = 32 * 64 * 64  # default batch: tiles totalling this many pixels (32 of 64x64)
-# On a CUDA GPU 16 times that (512 tiles of 64x64): vit_fast on an H200 denoised a 1024x1024
-# image in 0.054 s instead of 0.106 and a 4096x4096 one in 1.08 s instead of 1.46, the same
-# PSNR to 0.01 dB, peak GPU memory 280-317 MiB instead of 80 (docs/speed_gpu.md).
+# On a CUDA GPU 16 times that (512 tiles of 64x64): vit_fast on an H200, tiling in numpy, denoised
+# a 1024x1024 image in 0.054 s instead of 0.106 and a 4096x4096 one in 1.08 s instead of 1.46,
+# the same PSNR to 0.01 dB, peak GPU memory 280-317 MiB instead of 80 (run of 2026-12-04 13:35).
+# With the tiling on the GPU, 2048 tiles were 15-22 % faster than 512 (0.019 s against 0.024 on
+# 1024x1024) but peaked at 1221 MiB against 454 on 4096x4096 (docs/speed_gpu.md): 512 stays,
+# for GPUs with little memory.
 BATCH_PIXELS_CUDA = 16 * BATCH_PIXELS
 DEVICE_TILING_MEMORY = 0.5   # share of a GPU's free memory the input and result may take there
 
