@@ -192,6 +192,7 @@ def _draw_stills(n, size, copies: int, settings: GeneratorSettings, *, generator
     return [copy.unsqueeze(1) for copy in noisy], clean.unsqueeze(1)
 
 
+@compiled.one_decision
 def generate_images(n: int, size=64, *, generator: torch.Generator | None = None, device=None,
                     dtype: torch.dtype = torch.float32, settings: GeneratorSettings | None = None,
                     **options) -> tuple[Tensor, Tensor]:
@@ -212,6 +213,7 @@ def generate_images(n: int, size=64, *, generator: torch.Generator | None = None
     return inp, target
 
 
+@compiled.one_decision
 def generate_noise2noise(n: int, size=64, *, generator: torch.Generator | None = None,
                          device=None, dtype: torch.dtype = torch.float32,
                          settings: GeneratorSettings | None = None,

@@ -9,6 +9,7 @@ course's Noise2Noise variant. Settings are checked when they are built, so a bad
 from __future__ import annotations
 
 import dataclasses
+from functools import lru_cache
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -95,6 +96,13 @@ def unknown_key(key, valid) -> ValueError:
     return ValueError(f"unknown generator key {key!r}; valid keys: {', '.join(valid)}")
 
 
+@lru_cache(maxsize=8)
+def _default(preset) -> GeneratorSettings:
+    """``preset()``, made and checked once (settings are frozen): every generator call without
+    settings asks for it."""
+    return preset()
+
+
 def settings_from_keywords(caller: str, settings: GeneratorSettings | None, options: Mapping,
                            preset=GeneratorSettings) -> GeneratorSettings:
     """The settings a generator call asked for: ``settings`` (default: ``preset()``) with the
@@ -104,7 +112,7 @@ def settings_from_keywords(caller: str, settings: GeneratorSettings | None, opti
         if key not in SETTING_NAMES:
             raise TypeError(f"{caller}() got an unexpected keyword argument {key!r}")
     if settings is None:
-        return preset(**options)
+        return preset(**options) if options else _default(preset)
     if not isinstance(settings, GeneratorSettings):
         raise ValueError(f"settings must be a GeneratorSettings or None, got {settings!r}")
     return dataclasses.replace(settings, **options) if options else settings

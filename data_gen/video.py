@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from data_gen import images
+from data_gen import compiled, images
 from data_gen.checks import check_count, check_flag, check_nonnegative, check_range
 from data_gen.images import Scene
 from data_gen.rendering import render_cells, render_rects
@@ -147,6 +147,7 @@ def _keep(rects: Rects, fraction: float, generator, *, persistent: bool = True) 
     return dataclasses.replace(rects, valid=rects.valid & chosen)
 
 
+@compiled.one_decision
 def generate_videos(
     n: int,
     frames: int = 8,

@@ -184,3 +184,38 @@ def test_torch_path_turns_the_kernels_off_in_its_thread_only_and_draws_the_same_
         result = generate_images(4, 48, generator=gen(3), filled_rate=0.01, noisy_rate=0.01)
     assert seen["other"] and compiled.available()
     assert_identical(reference, result)
+
+
+def test_one_decision_per_call_follows_the_environment_between_calls(monkeypatch):
+    seen = []
+
+    @compiled.one_decision
+    def draw():
+        seen.append(compiled.available())
+        monkeypatch.setenv("DATA_GEN_COMPILED", "0")   # changed mid-call: this call keeps its
+        seen.append(compiled.available())              # answer, the next call sees the change
+        with compiled.torch_path():                    # torch_path() still turns them off
+            seen.append(compiled.available())
+
+    monkeypatch.setenv("DATA_GEN_COMPILED", "1")
+    draw()
+    assert seen == [True, True, False]
+    assert not compiled.available()                    # outside a call: read each time
+    seen.clear()
+    draw()
+    assert seen == [False, False, False]
+    monkeypatch.setenv("DATA_GEN_COMPILED", "1")
+    reference = generate_images(4, 48, generator=gen(3), filled_rate=0.01, noisy_rate=0.01)
+    monkeypatch.setenv("DATA_GEN_COMPILED", "0")
+    assert_identical(reference, generate_images(4, 48, generator=gen(3), filled_rate=0.01,
+                                                 noisy_rate=0.01))
+
+
+def test_default_settings_are_made_once_and_keywords_still_change_them():
+    from data_gen.settings import GeneratorSettings, settings_from_keywords
+    first = settings_from_keywords("f", None, {})
+    assert first is settings_from_keywords("f", None, {}) and first == GeneratorSettings()
+    changed = settings_from_keywords("f", None, {"cell_rate": 0.01})
+    assert changed.cell_rate == 0.01 and first.cell_rate != 0.01
+    n2n = settings_from_keywords("f", None, {}, preset=GeneratorSettings.noise2noise)
+    assert n2n == GeneratorSettings.noise2noise() and n2n.filled_rate == 0.0005
