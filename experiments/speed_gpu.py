@@ -20,6 +20,7 @@ Measures, on one CUDA device, with this checkout's own code (its presets, `build
   image, peak GPU memory; a 100-frame 512x512 stack with the image model and with video_fast,
   each tiling both ways; the model alone on large batches of 64x64 tiles (fp32, bf16, bf16 + compile);
 - where a vit_fast training step at batch 64 spends its time (torch.profiler);
+- where `Denoiser.change` spends its time with the tiling on the device (grid, copies, model);
 - the commands end to end: `denoise-vit train --config quick --device cuda amp=true` for 200
   steps and `denoise-vit denoise --device cuda` of a 1024x1024 uint16 TIFF (wall seconds).
 
@@ -482,6 +483,59 @@ def inference(device, peak, work, quick):
     return out
 
 
+def tiling_phases(device, work, quick):
+    """Where `Denoiser.change` spends its time with the tiling on the device: the grid built on
+    the CPU, the input's copy to the device, the model alone on as many tiles, the result's copy
+    back; and what `Denoiser.denoise` adds (the sum of input and change, on the CPU). Medians of
+    5 (synchronised)."""
+    import numpy as np
+    import torch
+    from data_gen import generate_images
+    from denoise_vit.checkpoint import load_model
+    from denoise_vit.inference.tiling import Denoiser, TileGrid, device_dtype
+    from denoise_vit.training.config import load_config
+    from denoise_vit.training.setup import build_run_model
+
+    path = work / "vit_fast_gpu.pt"
+    model = load_model(path) if path.exists() else build_run_model(load_config("vit_fast", []))
+    model.eval()
+    rows = []
+    g = torch.Generator().manual_seed(7)
+    for side in ((256,) if quick else (1024, 4096)):
+        x = (generate_images(1, size=side, generator=g)[0].numpy() * 10000).astype(np.uint16)
+        den = Denoiser(model, device=device)
+        den.change(x[:, :, :256, :256])
+        tiles = (den.tile, den.tile)
+        pads = ((0, 0), (0, 0))
+        batch = den.batch_for(tiles)
+
+        def grid():
+            TileGrid(1, (side, side), tiles, (den.overlap, den.overlap), pads).on_device(device)
+
+        def upload():
+            torch.from_numpy(np.ascontiguousarray(x, dtype=device_dtype(x.dtype))).to(device)
+
+        acc = torch.zeros((1, 1, side, side), device=device)
+        n_tiles = len(TileGrid(1, (side, side), tiles, (den.overlap, den.overlap), pads))
+        xb = torch.rand(batch, 1, *tiles, device=device).contiguous(
+            memory_format=torch.channels_last)
+
+        def model_alone():
+            with torch.inference_mode():
+                for first in range(0, n_tiles, batch):
+                    den.model(xb[:min(batch, n_tiles - first)])
+
+        phases = {"change_s": lambda: den.change(x), "denoise_s": lambda: den.denoise(x),
+                  "grid_s": grid, "upload_s": upload, "model_alone_s": model_alone,
+                  "download_s": lambda: acc.cpu()}
+        row = {"side": side, "tiles": n_tiles, "batch": batch}
+        for name, fn in phases.items():
+            row[name] = round(statistics.median(timed(fn, device, 5)), 4)
+        rows.append(row)
+        log(f"  {side}x{side}: " + ", ".join(f"{k} {v}" for k, v in row.items()))
+    return {"rows": rows}
+
+
 def commands(device, work, quick):
     """The commands as a user runs them on this device: wall seconds, exit status."""
     import numpy as np
@@ -621,6 +675,18 @@ def render(doc, figure_name=None):
             f"{r['frames']} frames of {r['side']}x{r['side']}, {r['model']}, "
             f"{TILING.get(r.get('tiling', 'numpy'))}: "
             f"**{r['frames_per_s']} frames/s**" for r in inf["stack"]) + ".", ""]
+    tp_rows = sec.get("tiling_phases", {}).get("rows", [])
+    if tp_rows:
+        lines += ["Where `Denoiser.change` spends its time with the tiling on the GPU (medians of "
+                  "5, synchronised; the grid is built on the CPU, the model alone runs on as many "
+                  "random tiles; *denoise* adds the sum of input and change on the CPU):", "",
+                  "| image | tiles | batch | change (s) | grid | input to GPU | model alone | "
+                  "result to CPU | denoise (s) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in tp_rows:
+            lines.append(f"| {r['side']}x{r['side']} | {r['tiles']} | {r['batch']} | "
+                         f"{r['change_s']:.4f} | {r['grid_s']:.4f} | {r['upload_s']:.4f} | "
+                         f"{r['model_alone_s']:.4f} | {r['download_s']:.4f} | {r['denoise_s']:.4f} |")
+        lines.append("")
     cmd = sec.get("commands")
     if cmd:
         lines += ["### The commands end to end", ""]
@@ -743,6 +809,7 @@ def main(argv=None):
     plan = [("train_preset", train_preset, (device, work, args.quick)),
             ("inference", inference, (device, peak, work, args.quick)),
             ("step_profile", step_profile, (device, args.quick)),
+            ("tiling_phases", tiling_phases, (device, work, args.quick)),
             ("commands", commands, (device, work, args.quick)),
             ("training", train_rates, (device, peak, args.quick)),
             ("train_compiled", train_compiled, (device, peak, args.quick))]
