@@ -198,3 +198,12 @@ def test_denoiser_tiling_on_the_device_gives_the_same_change(kind):
     assert den.tiles_on_device(stack)
     np.testing.assert_allclose(den.change(stack, norms), numpy_way, rtol=1e-5, atol=1e-5)
     assert not Denoiser(model).tiles_on_device(stack)   # the CPU default: numpy
+
+
+@pytest.mark.parametrize("dtype", [">u2", ">f4", "<i2", "bool", "float16", "uint32"])
+def test_tiling_on_a_device_takes_any_byte_order_and_dtype(dtype):
+    from denoise_vit.inference.tiling import device_dtype, tiled_apply_on
+    x = (np.random.default_rng(0).random((1, 1, 40, 40)) * 100).astype(dtype)
+    assert device_dtype(x.dtype).isnative
+    out = tiled_apply_on(lambda b: b * 2, x, (16, 16), (4, 4), device="cpu")
+    np.testing.assert_allclose(out, 2 * x.astype(np.float64), rtol=1e-6)

@@ -331,8 +331,12 @@ DEVICE_DTYPES = {np.dtype(np.uint16): np.int32, np.dtype(np.uint32): np.int64,
 
 
 def device_dtype(dtype):
-    """The numpy dtype an input of `dtype` is copied to a torch device in (see DEVICE_DTYPES)."""
-    return np.dtype(DEVICE_DTYPES.get(np.dtype(dtype), dtype))
+    """The numpy dtype an input of `dtype` is copied to a torch device in: native byte order
+    (torch has no other), widened where DEVICE_DTYPES says."""
+    dtype = np.dtype(dtype)
+    if dtype.byteorder not in "=|":      # big-endian files (TIFF, FITS) read as such
+        dtype = dtype.newbyteorder("=")
+    return np.dtype(DEVICE_DTYPES.get(dtype, dtype))
 
 
 def tiled_apply_on(fn, x, tiles, overlaps, *, device, pads=None, prepare=None, batch_size=8,
