@@ -95,7 +95,7 @@ def one_decision(fn):
     def call(*args, **kwargs):
         if getattr(_LOCAL, "decided", None) is not None:   # nested: the outer call decided
             return fn(*args, **kwargs)
-        _LOCAL.decided = _available()
+        _LOCAL.decided = available()   # inside torch_path(): False, numba left unimported
         try:
             return fn(*args, **kwargs)
         finally:
