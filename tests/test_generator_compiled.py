@@ -68,6 +68,7 @@ def threads():
 @pytest.mark.parametrize("case", list(CASES))
 def test_generators_give_the_same_images_on_both_paths(monkeypatch, threads, case, count):
     threads(count)
+    monkeypatch.setattr(compiled, "MIN_PARALLEL_PIXELS", 0)   # the worker path, however small
     reference, result = both_paths(monkeypatch, CASES[case])
     assert_identical(reference, result)
 
@@ -219,3 +220,20 @@ def test_default_settings_are_made_once_and_keywords_still_change_them():
     assert changed.cell_rate == 0.01 and first.cell_rate != 0.01
     n2n = settings_from_keywords("f", None, {}, preset=GeneratorSettings.noise2noise)
     assert n2n == GeneratorSettings.noise2noise() and n2n.filled_rate == 0.0005
+
+
+def test_small_calls_stay_on_the_calling_thread_and_draw_the_same_images(monkeypatch, threads):
+    threads(2)
+    submitted = []
+    pool, _ = compiled._workers()
+    real_submit = pool.submit
+    monkeypatch.setattr(pool, "submit", lambda *a, **k: submitted.append(1) or real_submit(*a, **k))
+    small = generate_images(16, 64, generator=gen(16))          # 65,536 pixels: one thread
+    assert not submitted and 16 * 64 * 64 < compiled.MIN_PARALLEL_PIXELS
+    monkeypatch.setattr(compiled, "MIN_PARALLEL_PIXELS", 0)
+    assert_identical(small, generate_images(16, 64, generator=gen(16)))   # with the worker
+    assert submitted
+    submitted.clear()
+    monkeypatch.setattr(compiled, "MIN_PARALLEL_PIXELS", 96 * 64 * 64)
+    generate_images(128, 64, generator=gen(17))                 # above it: the pool works
+    assert submitted

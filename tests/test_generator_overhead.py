@@ -10,11 +10,12 @@ SCRIPT = ROOT / "experiments" / "generator_overhead.py"
 
 def test_smoke_run_writes_both_sides_for_each_thread_count(tmp_path):
     out = tmp_path / "g.json"
-    run = subprocess.run([sys.executable, str(SCRIPT), "--sizes", "4", "--rounds", "1",
+    run = subprocess.run([sys.executable, str(SCRIPT), "--sizes", "4", "--threshold-sizes", "4", "--rounds", "1",
                           "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     doc = json.loads(out.read_text())
-    assert [(r["threads"], r["n"]) for r in doc["rows"]] == [(1, 4), (2, 4)]
+    assert [(r["study"], r["threads"], r["n"]) for r in doc["rows"]] == [
+        ("decision", 1, 4), ("decision", 2, 4), ("threshold", 2, 4)]
     assert all(r["before_images_per_s"] > 0 and r["after_images_per_s"] > 0 for r in doc["rows"])
     assert "cpu_capability" in doc["machine"]
 
