@@ -10,8 +10,8 @@ blending is the same half-Hann ramp over the overlap), a `Denoiser` with the che
 denoises --images synthetic images of --size (data_gen.generate_images, seeds 0..N-1, model
 units); PSNR against the clean images (pooled over the set) and the seconds of the set (best of
 --repeats, the settings taken in turns within each repeat so that a slow spell of the machine
-falls on all of them). Writes docs/overlap.json and docs/overlap.png (or --out-dir);
---render-only draws the figure again.
+falls on all of them). Writes docs/overlap.json and docs/overlap.png (or --out-dir) and prints
+the table of docs/DENOISE.md; --render-only draws the figure and prints the table again.
 """
 import argparse
 import json
@@ -53,6 +53,21 @@ def plot(report, path):
     plt.close(fig)
 
 
+def table(report):
+    """The markdown table of docs/DENOISE.md: every row against 64x64 tiles overlapping by 16."""
+    rows = report["rows"]
+    ref = next((r for r in rows if r.get("tile", 64) == 64 and r["overlap"] == 16), rows[0])
+    lines = [f"| tile | overlap (pixels) | tiles | PSNR (dB) | vs {ref.get('tile', 64)} / "
+             f"{ref['overlap']} | seconds per image | vs {ref.get('tile', 64)} / {ref['overlap']} |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r.get('tile', 64)} | {r['overlap']} | {str(r.get('tiles', '')).split(' ')[0]} | "
+                     f"{r['psnr_db']:.2f} | {r['psnr_db'] - ref['psnr_db']:+.2f} | "
+                     f"{r['seconds_per_image']:.3f} | "
+                     f"{r['seconds_per_image'] / ref['seconds_per_image']:.2f}x |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint")
@@ -67,8 +82,9 @@ def main(argv=None):
                    help="draw overlap.png again from the overlap.json in --out-dir")
     args = p.parse_args(argv)
     if args.render_only:
-        plot(json.loads((Path(args.out_dir) / "overlap.json").read_text()),
-             Path(args.out_dir) / "overlap.png")
+        report = json.loads((Path(args.out_dir) / "overlap.json").read_text())
+        plot(report, Path(args.out_dir) / "overlap.png")
+        print(table(report))
         return 0
     try:
         overlaps = [int(v) for v in args.overlaps.split(",")]
@@ -135,6 +151,7 @@ def main(argv=None):
     (out / "overlap.json").write_text(json.dumps(report, indent=1) + "\n")
 
     plot(report, out / "overlap.png")
+    print(table(report))
     print(f"wrote {out / 'overlap.json'} and {out / 'overlap.png'}")
     return 0
 

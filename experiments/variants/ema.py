@@ -46,7 +46,7 @@ def main(argv=None):
     from denoise_vit.errors import DenoiseVitError
     from denoise_vit.training.config import load_config
     from denoise_vit.training.data import make_eval_data, make_train_stream
-    from denoise_vit.training.engine import evaluate, training_loss
+    from denoise_vit.training.engine import evaluate, train_steps
     from denoise_vit.training.setup import build_run_model, make_optimizer, make_run_scheduler
 
     try:
@@ -68,13 +68,10 @@ def main(argv=None):
     total = cfg.epochs * cfg.steps_per_epoch
     rows, start = [], time.process_time()
     for step in range(1, total + 1):
-        model.train()
-        inputs, targets = next(stream)
-        objective = training_loss(model(inputs), targets, cfg.loss)
-        optimizer.zero_grad(set_to_none=True)
-        objective.backward()
-        optimizer.step()
-        scheduler.step()
+        # the engine's own step (loss, non-finite check, grad_clip), one at a time for the EMAs
+        train_steps(model, stream, optimizer, scheduler, first_step=step - 1, last_step=step,
+                    device=cpu, amp=cfg.amp, grad_clip=cfg.grad_clip, progress=False,
+                    loss=cfg.loss)
         for ema in emas.values():
             ema.update(model, step=step)
         if step % cfg.steps_per_epoch == 0 or step == total:
