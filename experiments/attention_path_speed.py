@@ -7,8 +7,8 @@ model a `Denoiser` runs (BatchNorm folded, channels-last for planes) is timed on
 tiles as `denoise` makes them (32 tiles of 64x64 for vit_fast, 4 clips of 8x64x64 for
 video_fast): the best of 5 repeats of `--calls` calls, with every attention layer on the fused
 path (F.scaled_dot_product_attention) and on the plain one (q k^T, softmax, times v), in
-`--rounds` alternations. The measurement behind denoise_vit.inference.optimize's note on
-plain attention for image models on the CPU. Then training: the vit_fast and course presets'
+`--rounds` alternations. The measurement behind denoise_vit.inference.optimize's choice of
+the fused path. Then training: the vit_fast and course presets'
 own training steps with either path, alternated the same way (the measurement behind
 denoise_vit.training.setup's choice of path on the CPU). Writes docs/attention_path.json.
 """
@@ -133,7 +133,8 @@ def main(argv=None):
                 for preset in ("vit_fast", "course")]
     with open("/proc/loadavg") as f:
         load_after = f.read().split()[0]
-    report = {"command": "flock /tmp/cpu.lock python experiments/attention_path_speed.py",
+    report = {"command": ("flock /tmp/cpu.lock python experiments/attention_path_speed.py "
+                          f"--rounds {args.rounds} --calls {args.calls} --steps {args.steps}"),
               "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_info(),
               "torch_threads": torch.get_num_threads(),
               "loadavg_1min": [float(load_before), float(load_after)], "presets": rows,

@@ -104,16 +104,17 @@ def test_inference_copy_computes_the_model_and_leaves_it_alone(config):
 
 
 @torch.no_grad()
-def test_cpu_image_denoiser_uses_plain_attention_with_the_same_output():
-    from denoise_vit.layers.attention import Attention
+def test_cpu_image_denoiser_keeps_fused_attention_with_the_plain_paths_output():
+    from denoise_vit.layers.attention import Attention, set_fused_attention
     model = build_model("vit_denoiser", depth=2, embed_dim=16, num_heads=2).eval()
     den = Denoiser(model)
     inner = [m for m in den.model.modules() if isinstance(m, Attention)]
-    assert inner and not any(m.fused for m in inner)
-    assert all(m.fused for m in model.modules() if isinstance(m, Attention))  # left as it was
+    assert inner and all(m.fused for m in inner)
     x = torch.rand(2, 1, 64, 64)
-    fused = inference_copy(model.plane_model())
-    assert torch.allclose(den.model(x), fused(x), atol=1e-5)
+    plain = inference_copy(model.plane_model())
+    set_fused_attention(plain, False)
+    assert not any(m.fused for m in plain.modules() if isinstance(m, Attention))
+    assert torch.allclose(den.model(x), plain(x), atol=1e-5)
 
 
 @torch.no_grad()

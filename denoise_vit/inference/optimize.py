@@ -4,16 +4,17 @@ the model given is left as it was (a copy is changed).
 
 Measured on the 2-core CPU (docs/SPEED.md): the vit_fast preset's conv stem and decoder are
 small-channel convolutions at full resolution, where oneDNN is faster on NHWC data and every
-BatchNorm is one more pass over the maps. On the CPU, image models' attention (64 tokens of
-head size 16 per tile) runs on the plain path (q k^T, softmax, times v as batched matmuls), the
-same maths as torch's fused CPU kernel. Whether it is faster is not settled: a first timing
-(2026-12-03 19:01, 2-core EPYC, alone under the CPU lock) gave 3-15 % less forward time for a
-batch of 32 vit_fast tiles, but the committed measurement (`experiments/attention_path_speed.py`,
-same machine and lock) found the two within noise: median plain/fused 1.02 over 6
-alternations, video_fast 1.09 (2026-12-03 21:31); a run of 4 alternations just before printed
-0.99 and 0.93, and one on 2026-12-04 0.997 and 1.061 (docs/attention_path.json).
-Video models keep the fused path. Training keeps it too: the same script's training rows gave
-plain/fused 0.95 for vit_fast and 1.06 for the course preset (4 alternations, 2026-12-04).
+BatchNorm is one more pass over the maps.
+
+Attention keeps torch's fused kernel (scaled_dot_product_attention) everywhere. Image models
+ran on the plain path (q k^T, softmax, times v as batched matmuls; the same maths) on the CPU
+from 2026-12-03 to 2026-12-05, after a first timing gave it 3-15 % less forward time. The
+committed measurements (`experiments/attention_path_speed.py`, 2-core EPYCs alone under the
+CPU lock) never confirmed it: plain/fused forward time 1.02 (AVX-512, 2026-12-03), 0.997
+(AVX2, 2026-12-04), and 1.087 on the AVX-512 EPYC on 2026-12-05 (docs/attention_path.json;
+the earlier runs are in its git history), where all six plain timings were slower than all
+six fused ones. Training keeps the fused path too (plain/fused images/s 0.95 on AVX2, 0.993
+on AVX-512).
 """
 import copy
 

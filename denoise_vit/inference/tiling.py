@@ -405,11 +405,8 @@ class Denoiser:
         # BatchNorm folded, channels-last convolutions for planes (denoise_vit.inference.optimize)
         self.channels_last = self.kind == "image"
         self.device = torch.device(device)
-        # plain attention for image models on the CPU (same maths; see inference.optimize)
-        plain = self.kind == "image" and self.device.type == "cpu"
         self.model = inference_copy(model if self.kind == "video" else model.plane_model(),
-                                    channels_last=self.channels_last,
-                                    fused_attention=not plain).to(device)
+                                    channels_last=self.channels_last).to(device)
         # one spatial multiple for both axes (the models' patches are square)
         self.patch = max(facts.multiple[-2:])
         self.channels = facts.in_chans
