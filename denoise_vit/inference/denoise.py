@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import CheckpointError, DenoiseVitError
 from ..memory import gib, require_memory
 from ..outputs import remove_stale_temps
-from .tiling import Denoiser
+from .tiling import Denoiser, native_bf16
 from .intensity import Normalization, training_record
 from .io import (PIL_FORMATS, SUFFIXES, ImageFileError, apply_change, check_axes, from_stack,
                  guess_axes, peek_image, read_image, shape_text, to_stack, writable_suffix,
@@ -255,6 +255,7 @@ def denoise_file(src, dst, denoiser, record, options, log):
             "normalize": options.normalize,
             "normalization": [n.as_dict() for n in (norms if options.normalize == "frame" else norms[:1])],
             "tiling": denoiser.describe(stack.shape[2], stack.shape[3], stack.shape[0]),
+            "precision": denoiser.precision,
             "seconds": round(seconds, 3)}
 
 
@@ -314,6 +315,10 @@ def run_denoise(inputs, output, checkpoint, *, options, denoiser_args, device="c
         check_output_folder(folder, log)
     ckpt, model = open_checkpoint(checkpoint, device=device)
     denoiser = Denoiser(model, device=device, **denoiser_args)
+    if denoiser.precision == "bf16":
+        log("precision bf16: the model runs under bfloat16 autocast" +
+            ("" if native_bf16(device) else "; this CPU has no AVX512-BF16 or AMX, so torch "
+             "emulates it: expect it slower than fp32"))
     record = model_intensity(ckpt, log)
     if options.normalize != "none" and not record["high"] > record["low"]:
         raise CheckpointError(f"{checkpoint}: its training inputs' intensities "
