@@ -427,6 +427,45 @@ def test_vit_unet_axial_levels_start_as_identities_after_those_double_convs_and_
     assert ablated.down[0][1].row is None
 
 
+def test_transposed_attention_block_reaches_the_whole_map_and_only_3x3_without_attention():
+    """Restormer's MDTA mixes every position through its channel-by-channel attention map; the
+    ablation (GDFN only) reaches a position's 3 x 3 neighbourhood through its depthwise conv."""
+    from denoise_vit.layers.transposed_attention import TransposedAttentionBlock
+    torch.manual_seed(0)
+    x = torch.rand(1, 8, 9, 10)
+    y = x.clone()
+    y[0, :, 4, 5] += torch.randn(8)
+    for attention in (False, True):
+        block = TransposedAttentionBlock(8, 2, attention=attention).eval()
+        with torch.no_grad():
+            changed = (block(x) - block(y)).abs().amax(dim=1)[0] > 1e-6
+        if attention:
+            assert bool(changed.all())
+        else:
+            assert changed.sum() == 9 and bool(changed[3:6, 4:7].all())
+
+
+def test_vit_unet_mdta_levels_start_as_identities_and_train_at_the_coarsest_level_too():
+    model = build_model("vit_unet", bottleneck="conv", mdta_levels=[0, 3], mdta_depth=2)
+    assert len(model.down[0]) == 3 and model.down[0][1].attn.num_heads == 1
+    assert model.down[3][1].attn.num_heads == 4       # 128 channels in heads of 32
+    stage_in = torch.rand(2, 1, 40, 56)
+    with torch.no_grad():   # zero-initialised branches: the blocks pass the map through
+        assert torch.equal(model.down[0](stage_in), model.down[0][0](stage_in))
+    x = torch.rand(2, 1, 40, 56)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(2):   # the first step opens the branches; then every weight has a gradient
+        optimizer.zero_grad()
+        out = model(x)
+        assert out.shape == x.shape
+        out.square().mean().backward()
+        optimizer.step()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    ablated = build_model("vit_unet", bottleneck="conv", mdta_levels=[1], attention=False)
+    assert ablated.down[1][1].attn is None
+    assert not any(".attn." in k for k in ablated.state_dict())
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(num_heads=3), "bottleneck width base_channels \\* 2\\*\\*levels = 128 is not divisible"),
     (dict(img_size=60), "img_size 60x60 is not divisible by 2\\*\\*levels = 8"),
@@ -435,6 +474,9 @@ def test_vit_unet_axial_levels_start_as_identities_after_those_double_convs_and_
     (dict(axial_levels=[0, 0]), "axial_levels must be distinct levels in 0..2"),
     (dict(axial_levels=[1], axial_heads=3), "the width at axial level 1, 32, is not divisible"),
     (dict(bottleneck="mlp"), "bottleneck must be 'transformer' or 'conv', got 'mlp'"),
+    (dict(mdta_levels=[3]), "mdta_levels must be distinct levels in 0..2 \\(the coarsest, 3, only"),
+    (dict(bottleneck="conv", mdta_levels=[4]), "mdta_levels must be distinct levels in 0..3"),
+    (dict(mdta_head_dim=0), "mdta_head_dim must be a positive integer"),
 ])
 def test_vit_unet_bad_config_is_one_clear_error(kwargs, message):
     with pytest.raises(ConfigError, match=message):

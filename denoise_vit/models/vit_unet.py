@@ -13,6 +13,9 @@ U-Net restores detail: `axial_levels` adds axial-attention blocks (`layers.Axial
 position attending along its row and its column) after the encoder's double conv at those
 levels, and `bottleneck = "conv"` keeps the U-Net's coarsest double conv, so that a network's
 attention is all axial. No preset uses them: no such network with attention beat the U-Net.
+`mdta_levels` adds Restormer's blocks instead (`layers.TransposedAttentionBlock`: attention
+across channels, whose cost grows with the map's size, not its square; round 18), at any level
+including the coarsest when `bottleneck = "conv"`.
 """
 from dataclasses import dataclass
 from typing import Tuple, Union
@@ -22,6 +25,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..layers import AxialBlock, Block, PosEmbed2d
+from ..layers.transposed_attention import TransposedAttentionBlock
 from ..layers.norms import BatchNorm2d
 from ..registry import register_model
 from .base import DenoisingModel, ModelFacts, check_config, compose_output, image_size
@@ -59,14 +63,22 @@ class ViTUNetConfig:
     axial_depth: int = 1
     axial_heads: int = 2
     axial_mlp_ratio: float = 2.0
+    # Restormer blocks (layers.TransposedAttentionBlock) after the encoder's double conv at
+    # these levels (the coarsest, `levels`, only with bottleneck = "conv"), `mdta_depth` at
+    # each, heads of `mdta_head_dim` channels; their branches start at zero as the axial ones
+    mdta_levels: Tuple[int, ...] = ()
+    mdta_depth: int = 1
+    mdta_head_dim: int = 32
+    mdta_ffn_expansion: float = 2.66
 
     def __post_init__(self):
         self.img_size = image_size(self.img_size)
         check_config(self, positive=("in_chans", "base_channels", "levels", "depth",
-                                     "num_heads", "axial_depth", "axial_heads"),
+                                     "num_heads", "axial_depth", "axial_heads", "mdta_depth",
+                                     "mdta_head_dim"),
                      nonnegative=("layer_scale",),
                      fractions=("drop_path_rate",),
-                     positive_numbers=("mlp_ratio", "axial_mlp_ratio"))
+                     positive_numbers=("mlp_ratio", "axial_mlp_ratio", "mdta_ffn_expansion"))
         if self.bottleneck not in ("transformer", "conv"):
             raise ConfigError(f"bottleneck must be 'transformer' or 'conv', got {self.bottleneck!r}")
         levels = self.axial_levels
@@ -76,6 +88,14 @@ class ViTUNetConfig:
             raise ConfigError(f"axial_levels must be distinct levels in 0..{self.levels - 1} "
                               f"(below the transformer bottleneck), got {levels!r}")
         self.axial_levels = tuple(levels)
+        top = self.levels if self.bottleneck == "conv" else self.levels - 1
+        levels = self.mdta_levels
+        if (not isinstance(levels, (list, tuple))
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in levels)
+                or any(not 0 <= v <= top for v in levels) or len(set(levels)) < len(levels)):
+            raise ConfigError(f"mdta_levels must be distinct levels in 0..{top} (the coarsest, "
+                              f"{self.levels}, only with bottleneck = 'conv'), got {levels!r}")
+        self.mdta_levels = tuple(levels)
         for v in self.axial_levels:
             if (self.base_channels * 2 ** v) % self.axial_heads:
                 raise ConfigError(f"the width at axial level {v}, {self.base_channels * 2 ** v}, "
@@ -141,6 +161,16 @@ class ViTUNet(UNet, DenoisingModel):
                                  qkv_bias=config.qkv_bias, fused_attn=config.fused_attn,
                                  attention=config.attention)
                       for _ in range(config.axial_depth)]
+            for block in blocks:
+                block.apply(init_weights)
+                block.zero_branches()
+            self.down[level] = nn.Sequential(self.down[level], *blocks)
+        for level in config.mdta_levels:    # the level's stage, then its Restormer blocks
+            width = config.base_channels * 2 ** level
+            blocks = [TransposedAttentionBlock(width, max(1, width // config.mdta_head_dim),
+                                               ffn_expansion=config.mdta_ffn_expansion,
+                                               attention=config.attention)
+                      for _ in range(config.mdta_depth)]
             for block in blocks:
                 block.apply(init_weights)
                 block.zero_branches()
