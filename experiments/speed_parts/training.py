@@ -12,6 +12,12 @@ For vit_fast also a profile (torch.profiler, CPU, after warm-up) grouped into at
 layers, convs, norms, data, optimizer, other; and one lever at a time (channels_last, bf16
 autocast, torch.compile, fused / foreach Adam, plain attention), each applied with torch's own
 calls on the tree's model so that both trees are measured alike.
+The presets' images/s and the matmul rate are measured in --processes separate worker processes
+(3; the first also profiles and tries the levers) and reported as the median over processes with
+their range: on the 2-core EPYC a process draws a fast or a slow memory layout and keeps it,
+vit_fast training at about 390 or about 320 images/s in alternate processes whatever ran before
+it (experiments/training_rate_order.py; with address-space randomisation off every process was
+slow), so one process is not the machine's rate.
 Assumes it holds the CPU (the umbrella takes /tmp/cpu.lock); the load average is recorded.
 """
 import argparse
@@ -281,19 +287,39 @@ def run_worker(tree, spec, timeout):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def merge_processes(runs):
+    """One result from several workers: the first's profile and levers, each preset's images/s
+    and the matmul rate as the median over processes, every process's figure kept."""
+    res = dict(runs[0])
+    res["processes"] = len(runs)
+    res["matmul_by_process"] = [r["matmul_gflops"] for r in runs]
+    res["matmul_gflops"] = statistics.median(res["matmul_by_process"])
+    res["load_end"] = runs[-1]["load_end"]
+    for preset in PRESETS:
+        res[preset] = dict(runs[0][preset])
+        res[preset]["by_process"] = [r[preset]["images_per_s"] for r in runs]
+        res[preset]["images_per_s"] = statistics.median(res[preset]["by_process"])
+    return res
+
+
 def render(res, quick):
     mm = res["matmul_gflops"]
+    n = res.get("processes", 1)
+    mms = res.get("matmul_by_process", [mm])
     fig = {"matmul_gflops": round(mm, 1)}
     lines = [f"## Training speed (`{PART}` part)", "",
-             f"Dense fp32 matmul rate in the same process: **{mm:.1f} GFLOP/s** (torch.mm "
-             f"2048 x 2048, best of 8), {res['threads']} torch threads for everything here "
+             f"Dense fp32 matmul rate in the same processes: **{mm:.1f} GFLOP/s** (torch.mm "
+             f"2048 x 2048, best of 8; median of {n} process(es), "
+             f"{min(mms):.0f}-{max(mms):.0f}), {res['threads']} torch threads for everything here "
              f"({'chosen by the tree' + chr(39) + 's thread policy, as `denoise-vit train` does' if res.get('policy') else 'torch default: this tree has no thread policy'}). Training FLOPs = forward "
              "FLOPs x 3 (FlopCounterMode, attention on its plain path so q k^T and attn v count; "
              "norms, activations and the optimizer not counted). images/s: the tree's own "
              f"`train_steps`, median of {res['chunks']} runs of the step counts below after 3 "
-             "warm-up steps; fresh generator batches every step; malloc: "
+             f"warm-up steps in each of {n} fresh process(es), then the median over processes "
+             "(the range beside it: a process draws a fast or a slow memory layout, "
+             "experiments/training_rate_order.py); fresh generator batches every step; malloc: "
              f"{res.get('malloc', 'system')} ({'the commands' + chr(39) + ' setting' if res.get('malloc') == 'kept' else 'glibc' + chr(39) + 's defaults'}).", "",
-             "| preset | batch | train MFLOP/image | steps timed | images/s | GFLOP/s | of matmul rate |",
+             "| preset | batch | train MFLOP/image | steps timed | images/s (range over processes) | GFLOP/s | of matmul rate |",
              "|---|---|---|---|---|---|---|"]
     for preset in PRESETS:
         r = res[preset]
@@ -303,10 +329,13 @@ def render(res, quick):
         fig[f"{preset}.train_mflop_per_image"] = round(3 * r["forward_flops"] / 1e6, 1)
         fig[f"{preset}.train_gflops"] = round(gflops, 1)
         fig[f"{preset}.share_of_matmul"] = round(share, 3)
+        by = r.get("by_process", [r["images_per_s"]])
+        fig[f"{preset}.train_images_per_s_by_process"] = [round(v, 1) for v in by]
         extra = " (bf16 autocast)" if r.get("amp") else ""
         lines.append(f"| {preset}{extra} | {r['batch_size']} x {r['size']}x{r['size']} | "
                      f"{3 * r['forward_flops'] / 1e6:.0f} | {res['steps'][preset]} | "
-                     f"{r['images_per_s']:.0f} | {gflops:.1f} | {100 * share:.1f} % |")
+                     f"{r['images_per_s']:.0f} ({min(by):.0f}-{max(by):.0f}) | {gflops:.1f} | "
+                     f"{100 * share:.1f} % |")
     if "profile" in res:
         p = res["profile"]
         lines += ["", f"Where a vit_fast training step goes ({p['steps']} steps profiled after 3 "
@@ -348,6 +377,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, help="fix the thread count (default: the tree's "
                     "thread policy where it has one, else torch's default)")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile lever")
+    ap.add_argument("--processes", type=int, default=3,
+                    help="worker processes timing the presets (default 3; 1 with --quick)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -355,6 +386,8 @@ def main(argv=None):
         return 0
     if not args.tree or not args.json:
         ap.error("--tree and --json are required")
+    if args.processes < 1:
+        ap.error("--processes must be 1 or more")
     tree = os.path.abspath(args.tree)
     if args.quick:
         spec = {"steps": {"vit_fast": 2, "course": 1}, "chunks": 1, "profile": False,
@@ -365,9 +398,13 @@ def main(argv=None):
     spec["threads"] = args.threads
     if args.no_compile:
         spec["compile"] = False
+    processes = 1 if args.quick else args.processes
     load_before = os.getloadavg()
-    log(f"measuring {tree}")
-    res = run_worker(tree, spec, timeout=600)
+    log(f"measuring {tree} in {processes} process(es)")
+    runs = [run_worker(tree, spec, timeout=600)]
+    for _ in range(processes - 1):   # the rates again in fresh processes (another layout)
+        runs.append(run_worker(tree, dict(spec, profile=False, levers=False), timeout=600))
+    res = merge_processes(runs)
     res.update(chunks=spec["chunks"], steps=spec["steps"], lever_steps=spec.get("lever_steps"))
     figures, markdown = render(res, args.quick)
     figures["gpu"] = None
