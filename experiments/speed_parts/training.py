@@ -14,10 +14,9 @@ autocast, torch.compile, fused / foreach Adam, plain attention), each applied wi
 calls on the tree's model so that both trees are measured alike.
 The presets' images/s and the matmul rate are measured in --processes separate worker processes
 (3; the first also profiles and tries the levers) and reported as the median over processes with
-their range: on the 2-core EPYC a process draws a fast or a slow memory layout and keeps it,
-vit_fast training at about 390 or about 320 images/s in alternate processes whatever ran before
-it (experiments/training_rate_order.py; with address-space randomisation off every process was
-slow), so one process is not the machine's rate.
+their range: on the 2-core EPYC (a shared VM) vit_fast trains at about 390 or about 320
+images/s, mostly one rate per process, whatever ran before it in the process
+(experiments/training_rate_order.py), so one process is not the machine's rate.
 Assumes it holds the CPU (the umbrella takes /tmp/cpu.lock); the load average is recorded.
 """
 import argparse
@@ -316,7 +315,7 @@ def render(res, quick):
              "norms, activations and the optimizer not counted). images/s: the tree's own "
              f"`train_steps`, median of {res['chunks']} runs of the step counts below after 3 "
              f"warm-up steps in each of {n} fresh process(es), then the median over processes "
-             "(the range beside it: a process draws a fast or a slow memory layout, "
+             "(the range beside it: on a shared VM the rate moves between processes, "
              "experiments/training_rate_order.py); fresh generator batches every step; malloc: "
              f"{res.get('malloc', 'system')} ({'the commands' + chr(39) + ' setting' if res.get('malloc') == 'kept' else 'glibc' + chr(39) + 's defaults'}).", "",
              "| preset | batch | train MFLOP/image | steps timed | images/s (range over processes) | GFLOP/s | of matmul rate |",
