@@ -11,16 +11,17 @@ each size in --sizes (best of 8, as the report does), and (c) (a) with address-s
 randomisation off (`setarch -R`, where the system has it). The cases take turns within each
 trial, so slow drift hits every case alike.
 
-What it showed on the 2-core EPYC (2026-12-05, docs/training_rate_order.json): vit_fast trains
-at about 390 or about 320 images/s, mostly keeping one rate for a process's three runs but
-sometimes switching inside a process (392 then 329). Which rate a process gets does not follow
-the matmul: medians 354 without it and 330 after it over four trials here, 369 and 362 over six
-in an earlier run. With randomisation off the rate still moved (one process of four fast), so
-the process's memory layout does not decide it either. An earlier run with randomisation off
-had six slow processes of six, which this run contradicts. glibc's `glibc.malloc.hugetlb=1` left
-2 of 6 processes fast. What is left is outside the process: the two cores are a shared VM's, and
-the host's other load is not visible from here. So one process, or one run, is not the
-machine's rate.
+What it showed on the 2-core EPYC (2026-12-05, docs/training_rate_order.json, the default
+options): vit_fast trains at about 390 or about 320 images/s, mostly keeping one rate for a
+process's three runs but sometimes switching inside a process (392 then 329). Which rate a
+process gets does not follow the matmul: medians 354 without it and 330 after it. With
+randomisation off the rate still moved (one process of four fast), so the process's memory
+layout does not decide it either. Runs by hand the same day, not recorded in the json, agreed:
+`--trials 6` gave medians 369 and 362; glibc's huge pages (`GLIBC_TUNABLES=
+glibc.malloc.hugetlb=1` on six `--child ""` processes) left 2 of 6 fast. One earlier try of six
+processes under `setarch -R` had all six slow; the recorded run contradicts it. What is left is
+outside the process: the two cores are a shared VM's, and the host's other load is not visible
+from here. So one process, or one run, is not the machine's rate.
 
 Prints the images/s of each case and trial and writes them to docs/training_rate_order.json
 (with the machine, the load at the start and end, and the command). Run it alone: two cores

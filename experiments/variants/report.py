@@ -81,6 +81,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402  (FlopCounterMode, for one check in round 18)
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "docs" / "variants"
@@ -897,15 +898,34 @@ def restormer_section():
         "and no preset uses it.",
         "- The benchmark's GFLOP/s figure for these networks (in the json) is not a rate to "
         "quote: torch's FlopCounterMode counts far more work in the backward pass of the "
-        "depthwise convs than in their forward pass (a training step counted at 7 times the "
-        "forward), which puts them above the matmul rate. Checked on one layer: a 3 x 3 conv "
-        "of 84 channels counts 3 times its forward for forward and backward when dense, 86 "
-        "times when depthwise (groups=84; torch 2.x's counter treats the weight gradient "
-        "of a grouped conv as a dense one).",
+        "depthwise convs than in their forward pass (a training step counted at "
+        f"{coarse[0]['train_flops_per_image'] / coarse[0]['flops']:.0f} times the forward), "
+        "which puts them above the matmul rate. Checked on one layer when this report is "
+        "written: a 3 x 3 conv of 84 channels counts "
+        f"{conv_count_ratio(1):.0f} times its forward for forward and backward when dense, "
+        f"{conv_count_ratio(84):.0f} times when depthwise (groups=84; torch {torch.__version__}'s "
+        "counter treats the weight gradient of a grouped conv as a dense one).",
         "", "![Restormer blocks: what MDTA and the blocks add](variants/restormer.png)"]
     delta_figure(deltas, "Round 18: Restormer blocks in the U-Net (one seed; "
                  f"{machine['cpu']}, 1 thread each)", DATA / "restormer.png")
     return lines
+
+
+def conv_count_ratio(groups, channels=84, size=64):
+    """FLOPs torch's FlopCounterMode counts for a 3 x 3 conv's forward and backward, over those
+    it counts for its forward alone (counted, not timed)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    conv = torch.nn.Conv2d(channels, channels, 3, padding=1, groups=groups)
+    x = torch.randn(2, channels, size, size, requires_grad=True)
+    counts = []
+    for backward in (False, True):
+        with FlopCounterMode(display=False) as counter:
+            y = conv(x)
+            if backward:
+                y.sum().backward()
+        counts.append(counter.get_total_flops())
+    return counts[1] / counts[0]
 
 
 def hybrid_figure(table, per_image):
