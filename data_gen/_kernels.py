@@ -227,3 +227,201 @@ def place(h, w, height, width, u_top, u_left):
     top = between(np.zeros_like(h), height - h, u_top)
     left = between(np.zeros_like(w), width - w, u_left)
     return top, left, h, w
+
+
+# ---------------------------------------------------------------- torch's CPU random stream
+# torch's CPU generator is a 32-bit Mersenne Twister (at::mt19937): ``left`` counts down the
+# words still unread before the state is twisted, ``next`` is the next word to read. These
+# kernels draw from a copy of that state (data_gen.compiled.Stream) the values torch's CPU
+# samplers give, with the same integer and float arithmetic, so a batch's few dozen small
+# draws cost one kernel call each instead of a torch call and its dispatch.
+
+_MT_N, _MT_M = 624, 397
+_UPPER, _LOWER, _MATRIX = np.uint32(0x80000000), np.uint32(0x7fffffff), np.uint32(0x9908b0df)
+
+
+@_jit
+def _mt_twist(st):
+    """at::mt19937::next_state on the 624 words ``st`` (uint32), in place."""
+    n, m = _MT_N, _MT_M
+    for i in range(n - m):
+        y = (st[i] & _UPPER) | (st[i + 1] & _LOWER)
+        st[i] = st[i + m] ^ (y >> np.uint32(1)) ^ (_MATRIX * (st[i + 1] & np.uint32(1)))
+    for i in range(n - m, n - 1):
+        y = (st[i] & _UPPER) | (st[i + 1] & _LOWER)
+        st[i] = st[i + m - n] ^ (y >> np.uint32(1)) ^ (_MATRIX * (st[i + 1] & np.uint32(1)))
+    y = (st[n - 1] & _UPPER) | (st[0] & _LOWER)
+    st[n - 1] = st[m - 1] ^ (y >> np.uint32(1)) ^ (_MATRIX * (st[0] & np.uint32(1)))
+
+
+@_jit
+def _mt_words(st, pos, raw):
+    """``raw.shape[0]`` 32-bit draws (at::mt19937's operator(): count ``left`` down, twist at
+    0, then read and temper word ``next``) into ``raw``; pos = [left, next], updated. The
+    draws between two twists are read and tempered as one block."""
+    left, nxt = pos[0], pos[1]
+    n, i = raw.shape[0], 0
+    while i < n:
+        if left == 1:   # the next draw twists, then reads word 0
+            _mt_twist(st)
+            left, nxt = _MT_N + 1, 0
+        m = min(n - i, left - 1)
+        for j in range(m):
+            y = st[nxt + j]
+            y ^= y >> np.uint32(11)
+            y ^= (y << np.uint32(7)) & np.uint32(0x9d2c5680)
+            y ^= (y << np.uint32(15)) & np.uint32(0xefc60000)
+            y ^= y >> np.uint32(18)
+            raw[i + j] = y
+        i += m
+        nxt += m
+        left -= m
+    pos[0], pos[1] = left, nxt
+
+
+@_jit
+def stream_rand32(st, pos, out):
+    """torch.rand on the CPU, float32: 24 bits of a draw times 2**-24, value by value."""
+    flat = out.reshape(-1)
+    raw = np.empty(flat.shape[0], np.uint32)
+    _mt_words(st, pos, raw)
+    for i in range(flat.shape[0]):
+        flat[i] = np.float32(raw[i] & np.uint32(0xffffff)) * np.float32(1.0 / 16777216.0)
+
+
+@_jit
+def _uniform53(hi, lo):
+    """at::uniform_real_distribution<double>(0, 1) from random64 = (hi << 32) | lo: its low 53
+    bits times 2**-53."""
+    bits = ((np.uint64(hi) << np.uint64(32)) | np.uint64(lo)) & np.uint64((1 << 53) - 1)
+    return np.float64(bits) * (1.0 / 9007199254740992.0)
+
+
+@_jit
+def stream_rand64(st, pos, out):
+    """torch.rand on the CPU, float64 (one random64, two draws, per value)."""
+    flat = out.reshape(-1)
+    raw = np.empty(2 * flat.shape[0], np.uint32)
+    _mt_words(st, pos, raw)
+    for i in range(flat.shape[0]):
+        flat[i] = _uniform53(raw[2 * i], raw[2 * i + 1])
+
+
+@_jit
+def stream_randint(st, pos, out, low, span):
+    """torch.randint(low, low + span) on the CPU, int64: (draw % span) + low, the draw 64 bits
+    wide (two draws, the first the high word) when span >= 2**32."""
+    flat = out.reshape(-1)
+    wide = span >= (1 << 32)
+    raw = np.empty(flat.shape[0] * (2 if wide else 1), np.uint32)
+    _mt_words(st, pos, raw)
+    for i in range(flat.shape[0]):
+        if wide:
+            v = (np.uint64(raw[2 * i]) << np.uint64(32)) | np.uint64(raw[2 * i + 1])
+        else:
+            v = np.uint64(raw[i])
+        flat[i] = np.int64(v % np.uint64(span)) + low
+
+
+@_jit
+def stream_poisson_small(st, pos, out, lam):
+    """torch.poisson on the CPU for a rate 0 <= lam < 10 (at::native sample_poisson: 0 without
+    a draw for lam = 0, else the product of uniforms): X uniforms' product stays above
+    exp(-lam). The draws are made one at a time (how many is not known before)."""
+    if lam == 0:
+        out[:] = 0
+        return
+    enlam = np.exp(-lam)
+    left, nxt = pos[0], pos[1]
+    for i in range(out.shape[0]):
+        x, prod = 0, 1.0
+        while True:
+            hi, left, nxt = _mt_one(st, left, nxt)
+            lo, left, nxt = _mt_one(st, left, nxt)
+            prod *= _uniform53(hi, lo)
+            if prod > enlam:
+                x += 1
+            else:
+                break
+        out[i] = x
+    pos[0], pos[1] = left, nxt
+
+
+@_jit
+def _mt_one(st, left, nxt):
+    """One draw, as _mt_words, with [left, next] passed and returned."""
+    left -= 1
+    if left == 0:
+        _mt_twist(st)
+        left, nxt = _MT_N, 0
+    y = st[nxt]
+    y ^= y >> np.uint32(11)
+    y ^= (y << np.uint32(7)) & np.uint32(0x9d2c5680)
+    y ^= (y << np.uint32(15)) & np.uint32(0xefc60000)
+    y ^= y >> np.uint32(18)
+    return y, left, nxt + 1
+
+
+# The samplers of data_gen.sampling for float32 draws and images, each in one call: the draws
+# in the samplers' order, then the same arithmetic (slots, between, centres, uniform, place).
+
+@_jit
+def _counts_and_slots(st, pos, n, lam):
+    counts = np.empty(n, np.int64)
+    stream_poisson_small(st, pos, counts, lam)
+    return slots(counts)
+
+
+@_jit
+def _randint_new(st, pos, n, k, low, high):
+    out = np.empty((n, k), np.int64)
+    stream_randint(st, pos, out, low, high - low + 1)
+    return out
+
+
+@_jit
+def _rand32_new(st, pos, n, k):
+    out = np.empty((n, k), np.float32)
+    stream_rand32(st, pos, out)
+    return out
+
+
+@_jit
+def sample_cells32(st, pos, n, height, width, lam, r_lo, r_hi, a_lo, a_hi):
+    """sample_cells: (centre_y, centre_x, radius, amplitude, valid)."""
+    valid = _counts_and_slots(st, pos, n, lam)
+    k = valid.shape[1]
+    r = _randint_new(st, pos, n, k, r_lo, r_hi)
+    u_y = _rand32_new(st, pos, n, k)
+    u_x = _rand32_new(st, pos, n, k)
+    amp = uniform(a_lo, a_hi, _rand32_new(st, pos, n, k))
+    return centres(r, height, u_y), centres(r, width, u_x), r, amp, valid
+
+
+@_jit
+def sample_filled32(st, pos, n, height, width, lam, l_lo, l_hi, s_lo, s_hi, v_lo, v_hi):
+    """sample_filled_rects: (top, left, height, width, value, valid)."""
+    valid = _counts_and_slots(st, pos, n, lam)
+    k = valid.shape[1]
+    long_side = _randint_new(st, pos, n, k, l_lo, l_hi)
+    short_side = _randint_new(st, pos, n, k, s_lo, s_hi)
+    vertical = _rand32_new(st, pos, n, k) < 0.5
+    h = np.where(vertical, long_side, short_side)
+    w = np.where(vertical, short_side, long_side)
+    value = uniform(v_lo, v_hi, _rand32_new(st, pos, n, k))
+    top, left, h, w = place(h, w, height, width, _rand32_new(st, pos, n, k),
+                            _rand32_new(st, pos, n, k))
+    return top, left, h, w, value, valid
+
+
+@_jit
+def sample_noisy32(st, pos, n, height, width, lam, side_lo, side_hi, v_lo, v_hi):
+    """sample_noisy_rects: (top, left, height, width, value, valid)."""
+    valid = _counts_and_slots(st, pos, n, lam)
+    k = valid.shape[1]
+    h = _randint_new(st, pos, n, k, side_lo, side_hi)
+    w = _randint_new(st, pos, n, k, side_lo, side_hi)
+    value = uniform(v_lo, v_hi, _rand32_new(st, pos, n, k))
+    top, left, h, w = place(h, w, height, width, _rand32_new(st, pos, n, k),
+                            _rand32_new(st, pos, n, k))
+    return top, left, h, w, value, valid

@@ -4,8 +4,10 @@ bit, about twice as fast.
 Used when numba is installed (a dependency of the package; without it everything stays on the
 torch path), the images live on the CPU in float32 or float64 and cells have integer centres:
 
-* the samplers (data_gen.sampling) keep their torch draws and hand the arithmetic that turns
-  them into object parameters to kernels (``handles``);
+* the samplers (data_gen.sampling) draw from a CPU generator through ``Stream``, which makes
+  torch's draws (the same values, and the generator's state after them) in kernels, for
+  float32 images each sampler in one kernel call; the arithmetic that turns draws into object
+  parameters runs in kernels too (``handles``);
 * ``draw_stills`` renders a chunk of generate_images / generate_noise2noise, each image in one
   pass while it is in cache (zero, cells, copy, filled and noisy rectangles); with more than
   one torch thread, worker threads draw the cells and filled rectangles while the caller draws
@@ -50,7 +52,8 @@ from torch import Tensor
 if TYPE_CHECKING:
     from data_gen.sampling import Cells, Rects
 
-__all__ = ["available", "one_decision", "torch_path", "warm_up", "usable", "handles", "kernels", "add_discs",
+__all__ = ["available", "one_decision", "torch_path", "warm_up", "usable", "handles", "kernels",
+           "Stream", "add_discs",
            "add_rects",
            "draw_stills", "clutter_copy"]
 
@@ -258,6 +261,134 @@ def _rect_arrays(rects: Rects, dtype: torch.dtype, generator=None, *,
                 noise[start:start + count].normal_(generator=generator)
     return (_np(rects.top), _np(rects.left), h, w, _np(rects.value.to(dtype)), valid, key,
             rank, longest, noise.numpy(), offsets)
+
+
+class Stream:
+    """The samplers' draws (data_gen.sampling) from a torch CPU generator, made in kernels
+    (data_gen._kernels, ``stream_*``) on a copy of its state and written back at the end of the
+    ``with`` block: the values and the final state are those of the torch calls
+    (``torch.rand``, ``torch.randint``, ``torch.poisson``), each draw one kernel call instead of
+    a torch call with its dispatch (about 5 us each, most of the samplers' time on a 2-core
+    CPU, and more when the caches are cold, as between training steps).
+
+    torch.Generator.get_state() on the CPU is at::CPUGeneratorImplState, 5056 bytes: the seed
+    (int64), ``left`` (int32), ``seeded`` (int32), ``next`` (uint64), the 624 words of the
+    Mersenne Twister as uint64, then the cached normal samples, which are kept as they are.
+    ``usable`` checks that layout, and the kernels' draws, once per process against torch's.
+    Draws the kernels do not make (other dtypes, Poisson rates of 10 and more) are torch calls
+    on the generator, with the state handed over before and read back after."""
+
+    WORDS = slice(24, 24 + 624 * 8)
+
+    def __init__(self, generator: torch.Generator):
+        self.generator = generator
+        self._read()
+
+    def _read(self) -> None:
+        self.state = self.generator.get_state().numpy().copy()
+        self.words = self.state[self.WORDS].view(np.uint64).astype(np.uint32)
+        self.pos = np.array([self.state[8:12].view(np.int32)[0],
+                             self.state[16:24].view(np.uint64)[0]], np.int64)
+
+    def _write(self) -> None:
+        self.state[8:12].view(np.int32)[0] = self.pos[0]
+        self.state[16:24].view(np.uint64)[0] = self.pos[1]
+        self.state[self.WORDS].view(np.uint64)[:] = self.words
+        self.generator.set_state(torch.from_numpy(self.state))
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self._write()
+        return False
+
+    def _torch(self, draw):
+        self._write()
+        try:
+            return draw(self.generator)
+        finally:
+            self._read()
+
+    def rand(self, shape, dtype: torch.dtype) -> Tensor:
+        out = torch.empty(shape, dtype=dtype)
+        if dtype == torch.float32:
+            kernels().stream_rand32(self.words, self.pos, out.numpy())
+        elif dtype == torch.float64:
+            kernels().stream_rand64(self.words, self.pos, out.numpy())
+        else:
+            return self._torch(lambda g: torch.rand(shape, generator=g, dtype=dtype))
+        return out
+
+    def randint(self, low: int, high: int, shape) -> Tensor:
+        """Integers in [low, high)."""
+        out = torch.empty(shape, dtype=torch.int64)
+        kernels().stream_randint(self.words, self.pos, out.numpy(), int(low), int(high - low))
+        return out
+
+    def poisson(self, mean: float, n: int) -> Tensor:
+        """(n,) int64 from Poisson(mean), ``mean`` first rounded to torch's default dtype as
+        ``torch.full`` stores it."""
+        rate = float(torch.tensor(float(mean)).item())   # the default dtype's value
+        if not 0 < rate < 10:
+            return self._torch(lambda g: torch.poisson(
+                torch.full((n,), float(mean)), generator=g).long())
+        out = np.empty(n, np.int64)
+        kernels().stream_poisson_small(self.words, self.pos, out, rate)
+        return torch.from_numpy(out)
+
+    def objects(self, kind: str, dtype: torch.dtype, n: int, height: int, width: int,
+                mean: float, *params) -> tuple[Tensor, ...] | None:
+        """A sampler's draws and arithmetic in one kernel call (``sample_cells32`` ...):
+        ``kind`` "cells", "filled" or "noisy", ``params`` the sampler's ranges, flattened.
+        For float32 draws and images (torch's default dtype float32 too) and Poisson rates
+        below 10; else None, and the sampler draws one tensor at a time."""
+        if dtype != torch.float32 or torch.get_default_dtype() != torch.float32:
+            return None
+        rate = float(np.float32(mean))   # as torch.full stores it
+        if not 0 <= rate < 10:
+            return None
+        kernel = getattr(kernels(), _OBJECT_KERNELS[kind])
+        return tuple(map(torch.from_numpy, kernel(self.words, self.pos, n, height, width,
+                                                  rate, *params)))
+
+    @staticmethod
+    def usable(generator) -> bool:
+        """Whether the draws of ``generator`` can be made here: a CPU torch.Generator, the
+        kernels available and checked against torch in this process."""
+        return (isinstance(generator, torch.Generator) and generator.device.type == "cpu"
+                and available() and _stream_checked())
+
+
+_OBJECT_KERNELS = {"cells": "sample_cells32", "filled": "sample_filled32",
+                   "noisy": "sample_noisy32"}
+
+
+@lru_cache(maxsize=1)
+def _stream_checked() -> bool:
+    """Whether ``Stream`` gives torch's values here: the same draws of every kind and the same
+    state after them (across twists of the state), or False (then the samplers call torch)."""
+    try:
+        probe = torch.Generator().manual_seed(20261205)
+        if probe.get_state().numel() != 5056:
+            return False
+        copy = torch.Generator().manual_seed(20261205)
+        with Stream(copy) as stream:
+            mine = [stream.rand((700,), torch.float32), stream.randint(3, 17, (5, 300)),
+                    stream.poisson(8.19, 500), stream.rand((2, 400), torch.float64),
+                    stream.poisson(0.4, 300), stream.randint(0, 2 ** 40, (50,)),
+                    stream.poisson(30.0, 20), stream.rand((3,), torch.bfloat16)]
+        theirs = [torch.rand((700,), generator=probe), torch.randint(3, 17, (5, 300), generator=probe),
+                  torch.poisson(torch.full((500,), 8.19), generator=probe).long(),
+                  torch.rand((2, 400), generator=probe, dtype=torch.float64),
+                  torch.poisson(torch.full((300,), 0.4), generator=probe).long(),
+                  torch.randint(0, 2 ** 40, (50,), generator=probe),
+                  torch.poisson(torch.full((20,), 30.0), generator=probe).long(),
+                  torch.rand((3,), generator=probe, dtype=torch.bfloat16)]
+        same = all(a.dtype == b.dtype and torch.equal(a, b) for a, b in zip(mine, theirs))
+        return same and torch.equal(copy.get_state(), probe.get_state())
+    except Exception:   # an unexpected layout or build: keep to torch's calls
+        return False
 
 
 def _scratch(size: int, dtype: torch.dtype) -> Tensor:

@@ -70,10 +70,44 @@ class Rects:
 
 
 
-def _poisson_counts(n: int, mean: float, generator, device) -> Tensor:
-    """(n,) int64 draws from Poisson(mean)."""
-    rates = torch.full((n,), float(mean), device=device)
-    return torch.poisson(rates, generator=generator).long()
+class _TorchDraws:
+    """The samplers' draws as torch calls on ``generator`` (None: torch's default generator
+    for the device). ``compiled.Stream`` makes the same draws in kernels on the CPU."""
+
+    def __init__(self, generator, device):
+        self.generator, self.device = generator, device
+
+    def __enter__(self) -> _TorchDraws:
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+    def rand(self, shape, dtype: torch.dtype) -> Tensor:
+        return torch.rand(shape, generator=self.generator, device=self.device, dtype=dtype)
+
+    def randint(self, low: int, high: int, shape) -> Tensor:
+        """Integers in [low, high)."""
+        return torch.randint(low, high, shape, generator=self.generator, device=self.device)
+
+    def objects(self, *args) -> None:
+        """No sampler in one call here (``compiled.Stream.objects``)."""
+        return None
+
+    def poisson(self, mean: float, n: int) -> Tensor:
+        """(n,) int64 draws from Poisson(mean)."""
+        rates = torch.full((n,), float(mean), device=self.device)
+        return torch.poisson(rates, generator=self.generator).long()
+
+
+def _draws(generator, device):
+    """Where a sampler's draws come from: ``compiled.Stream`` for a CPU generator when the
+    kernels are available (the same values, fewer torch calls), else torch calls."""
+    if device.type == "cpu" and compiled.available():
+        source = torch.default_generator if generator is None else generator
+        if compiled.Stream.usable(source):
+            return compiled.Stream(source)
+    return _TorchDraws(generator, device)
 
 
 def _slots(counts: Tensor) -> tuple[int, Tensor]:
@@ -86,17 +120,14 @@ def _slots(counts: Tensor) -> tuple[int, Tensor]:
     return k, valid
 
 
-def _uniform(lo: float, hi: float, shape, generator, device, dtype) -> Tensor:
-    u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
+def _uniform(lo: float, hi: float, u: Tensor) -> Tensor:
+    """lo + (hi - lo) * u for uniforms ``u`` (overwritten on the compiled path)."""
     if compiled.handles(u):  # the same arithmetic, in place, without two more passes
         compiled.kernels().uniform(lo, hi, u.numpy())
         return u
     return lo + (hi - lo) * u
 
 
-def _randint(lo: int, hi: int, shape, generator, device) -> Tensor:
-    """Uniform integers in [lo, hi], inclusive."""
-    return torch.randint(lo, hi + 1, shape, generator=generator, device=device)
 
 
 def _between(lo: Tensor, hi: Tensor, u: Tensor) -> Tensor:
@@ -108,10 +139,9 @@ def _between(lo: Tensor, hi: Tensor, u: Tensor) -> Tensor:
     return lo + torch.minimum((u * span).long(), span - 1)
 
 
-def _centres(r: Tensor, size: int, generator) -> Tensor:
-    """Centres uniform in [r, size - r], which keeps a disc inside; when that range is empty
-    (tiny image) the bounds swap."""
-    u = torch.rand(r.shape, generator=generator, device=r.device)
+def _centres(r: Tensor, size: int, u: Tensor) -> Tensor:
+    """Centres uniform in [r, size - r] from uniforms ``u``, which keeps a disc inside; when
+    that range is empty (tiny image) the bounds swap."""
     if compiled.handles(u):
         return torch.from_numpy(compiled.kernels().centres(r.numpy(), size, u.numpy()))
     return _between(torch.minimum(r, size - r), torch.maximum(r, size - r), u)
@@ -134,19 +164,25 @@ def sample_cells(
     Centres are int64; K is the largest count in the batch.
     """
     device = resolve_device(generator, device)
-    counts = _poisson_counts(n, rate * height * width, generator, device)
-    k, valid = _slots(counts)
-    r = _randint(radius[0], radius[1], (n, k), generator, device)
-    centre_y = _centres(r, height, generator)
-    centre_x = _centres(r, width, generator)
-    amp = _uniform(amplitude[0], amplitude[1], (n, k), generator, device, dtype)
+    default = torch.get_default_dtype()
+    with _draws(generator, device) as draw:
+        drawn = draw.objects("cells", dtype, n, height, width, rate * height * width, *radius,
+                             *amplitude)
+        if drawn is not None:
+            return Cells(*drawn)
+        counts = draw.poisson(rate * height * width, n)
+        k, valid = _slots(counts)
+        r = draw.randint(radius[0], radius[1] + 1, (n, k))
+        centre_y = _centres(r, height, draw.rand(r.shape, default))
+        centre_x = _centres(r, width, draw.rand(r.shape, default))
+        amp = _uniform(amplitude[0], amplitude[1], draw.rand((n, k), dtype))
     return Cells(centre_y=centre_y, centre_x=centre_x, radius=r, amplitude=amp, valid=valid)
 
 
-def _place_rects(height, width, h, w, value, valid, generator) -> Rects:
+def _place_rects(height, width, h, w, value, valid, draw) -> Rects:
     # a side longer than the image is cut to the image, then the top-left is uniform so it fits
-    u_top = torch.rand(h.shape, generator=generator, device=h.device)
-    u_left = torch.rand(h.shape, generator=generator, device=h.device)
+    u_top = draw.rand(h.shape, torch.get_default_dtype())
+    u_left = draw.rand(h.shape, torch.get_default_dtype())
     if compiled.handles(u_top):
         top, left, h, w = map(torch.from_numpy, compiled.kernels().place(
             h.numpy(), w.numpy(), height, width, u_top.numpy(), u_left.numpy()))
@@ -173,15 +209,20 @@ def sample_filled_rects(
 ) -> Rects:
     """Draw the filled rectangles of ``n`` images. Returns ``Rects`` of shape (n, K)."""
     device = resolve_device(generator, device)
-    counts = _poisson_counts(n, rate * height * width, generator, device)
-    k, valid = _slots(counts)
-    long_side = _randint(long[0], long[1], (n, k), generator, device)
-    short_side = _randint(short[0], short[1], (n, k), generator, device)
-    vertical = torch.rand((n, k), generator=generator, device=device) < 0.5
-    h = torch.where(vertical, long_side, short_side)
-    w = torch.where(vertical, short_side, long_side)
-    val = _uniform(value[0], value[1], (n, k), generator, device, dtype)
-    return _place_rects(height, width, h, w, val, valid, generator)
+    with _draws(generator, device) as draw:
+        drawn = draw.objects("filled", dtype, n, height, width, rate * height * width, *long,
+                             *short, *value)
+        if drawn is not None:
+            return Rects(*drawn)
+        counts = draw.poisson(rate * height * width, n)
+        k, valid = _slots(counts)
+        long_side = draw.randint(long[0], long[1] + 1, (n, k))
+        short_side = draw.randint(short[0], short[1] + 1, (n, k))
+        vertical = draw.rand((n, k), torch.get_default_dtype()) < 0.5
+        h = torch.where(vertical, long_side, short_side)
+        w = torch.where(vertical, short_side, long_side)
+        val = _uniform(value[0], value[1], draw.rand((n, k), dtype))
+        return _place_rects(height, width, h, w, val, valid, draw)
 
 
 def sample_noisy_rects(
@@ -201,10 +242,15 @@ def sample_noisy_rects(
     The per-pixel noise is drawn at rendering time (``render_rects(..., pixel_noise=True)``).
     """
     device = resolve_device(generator, device)
-    counts = _poisson_counts(n, rate * height * width, generator, device)
-    k, valid = _slots(counts)
-    h = _randint(side[0], side[1], (n, k), generator, device)
-    w = _randint(side[0], side[1], (n, k), generator, device)
-    val = _uniform(value[0], value[1], (n, k), generator, device, dtype)
-    return _place_rects(height, width, h, w, val, valid, generator)
+    with _draws(generator, device) as draw:
+        drawn = draw.objects("noisy", dtype, n, height, width, rate * height * width, *side,
+                             *value)
+        if drawn is not None:
+            return Rects(*drawn)
+        counts = draw.poisson(rate * height * width, n)
+        k, valid = _slots(counts)
+        h = draw.randint(side[0], side[1] + 1, (n, k))
+        w = draw.randint(side[0], side[1] + 1, (n, k))
+        val = _uniform(value[0], value[1], draw.rand((n, k), dtype))
+        return _place_rects(height, width, h, w, val, valid, draw)
 

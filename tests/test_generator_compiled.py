@@ -237,3 +237,56 @@ def test_small_calls_stay_on_the_calling_thread_and_draw_the_same_images(monkeyp
     monkeypatch.setattr(compiled, "MIN_PARALLEL_PIXELS", 96 * 64 * 64)
     generate_images(128, 64, generator=gen(17))                 # above it: the pool works
     assert submitted
+
+
+def stream_and_torch(seed, draw):
+    """draw(source) with a compiled.Stream over one generator and with torch calls on another
+    of the same seed (source: anything with rand / randint / poisson); both results and both
+    generators' states after."""
+    ours, theirs = gen(seed), gen(seed)
+    with compiled.Stream(ours) as stream:
+        mine = draw(stream)
+    from data_gen.sampling import _TorchDraws
+    reference = draw(_TorchDraws(theirs, torch.device("cpu")))
+    return mine, reference, ours.get_state(), theirs.get_state()
+
+
+@pytest.mark.parametrize("kind", ["rand32", "rand64", "randint", "randint wide", "poisson",
+                                  "poisson 0", "poisson large", "bfloat16"])
+def test_the_stream_draws_what_torch_draws_and_ends_where_torch_ends(kind):
+    draws = {
+        "rand32": lambda d: d.rand((7, 301), torch.float32),   # > 624 draws: twists inside
+        "rand64": lambda d: d.rand((500,), torch.float64),
+        "randint": lambda d: d.randint(-3, 40, (900,)),
+        "randint wide": lambda d: d.randint(0, 2 ** 40, (400,)),
+        "poisson": lambda d: d.poisson(8.19, 300),
+        "poisson 0": lambda d: d.poisson(0.0, 10),
+        "poisson large": lambda d: d.poisson(250.0, 50),      # handed to torch
+        "bfloat16": lambda d: d.rand((40,), torch.bfloat16),  # handed to torch
+    }
+    assert compiled.Stream.usable(gen(0))
+    torch.rand(1000, generator=gen(0))
+    mine, reference, state, expected = stream_and_torch(3, lambda d: [draws[kind](d),
+                                                                      d.rand((5,), torch.float32)])
+    for a, b in zip(mine, reference):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    assert torch.equal(state, expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_samplers_in_one_kernel_call_match_the_torch_path(monkeypatch, dtype):
+    from data_gen.sampling import sample_cells, sample_filled_rects, sample_noisy_rects
+
+    def draw():
+        g = gen(12)
+        return [sample(256, 64, 48, generator=g, dtype=dtype, **kw)
+                for sample, kw in [(sample_cells, {}), (sample_filled_rects, {"rate": 0.002}),
+                                   (sample_noisy_rects, {}), (sample_cells, {"rate": 0.01})]
+                ], g.get_state()
+
+    (reference, state_a), (result, state_b) = both_paths(monkeypatch, draw)
+    assert torch.equal(state_a, state_b)
+    for a, b in zip(reference, result):
+        for field in a.__dataclass_fields__:
+            x, y = getattr(a, field), getattr(b, field)
+            assert x.dtype == y.dtype and torch.equal(x, y), field
