@@ -431,29 +431,100 @@ def draw_stills(clean: Tensor, outs: list[Tensor], *, cells, filled, noisy, sens
     cells, filled, noisy: callables drawing the objects of the chunk (``Scene.cells`` ...),
     called in the torch path's order (cells; then for each out: filled, noisy and its pixel
     noise, sensor noise), so the random stream and the images are the torch path's. One
-    thread draws everything, then renders each image in one pass. With more threads, workers
-    draw the cells and copy and add the filled rectangles while this thread draws the noisy
-    rectangles and their pixel noise; then all add the noisy rectangles.
+    thread draws everything, then renders each image in one pass. With more threads, the
+    images are shared out in runs (``_Runs``): workers render runs from the front while this
+    thread draws the noisy rectangles and their pixel noise, then this thread renders runs from
+    the back, and all add the noisy rectangles to the runs rendered before they were drawn.
     """
     dtype, batch = clean.dtype, clean.shape[0]
     kernel = kernels().still
     cell_arrays = _cell_arrays(cells(), dtype)
+    pool, workers = _workers(clean.numel())
     for i, out in enumerate(outs):
         first = i == 0
         filled_arrays = _rect_arrays(filled(), dtype)
-        if _workers(clean.numel())[0] is None:
+        if pool is None:
             noisy_arrays = _rect_arrays(noisy(), dtype, generator, pixel_noise=True)
             kernel(clean.numpy(), out.numpy(), cell_arrays, filled_arrays, noisy_arrays, first,
                    True, True, 0, batch)
         else:
-            args = (clean.numpy(), out.numpy(), cell_arrays, filled_arrays, filled_arrays,
-                    first, True, False)
-            started = _start(kernel, args, batch, here=False)
-            noisy_arrays = _rect_arrays(noisy(), dtype, generator, pixel_noise=True)
-            _wait(started)
-            _wait(_start(kernel, (clean.numpy(), out.numpy(), cell_arrays, filled_arrays,
-                                  noisy_arrays, False, False, True), batch))
+            runs = _Runs(kernel, (clean.numpy(), out.numpy(), cell_arrays, filled_arrays),
+                         first, batch)
+            futures = [pool.submit(runs.work) for _ in range(workers)]
+            try:
+                runs.give(_rect_arrays(noisy(), dtype, generator, pixel_noise=True))
+            except BaseException:
+                runs.give(None)   # the workers stop; their errors, if any, are not the cause
+                for future in futures:
+                    future.exception()
+                raise
+            runs.finish()
+            _wait(futures)
         sensor_noise(out)
+
+
+class _Runs:
+    """One ``draw_stills`` image set shared between threads in runs of RUN images.
+
+    Workers (``work``) take runs from the front: before the noisy rectangles are given, they
+    render a run's cells, copy and filled rectangles and leave it ``pending``; after, the whole
+    run in one pass. The thread that draws the noisy rectangles ``give``s them, then
+    (``finish``) takes runs from the back in one pass each; then all add the noisy rectangles
+    to the pending runs. Each image gets the same additions in the same order either way, so
+    the images do not depend on who renders what. After ``give(None)`` (an error) workers stop.
+    """
+
+    RUN = 32
+
+    def __init__(self, kernel, arrays: tuple, first: bool, batch: int):
+        self.kernel, self.arrays, self.first = kernel, arrays, first
+        self.runs = [(a, min(a + self.RUN, batch)) for a in range(0, batch, self.RUN)]
+        self.front, self.back, self.pending = 0, len(self.runs), []
+        self.lock, self.given, self.noisy = threading.Lock(), threading.Event(), None
+
+    def _take(self, front: bool):
+        with self.lock:
+            if self.front >= self.back:
+                return None
+            if front:
+                self.front += 1
+                return self.runs[self.front - 1]
+            self.back -= 1
+            return self.runs[self.back]
+
+    def _take_pending(self):
+        with self.lock:
+            return self.pending.pop() if self.pending else None
+
+    def give(self, noisy) -> None:
+        self.noisy = noisy
+        self.given.set()
+
+    def _whole(self, run) -> None:
+        self.kernel(*self.arrays, self.noisy, self.first, True, True, *run)
+
+    def _add_pending(self) -> None:
+        while (run := self._take_pending()) is not None:
+            self.kernel(*self.arrays, self.noisy, False, False, True, *run)
+
+    def work(self) -> None:
+        while (run := self._take(front=True)) is not None:
+            if self.given.is_set():
+                if self.noisy is None:
+                    return
+                self._whole(run)
+            else:   # the filled arrays stand in for the noisy ones, which this stage skips
+                self.kernel(*self.arrays, self.arrays[3], self.first, True, False, *run)
+                with self.lock:
+                    self.pending.append(run)
+        self.given.wait()
+        if self.noisy is not None:
+            self._add_pending()
+
+    def finish(self) -> None:
+        while (run := self._take(front=False)) is not None:
+            self._whole(run)
+        self._add_pending()
 
 
 def clutter_copy(out: Tensor, clean: Tensor, filled: Rects, noisy: Rects, generator) -> None:
