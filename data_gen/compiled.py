@@ -10,8 +10,8 @@ torch path), the images live on the CPU in float32 or float64 and cells have int
   parameters runs in kernels too (``handles``);
 * ``draw_stills`` renders a chunk of generate_images / generate_noise2noise, each image in one
   pass while it is in cache (zero, cells, copy, filled and noisy rectangles); with more than
-  one torch thread, worker threads draw the cells and filled rectangles while the caller draws
-  the noisy rectangles and their pixel noise;
+  one torch thread, the images are shared out in runs (``_Runs``): workers render runs while
+  the caller draws the noisy rectangles and their pixel noise, then the caller renders too;
 * ``render_cells``, ``render_rects`` and ``Scene.noisy_copy`` (videos) use ``add_discs``,
   ``add_rects`` and ``clutter_copy``.
 
@@ -329,8 +329,8 @@ class Stream:
     def poisson(self, mean: float, n: int) -> Tensor:
         """(n,) int64 from Poisson(mean), ``mean`` first rounded to torch's default dtype as
         ``torch.full`` stores it."""
-        rate = float(torch.tensor(float(mean)).item())   # the default dtype's value
-        if not 0 < rate < 10:
+        rate = _stored_rate(mean)
+        if not 0 <= rate < 10:
             return self._torch(lambda g: torch.poisson(
                 torch.full((n,), float(mean)), generator=g).long())
         out = np.empty(n, np.int64)
@@ -345,7 +345,7 @@ class Stream:
         below 10; else None, and the sampler draws one tensor at a time."""
         if dtype != torch.float32 or torch.get_default_dtype() != torch.float32:
             return None
-        rate = float(np.float32(mean))   # as torch.full stores it
+        rate = _stored_rate(mean)
         if not 0 <= rate < 10:
             return None
         kernel = getattr(kernels(), _OBJECT_KERNELS[kind])
@@ -358,6 +358,11 @@ class Stream:
         kernels available and checked against torch in this process."""
         return (isinstance(generator, torch.Generator) and generator.device.type == "cpu"
                 and available() and _stream_checked())
+
+
+def _stored_rate(mean: float) -> float:
+    """A Poisson rate as ``torch.full`` stores it, in torch's default dtype."""
+    return float(torch.tensor(float(mean)).item())
 
 
 _OBJECT_KERNELS = {"cells": "sample_cells32", "filled": "sample_filled32",

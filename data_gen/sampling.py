@@ -103,7 +103,7 @@ class _TorchDraws:
 def _draws(generator, device):
     """Where a sampler's draws come from: ``compiled.Stream`` for a CPU generator when the
     kernels are available (the same values, fewer torch calls), else torch calls."""
-    if device.type == "cpu" and compiled.available():
+    if device.type == "cpu":
         source = torch.default_generator if generator is None else generator
         if compiled.Stream.usable(source):
             return compiled.Stream(source)
@@ -126,8 +126,6 @@ def _uniform(lo: float, hi: float, u: Tensor) -> Tensor:
         compiled.kernels().uniform(lo, hi, u.numpy())
         return u
     return lo + (hi - lo) * u
-
-
 
 
 def _between(lo: Tensor, hi: Tensor, u: Tensor) -> Tensor:
