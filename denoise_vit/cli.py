@@ -1,5 +1,6 @@
 """The `denoise-vit` command line (also `python -m denoise_vit`)."""
 import argparse
+import gc
 import signal
 import sys
 from contextlib import nullcontext
@@ -386,6 +387,9 @@ def main(argv=None):
             threads.start(getattr(args, "threads", None))   # the imports are its first window
             import torch  # noqa: F401  (every command needs it)
             threads.apply()
+            # torch's modules are never garbage: out of the collector's reach, neither a full
+            # collection during the command nor the one at exit walks them (docs/SPEED.md)
+            gc.freeze()
         # SIGTERM / SIGHUP end these commands as Ctrl-C does, so that partial files are removed;
         # train and benchmark handle their signals themselves (a checkpoint first)
         with signals_raise() if args.command in ("denoise", "evaluate", "visualize") \

@@ -25,6 +25,7 @@ errors alone: a refused command prints its one line there).
 import math
 import os
 import time
+from contextlib import contextmanager
 
 ENV = "DENOISE_VIT_THREADS"
 MIN_WINDOW = 0.1          # seconds of /proc/stat the first choice looks at
@@ -235,3 +236,33 @@ def current():
 def reset():
     global _policy
     _policy = None
+
+
+@contextmanager
+def concurrent_calls(workers):
+    """A pool of `workers` threads, each computing with one torch thread, for independent
+    model calls (the tiles of `denoise`); torch's own thread count is 1 meanwhile and is put
+    back after. Yields None (nothing changed) for workers <= 1.
+
+    Why: a small model's operations are short, and torch's threads wait for each other at the
+    end of every one; two calls on one thread each keep both cores busy between them.
+    Measured with vit_fast on the 2-core EPYC (experiments/speed_parts, docs/DENOISE.md):
+    441 tiles of 64x64 in about 0.40 s this way against 0.52-0.57 s on two torch threads.
+    A call's numbers are those of one torch thread (vit_fast's on a 1024x1024 image were the
+    same bits as on two; a tiny test model's differed in the last bit at 4 of 20250 pixels).
+    """
+    if workers <= 1:
+        yield None
+        return
+    import torch
+    from concurrent.futures import ThreadPoolExecutor
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    # each worker sets its own OpenMP count too: a new thread otherwise starts a team of its own
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="denoise-vit-model",
+                              initializer=torch.set_num_threads, initargs=(1,))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(before)

@@ -167,3 +167,22 @@ def test_cli_logs_its_choice_and_sets_it():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.strip().splitlines()[-1] == "1"
     assert "threads: 1 (from --threads, fixed)" in proc.stderr + proc.stdout
+
+
+def test_concurrent_calls_restore_the_thread_count_after_an_error():
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError, match="boom"):
+        with threads.concurrent_calls(2) as pool:
+            assert torch.get_num_threads() == 1
+            assert pool.submit(torch.get_num_threads).result() == 1
+            raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
+    with threads.concurrent_calls(1) as pool:     # one worker: nothing changes
+        assert pool is None and torch.get_num_threads() == before
+
+
+def test_commands_freeze_the_imported_objects_out_of_the_collector():
+    code = ("import gc, sys; from denoise_vit.cli import main; import denoise_vit.cli as c; "
+            "c.cmd_train = lambda a: print(gc.get_freeze_count()); main(['train', '--threads', '1'])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert int(proc.stdout.strip().splitlines()[-1]) > 10000   # torch's objects, frozen

@@ -208,3 +208,55 @@ def test_tiling_on_a_device_takes_any_byte_order_and_dtype(dtype):
     assert device_dtype(x.dtype).isnative
     out = tiled_apply_on(lambda b: b * 2, x, (16, 16), (4, 4), device="cpu")
     np.testing.assert_allclose(out, 2 * x.astype(np.float64), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["image", "video"])
+def test_concurrent_model_calls_give_the_same_change_bit_for_bit(kind):
+    from denoise_vit.inference.intensity import Normalization
+    if kind == "image":
+        model = build_model("vit_denoiser", depth=1, embed_dim=16, num_heads=2).eval()
+        stack = np.random.default_rng(3).integers(0, 4000, size=(3, 1, 90, 75)).astype(np.uint16)
+    else:
+        model = build_model("video_denoiser", variant="divided_space_time", img_size=32, depth=1,
+                            embed_dim=16, num_heads=2, num_frames=4).eval()
+        stack = np.random.default_rng(3).integers(0, 4000, size=(7, 1, 40, 37)).astype(np.uint16)
+    norms = [Normalization(10.0 * i, 3000.0 + 100 * i, 0.0, 1.0) for i in range(len(stack))]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)    # the reference: the same calls, one at a time, on one thread
+    try:
+        one = Denoiser(model, tile=32, batch_size=3, workers=1).change(stack, norms)
+    finally:
+        torch.set_num_threads(before)
+    calls = []
+    den = Denoiser(model, tile=32, batch_size=3, workers=3)
+    change = den._change
+    den._change = lambda batch: calls.append(torch.get_num_threads()) or change(batch)
+    three = den.change(stack, norms)
+    assert len(calls) > 3 and set(calls) == {1}     # each call on one torch thread
+    assert torch.get_num_threads() == before        # put back after
+    np.testing.assert_array_equal(three, one)       # added in the same order: the same bits
+
+
+def test_denoiser_workers_follow_torch_threads_on_the_cpu_only():
+    model = build_model("vit_denoiser", depth=1, embed_dim=16, num_heads=2).eval()
+    den = Denoiser(model)
+    assert den.workers_for(on_device=False) == torch.get_num_threads()
+    assert den.workers_for(on_device=True) == 1
+    assert Denoiser(model, workers=2).workers_for(on_device=False) == 2
+    from denoise_vit.errors import DenoiseVitError
+    with pytest.raises(DenoiseVitError, match="workers"):
+        Denoiser(model, workers=0)
+
+
+def test_results_come_in_order_whatever_finishes_first():
+    import time
+    from denoise_vit.inference.tiling import in_order
+    from denoise_vit.threads import concurrent_calls
+
+    def slow_first(i):
+        time.sleep(0.05 if i % 3 == 0 else 0.0)
+        return i
+
+    with concurrent_calls(3) as pool:
+        assert list(in_order(slow_first, range(10), pool, ahead=6)) == list(range(10))
+    assert list(in_order(slow_first, range(4))) == [0, 1, 2, 3]

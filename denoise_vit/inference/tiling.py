@@ -24,13 +24,16 @@
   of `Denoiser`'s time, and tiling on the GPU made a 1024x1024 image 0.024 s instead of 0.046
   (docs/speed_gpu.md); on the CPU numpy's slice-adds are the faster way.
 """
+import itertools
 import math
+from collections import deque
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ..errors import DenoiseVitError
+from ..threads import concurrent_calls
 from .intensity import Normalization
 from .optimize import inference_copy
 
@@ -285,7 +288,7 @@ class TileGrid:
 
 
 def tiled_apply(fn, x, tiles, overlaps, *, pads=None, prepare=None, batch_size=8, progress=False,
-                desc="tiles", device=None):
+                desc="tiles", device=None, workers=1):
     """Apply `fn` to overlapping tiles of x and blend the outputs.
 
     x: (N, C, *S), a numpy array or a CPU tensor, of any dtype. pads: (before, after) per
@@ -305,6 +308,11 @@ def tiled_apply(fn, x, tiles, overlaps, *, pads=None, prepare=None, batch_size=8
     prepared and blended there and only the result comes back; `prepare` then receives tensors
     on that device (the tiles in x's dtype or the widened one of `device_dtype`, the items and
     the indices). On a CUDA GPU the numpy tiling around the model was most of the time.
+
+    workers: batches computed at once, each on its own thread with one torch thread
+    (`denoise_vit.threads.concurrent_calls`; `fn` must be thread-safe then). The outputs are
+    added in the batches' order whatever finishes first: the result is the one `fn` gives on
+    one torch thread (against two, an operation may round a last bit differently).
     """
     if device is not None:
         return tiled_apply_on(fn, x, tiles, overlaps, device=device, pads=pads, prepare=prepare,
@@ -322,20 +330,41 @@ def tiled_apply(fn, x, tiles, overlaps, *, pads=None, prepare=None, batch_size=8
     if prepare is None:
         def prepare(batch, items, index):
             return torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+
+    def compute(first):
+        jobs = grid.jobs[first:first + batch_size]
+        index = [src[jobs[:, 1 + a]] for a, src in enumerate(grid.source)]
+        out = fn(prepare(grid.gather(x, jobs), jobs[:, 0], index))
+        return jobs, out.detach().float().cpu()
+
     acc = None
     # progress=True shows the bar on a terminal only (tqdm's disable=None)
     with tqdm(total=len(grid), desc=desc, unit="tile", disable=None if progress else True,
-              leave=False, dynamic_ncols=True) as bar:
-        for first in range(0, len(grid), batch_size):
-            jobs = grid.jobs[first:first + batch_size]
-            index = [src[jobs[:, 1 + a]] for a, src in enumerate(grid.source)]
-            out = fn(prepare(grid.gather(x, jobs), jobs[:, 0], index))
-            out = out.detach().float().cpu()
+              leave=False, dynamic_ncols=True) as bar, concurrent_calls(workers) as pool:
+        for jobs, out in in_order(compute, range(0, len(grid), batch_size), pool, 2 * workers):
             if acc is None:
                 acc = torch.zeros((x.shape[0], out.shape[1], *sizes), dtype=torch.float32)
             grid.scatter_add(acc, out, jobs)
             bar.update(len(jobs))
     return acc if as_tensor else acc.numpy()
+
+
+def in_order(fn, items, pool=None, ahead=1):
+    """fn(item) for each item, yielded in the items' order. With a thread pool, `ahead` calls
+    are submitted at a time (the caller adds one batch's tiles while the workers compute the
+    next ones); without, one call at a time here."""
+    if pool is None:
+        yield from map(fn, items)
+        return
+    items, pending = iter(items), deque()
+    for item in itertools.islice(items, max(ahead, 1)):
+        pending.append(pool.submit(fn, item))
+    while pending:
+        result = pending.popleft().result()
+        item = next(items, None)
+        if item is not None:
+            pending.append(pool.submit(fn, item))
+        yield result
 
 
 # numpy dtypes torch has no (full) tensor type for -> the one they are copied to the device as
@@ -415,10 +444,15 @@ class Denoiser:
         EPYC with AVX512-BF16 (docs/DENOISE.md): 1.1-1.2x faster, PSNR 0.07 dB lower for
         vit_fast; on a CPU without AVX512-BF16 or AMX torch emulates it, much slower
         (`native_bf16`).
+    workers: batches of tiles computed at once, each on its own thread with one torch thread
+        (`denoise_vit.threads.concurrent_calls`). None: on the CPU, torch's thread count as
+        the command's thread policy set it (`--threads`; 1 when another process holds a
+        core), else 1. The same result whatever the count, as on one torch thread.
     """
 
     def __init__(self, model, *, device="cpu", tile=None, overlap=None, frame_overlap=None,
-                 batch_size=None, progress=False, tile_on_device=None, precision="fp32"):
+                 batch_size=None, progress=False, tile_on_device=None, precision="fp32",
+                 workers=None):
         if precision not in PRECISIONS:
             raise DenoiseVitError(f"--precision must be one of {', '.join(PRECISIONS)}, "
                                   f"not {precision!r}")
@@ -451,6 +485,9 @@ class Denoiser:
         if batch_size is not None and batch_size < 1:
             raise DenoiseVitError(f"--batch-size must be at least 1 (got {batch_size})")
         self.batch_size = batch_size
+        if workers is not None and workers < 1:
+            raise DenoiseVitError(f"workers must be at least 1 (got {workers})")
+        self.workers = workers
         self.progress = progress
         self.tile_on_device = tile_on_device
 
@@ -472,6 +509,13 @@ class Denoiser:
             return False
         need = x.size * (device_dtype(x.dtype).itemsize + 4)
         return need <= DEVICE_TILING_MEMORY * torch.cuda.mem_get_info(self.device)[0]
+
+    def workers_for(self, on_device):
+        """Model calls at once: on the CPU as many as torch has threads (each call on one),
+        else 1."""
+        if self.workers is not None:
+            return self.workers
+        return 1 if on_device or self.device.type != "cpu" else torch.get_num_threads()
 
     def batch_for(self, tiles):
         pixels = BATCH_PIXELS_CUDA if self.device.type == "cuda" else BATCH_PIXELS
@@ -542,17 +586,19 @@ class Denoiser:
             return mapped.float() if on_device else torch.from_numpy(mapped.astype(np.float32))
 
         device = self.device if on_device else None
+        workers = self.workers_for(on_device)
         if self.kind == "image":
             return tiled_apply(self._change, x, tiles, (self.overlap, self.overlap), pads=spatial,
                                prepare=prepare, batch_size=self.batch_for(tiles),
-                               progress=self.progress, device=device)
+                               progress=self.progress, device=device, workers=workers)
         half = self.frames // 2
         clip = x.transpose(1, 0, 2, 3)[None]   # (1, C, T, H, W), a view
         tiles = (self.frames, *tiles)
         out = tiled_apply(self._change, clip, tiles, (self.frame_overlap, self.overlap, self.overlap),
                           pads=((half, half),) + spatial,
                           prepare=lambda batch, items, index: prepare(batch, items, index, index[0]),
-                          batch_size=self.batch_for(tiles), progress=self.progress, device=device)
+                          batch_size=self.batch_for(tiles), progress=self.progress, device=device,
+                          workers=workers)
         return out[0].transpose(1, 0, 2, 3)
 
     @staticmethod
