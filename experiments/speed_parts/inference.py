@@ -47,7 +47,22 @@ HERE = Path(__file__).resolve()
 ROOT = HERE.parents[2]          # the checkout this script belongs to: trains the checkpoints
 PART = "inference"
 SCALE = 10000.0                 # float images (0..~1.5) to uint16 counts
-PAIRS = 5                       # pairs (import torch, denoise) behind denoise_1024_beyond_torch_s
+PAIRS = 9                       # pairs (import torch, denoise) behind denoise_1024_beyond_torch_s
+# (5 until 2026-12-06: their median moved by 0.3 s from run to run on the shared VM)
+# The same command with three time stamps: after `import torch` in its own process, when the
+# command's main() returns, and the process's end as the parent sees it (its exit)
+STAMPED = ("import sys, time\n"
+           "try:  # the thread policy's window starts before torch's import, as in main()\n"
+           "    from denoise_vit import threads as _th\n"
+           "    _th.start(None)\n"
+           "    _th.start = lambda option=None, **kw: _th.current()\n"
+           "except ImportError:  # a tree from before the policy\n"
+           "    pass\n"
+           "import torch; sys.stderr.write(f'@torch {time.time()!r}\\n'); "
+           "import runpy; sys.argv = ['denoise-vit'] + sys.argv[1:]\n"
+           "try:\n    runpy.run_module('denoise_vit', run_name='__main__')\n"
+           "finally:\n    sys.stderr.write(f'@main {time.time()!r}\\n')")
+TORCH_STAMPED = "import sys, time; import torch; sys.stderr.write(f'@torch {time.time()!r}\\n')"
 
 
 def log(msg):
@@ -88,6 +103,19 @@ def run(cmd, tree, cwd, *, timeout=None, env=None):
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{out[-2000:]}")
     return wall, usage.ru_maxrss / 1024.0, out
+
+
+def stamped(cmd, tree, cwd):
+    """Seconds of a command printing STAMPED's stamps: {'torch': start to torch imported,
+    'work': torch imported to main() returned, 'exit': main() returned (or torch imported) to
+    the process's end}."""
+    start = time.time()
+    _, _, text = run(cmd, tree, cwd)
+    end = time.time()
+    marks = {line.split()[0][1:]: float(line.split()[1]) for line in text.splitlines()
+             if line.startswith(("@torch ", "@main "))}
+    last = marks.get("main", marks["torch"])
+    return {"torch": marks["torch"] - start, "work": last - marks["torch"], "exit": end - last}
 
 
 def python_code(code, tree, cwd):
@@ -259,6 +287,22 @@ def main():
     figures[f"denoise_{side}_beyond_torch_pairs"] = [round(w - t, 3)
                                                      for w, t in zip(times, torch_times)]
     figures[f"denoise_{side}_file_s"] = logged_seconds(scratch)
+    # where the command's time beyond torch goes: the same command stamped (see STAMPED)
+    splits, exits = [], []
+    for i in range(repeats if quick else max(repeats, PAIRS)):
+        exits.append(stamped([sys.executable, "-c", TORCH_STAMPED], tree, scratch)["exit"])
+        splits.append(stamped([sys.executable, "-c", STAMPED, "denoise",
+                               str(work / f"noisy_{side}.tif"), "--checkpoint", str(ckpt), "-o",
+                               str(out), "--overwrite", "--no-progress"], tree, scratch))
+    for key in ("torch", "work", "exit"):
+        figures[f"denoise_{side}_stamped_{key}_s"] = round(
+            statistics.median(x[key] for x in splits), 3)
+    figures["import_torch_exit_s"] = round(statistics.median(exits), 3)
+    log(f"stamped denoise {side}x{side}: torch imported in "
+        f"{figures[f'denoise_{side}_stamped_torch_s']} s, then work "
+        f"{figures[f'denoise_{side}_stamped_work_s']} s and exit "
+        f"{figures[f'denoise_{side}_stamped_exit_s']} s; python -c 'import torch' exits in "
+        f"{figures['import_torch_exit_s']} s")
     figures[f"psnr_{side}_db"], figures[f"psnr_{side}_noisy_db"] = psnr(
         [out, work / f"noisy_{side}.tif"], work / f"clean_{side}.tif", work)
     loads[f"denoise_{side}"] = loadavg()
@@ -354,6 +398,13 @@ def markdown(f, loads, notes, side, sizes, tyx, repeats, tree):
         f" | {fmt(f[f'denoise_{side}_beyond_torch_s'], ' s')} | |",
         f"| the same, the file's own seconds (read, denoise, write; from denoise_log.jsonl) | "
         f"{fmt(f[f'denoise_{side}_file_s'], ' s')} | |",
+        f"| the command stamped in its own process: from `import torch` done to main() returned "
+        f"(checkpoint, model, file, denoising, log) | "
+        f"{fmt(f.get(f'denoise_{side}_stamped_work_s'), ' s')} | |",
+        f"| the same process's exit after main() (the interpreter's teardown) | "
+        f"{fmt(f.get(f'denoise_{side}_stamped_exit_s'), ' s')} | |",
+        f"| the exit of `python -c \"import torch\"` after its import (stamped the same way): "
+        f"part of the baseline the goal subtracts | {fmt(f.get('import_torch_exit_s'), ' s')} | |",
         f"| the whole command with OMP_NUM_THREADS=1 | {fmt(f[f'denoise_{side}_1thread_s'], ' s')}"
         f" | {loads[f'denoise_{side}_1thread']['1min']} |",
         f"| PSNR of the output (noisy input: {f[f'psnr_{side}_noisy_db']} dB) | "
