@@ -239,18 +239,20 @@ def reset():
 
 
 @contextmanager
-def concurrent_calls(workers):
-    """A pool of `workers` threads, each computing with one torch thread, for independent
-    model calls (the tiles of `denoise`); torch's own thread count is 1 meanwhile and is put
-    back after. Yields None (nothing changed) for workers <= 1.
+def concurrent_calls(workers, threads_each=1):
+    """A pool of `workers` threads, each computing with `threads_each` torch threads, for
+    independent model calls (the tiles of `denoise`); torch's own thread count is
+    `threads_each` meanwhile and is put back after. Yields None (nothing changed) for
+    workers <= 1.
 
     Why: a small model's operations are short, and torch's threads wait for each other at the
     end of every one; two calls on one thread each keep both cores busy between them.
     Measured with vit_fast on the 2-core EPYC, 441 tiles of 64x64 (experiments/
     denoise_levers.py, docs/denoise_levers.json, 2026-12-06): 0.39 s this way against 0.53 s
     one call at a time on two torch threads (medians of 5, taken in turns).
-    A call's numbers are those of one torch thread (vit_fast's on a 1024x1024 image were the
-    same bits as on two; a tiny test model's differed in the last bit at 4 of 20250 pixels).
+    A call's numbers are those of `threads_each` torch threads (vit_fast's on a 1024x1024 image
+    were the same bits on one thread as on two; a tiny test model's differed in the last bit
+    at 4 of 20250 pixels).
     """
     if workers <= 1:
         yield None
@@ -258,10 +260,10 @@ def concurrent_calls(workers):
     import torch
     from concurrent.futures import ThreadPoolExecutor
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads_each)
     # each worker sets its own OpenMP count too: a new thread otherwise starts a team of its own
     pool = ThreadPoolExecutor(workers, thread_name_prefix="denoise-vit-model",
-                              initializer=torch.set_num_threads, initargs=(1,))
+                              initializer=torch.set_num_threads, initargs=(threads_each,))
     try:
         yield pool
     finally:

@@ -238,11 +238,19 @@ def test_concurrent_model_calls_give_the_same_change_bit_for_bit(kind):
 
 
 def test_denoiser_workers_follow_torch_threads_on_the_cpu_only():
+    from denoise_vit.inference.tiling import MAX_CONCURRENT_CALLS
     model = build_model("vit_denoiser", depth=1, embed_dim=16, num_heads=2).eval()
     den = Denoiser(model)
-    assert den.workers_for(on_device=False) == torch.get_num_threads()
-    assert den.workers_for(on_device=True) == 1
-    assert Denoiser(model, workers=2).workers_for(on_device=False) == 2
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert den.workers_for(on_device=False) == (2, 1)
+        assert den.workers_for(on_device=True)[0] == 1
+        assert Denoiser(model, workers=1).workers_for(on_device=False) == (1, 2)
+        torch.set_num_threads(MAX_CONCURRENT_CALLS * 2)   # many cores: capped, threads shared
+        assert den.workers_for(on_device=False) == (MAX_CONCURRENT_CALLS, 2)
+    finally:
+        torch.set_num_threads(before)
     from denoise_vit.errors import DenoiseVitError
     with pytest.raises(DenoiseVitError, match="workers"):
         Denoiser(model, workers=0)

@@ -50,6 +50,8 @@ BATCH_PIXELS = 32 * 64 * 64  # default batch: tiles totalling this many pixels (
 BATCH_PIXELS_CUDA = 16 * BATCH_PIXELS
 DEVICE_TILING_MEMORY = 0.5   # share of a GPU's free memory the input and result may take there
 PRECISIONS = ("fp32", "bf16")
+MAX_CONCURRENT_CALLS = 8     # each call holds one batch's activations (vit_fast: tens of MiB);
+# measured on 2 cores only (docs/denoise_levers.json): beyond that the count is a guess
 
 
 def native_bf16(device):
@@ -288,7 +290,7 @@ class TileGrid:
 
 
 def tiled_apply(fn, x, tiles, overlaps, *, pads=None, prepare=None, batch_size=8, progress=False,
-                desc="tiles", device=None, workers=1):
+                desc="tiles", device=None, workers=1, threads_each=1):
     """Apply `fn` to overlapping tiles of x and blend the outputs.
 
     x: (N, C, *S), a numpy array or a CPU tensor, of any dtype. pads: (before, after) per
@@ -309,10 +311,11 @@ def tiled_apply(fn, x, tiles, overlaps, *, pads=None, prepare=None, batch_size=8
     on that device (the tiles in x's dtype or the widened one of `device_dtype`, the items and
     the indices). On a CUDA GPU the numpy tiling around the model was most of the time.
 
-    workers: batches computed at once, each on its own thread with one torch thread
-    (`denoise_vit.threads.concurrent_calls`; `fn` must be thread-safe then). The outputs are
-    added in the batches' order whatever finishes first: the result is the one `fn` gives on
-    one torch thread (against two, an operation may round a last bit differently).
+    workers: batches computed at once, each on its own thread with `threads_each` torch
+    threads (`denoise_vit.threads.concurrent_calls`; `fn` must be thread-safe then). The
+    outputs are added in the batches' order whatever finishes first: the result is the one `fn`
+    gives on that many torch threads (an operation may round a last bit differently on two
+    threads than on one).
     """
     if device is not None:
         return tiled_apply_on(fn, x, tiles, overlaps, device=device, pads=pads, prepare=prepare,
@@ -340,7 +343,8 @@ def tiled_apply(fn, x, tiles, overlaps, *, pads=None, prepare=None, batch_size=8
     acc = None
     # progress=True shows the bar on a terminal only (tqdm's disable=None)
     with tqdm(total=len(grid), desc=desc, unit="tile", disable=None if progress else True,
-              leave=False, dynamic_ncols=True) as bar, concurrent_calls(workers) as pool:
+              leave=False, dynamic_ncols=True) as bar, \
+            concurrent_calls(workers, threads_each) as pool:
         for jobs, out in in_order(compute, range(0, len(grid), batch_size), pool, 2 * workers):
             if acc is None:
                 acc = torch.zeros((x.shape[0], out.shape[1], *sizes), dtype=torch.float32)
@@ -444,10 +448,12 @@ class Denoiser:
         EPYC with AVX512-BF16 (docs/DENOISE.md): 1.1-1.2x faster, PSNR 0.07 dB lower for
         vit_fast; on a CPU without AVX512-BF16 or AMX torch emulates it, much slower
         (`native_bf16`).
-    workers: batches of tiles computed at once, each on its own thread with one torch thread
-        (`denoise_vit.threads.concurrent_calls`). None: on the CPU, torch's thread count as
-        the command's thread policy set it (`--threads`; 1 when another process holds a
-        core), else 1. The same result whatever the count, as on one torch thread.
+    workers: batches of tiles computed at once, each on its own thread
+        (`denoise_vit.threads.concurrent_calls`), torch's threads shared out between them.
+        None: on the CPU, torch's thread count as the command's thread policy set it
+        (`--threads`; 1 when another process holds a core), at most MAX_CONCURRENT_CALLS;
+        else 1. The same result whatever the count, up to the last bit of an operation that
+        rounds differently on other thread counts. Measured on 2 cores only.
     """
 
     def __init__(self, model, *, device="cpu", tile=None, overlap=None, frame_overlap=None,
@@ -511,11 +517,13 @@ class Denoiser:
         return need <= DEVICE_TILING_MEMORY * torch.cuda.mem_get_info(self.device)[0]
 
     def workers_for(self, on_device):
-        """Model calls at once: on the CPU as many as torch has threads (each call on one),
-        else 1."""
-        if self.workers is not None:
-            return self.workers
-        return 1 if on_device or self.device.type != "cpu" else torch.get_num_threads()
+        """(model calls at once, torch threads each): on the CPU torch's threads shared out,
+        at most MAX_CONCURRENT_CALLS calls (each holds its batch's activations); else (1, -)."""
+        threads = torch.get_num_threads()
+        if on_device or self.device.type != "cpu":
+            return 1, threads
+        workers = self.workers or min(threads, MAX_CONCURRENT_CALLS)
+        return workers, max(1, threads // workers)
 
     def batch_for(self, tiles):
         pixels = BATCH_PIXELS_CUDA if self.device.type == "cuda" else BATCH_PIXELS
@@ -586,11 +594,12 @@ class Denoiser:
             return mapped.float() if on_device else torch.from_numpy(mapped.astype(np.float32))
 
         device = self.device if on_device else None
-        workers = self.workers_for(on_device)
+        workers, threads_each = self.workers_for(on_device)
         if self.kind == "image":
             return tiled_apply(self._change, x, tiles, (self.overlap, self.overlap), pads=spatial,
                                prepare=prepare, batch_size=self.batch_for(tiles),
-                               progress=self.progress, device=device, workers=workers)
+                               progress=self.progress, device=device, workers=workers,
+                               threads_each=threads_each)
         half = self.frames // 2
         clip = x.transpose(1, 0, 2, 3)[None]   # (1, C, T, H, W), a view
         tiles = (self.frames, *tiles)
@@ -598,7 +607,7 @@ class Denoiser:
                           pads=((half, half),) + spatial,
                           prepare=lambda batch, items, index: prepare(batch, items, index, index[0]),
                           batch_size=self.batch_for(tiles), progress=self.progress, device=device,
-                          workers=workers)
+                          workers=workers, threads_each=threads_each)
         return out[0].transpose(1, 0, 2, 3)
 
     @staticmethod
