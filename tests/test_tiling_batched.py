@@ -182,18 +182,25 @@ def test_a_nan_in_the_padding_does_not_reach_the_output_on_a_device():
     assert isinstance(out, torch.Tensor) and torch.isfinite(out[:, :, :14]).all()
 
 
-@torch.no_grad()
-@pytest.mark.parametrize("kind", ["image", "video"])
-def test_denoiser_tiling_on_the_device_gives_the_same_change(kind):
+def small_model_and_stack(kind, seed):
+    """A tiny image or video model, a uint16 stack for it and a Normalization per plane."""
     from denoise_vit.inference.intensity import Normalization
+    rng = np.random.default_rng(seed)
     if kind == "image":
         model = build_model("vit_denoiser", depth=1, embed_dim=16, num_heads=2).eval()
-        stack = np.random.default_rng(2).integers(0, 4000, size=(3, 1, 90, 75)).astype(np.uint16)
+        stack = rng.integers(0, 4000, size=(3, 1, 90, 75)).astype(np.uint16)
     else:
         model = build_model("video_denoiser", variant="divided_space_time", img_size=32, depth=1,
                             embed_dim=16, num_heads=2, num_frames=4).eval()
-        stack = np.random.default_rng(2).integers(0, 4000, size=(7, 1, 40, 37)).astype(np.uint16)
+        stack = rng.integers(0, 4000, size=(7, 1, 40, 37)).astype(np.uint16)
     norms = [Normalization(10.0 * i, 3000.0 + 100 * i, 0.0, 1.0) for i in range(len(stack))]
+    return model, stack, norms
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("kind", ["image", "video"])
+def test_denoiser_tiling_on_the_device_gives_the_same_change(kind):
+    model, stack, norms = small_model_and_stack(kind, 2)
     numpy_way = Denoiser(model, tile=32, batch_size=7).change(stack, norms)
     den = Denoiser(model, tile=32, batch_size=7, tile_on_device=True)
     assert den.tiles_on_device(stack)
@@ -212,15 +219,7 @@ def test_tiling_on_a_device_takes_any_byte_order_and_dtype(dtype):
 
 @pytest.mark.parametrize("kind", ["image", "video"])
 def test_concurrent_model_calls_give_the_same_change_bit_for_bit(kind):
-    from denoise_vit.inference.intensity import Normalization
-    if kind == "image":
-        model = build_model("vit_denoiser", depth=1, embed_dim=16, num_heads=2).eval()
-        stack = np.random.default_rng(3).integers(0, 4000, size=(3, 1, 90, 75)).astype(np.uint16)
-    else:
-        model = build_model("video_denoiser", variant="divided_space_time", img_size=32, depth=1,
-                            embed_dim=16, num_heads=2, num_frames=4).eval()
-        stack = np.random.default_rng(3).integers(0, 4000, size=(7, 1, 40, 37)).astype(np.uint16)
-    norms = [Normalization(10.0 * i, 3000.0 + 100 * i, 0.0, 1.0) for i in range(len(stack))]
+    model, stack, norms = small_model_and_stack(kind, 3)
     before = torch.get_num_threads()
     torch.set_num_threads(1)    # the reference: the same calls, one at a time, on one thread
     try:
