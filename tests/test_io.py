@@ -158,6 +158,14 @@ def test_denoise_float32_output_and_large_uint16_tiled(checkpoint, tmp_path, cap
     # the output is in the input's units (counts around 1000..4000), not the model's 0..1
     assert 500 < np.median(out) < 5000
     assert "tiles of 32x32 (overlap 8)" in capsys.readouterr().out
+    # the thread count decides how many tile batches run at once, and the log says so
+    assert denoise(tmp_path / "big.tif", "--checkpoint", checkpoint, "-o", tmp_path / "o2.tif",
+                   "--dtype", "float32", "--tile", "32", "--overlap", "8", "--threads", "2") == 0
+    assert "tile batches: 2 at a time, 1 torch thread each" in capsys.readouterr().out
+    np.testing.assert_array_equal(read_image(tmp_path / "o2.tif")[0], out)
+    assert denoise(tmp_path / "big.tif", "--checkpoint", checkpoint, "-o", tmp_path / "o1.tif",
+                   "--dtype", "float32", "--tile", "32", "--overlap", "8", "--threads", "1") == 0
+    assert "tile batches" not in capsys.readouterr().out
 
 
 def test_denoise_tyx_stack_with_image_and_video_models(checkpoint, video_checkpoint, tmp_path,
