@@ -7,6 +7,9 @@ measured against its own absence in the same run:
    torch thread) against `workers=1` (one call at a time on torch's threads), in this process;
    seconds of `Denoiser.change`, and whether the two results are the same bits (each call's
    numbers are those of one torch thread, which may round a last bit differently from two).
+   The same comparison on smaller images (--sides, one image each): there a batch or two of
+   tiles is all there is, a single batch stays one call on torch's threads, and more are
+   evened out to a whole number per worker.
 2. `io.apply_change` converting CHUNK_PIXELS = 2**18 pixels at a time against 2**21.
 3. `gc.freeze()` after `import torch` in the command: the command run in its own process with
    time stamps (after `import torch`, when main() returns, the process's end as seen here), as
@@ -64,6 +67,11 @@ def stamped(code, args, cwd):
     return {"work": last - marks["torch"], "exit": end - last}
 
 
+def tile_count(described):
+    """Tiles in `Denoiser.describe`'s line ("25 tiles of 64x64 ..." or "whole image")."""
+    return int(described.split()[0]) if described[:1].isdigit() else 1
+
+
 def summary(values):
     return {"best": round(min(values), 4), "median": round(statistics.median(values), 4),
             "all": [round(v, 4) for v in values]}
@@ -73,7 +81,7 @@ def plot(report, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
     panels = [
         (axes[0], "model calls (Denoiser.change)", report["change"],
          [("workers1", "1 call at a time,\n" f"{report['threads']} torch threads"),
@@ -88,6 +96,16 @@ def plot(report, path):
         ax.set_xticks(range(len(keys)), [label for _, label in keys], fontsize=8)
         ax.set_ylabel("seconds (bar: median; dots: repeats)")
         ax.set_title(title, fontsize=10)
+    ax = axes[3]
+    sides = report.get("sides", {})
+    names = list(sides)
+    ratio = [sides[k]["workers1"]["median"] / sides[k]["workers"]["median"] for k in names]
+    ax.bar(range(len(names)), ratio, 0.6, color="C1")
+    ax.axhline(1, color="0.3", lw=0.8)
+    ax.set_xticks(range(len(names)), [f"{k}\n{sides[k]['tiles']} tiles" for k in names],
+                  fontsize=7)
+    ax.set_ylabel("speed-up of the default over\n1 call at a time (medians)")
+    ax.set_title("Denoiser.change by image size", fontsize=10)
     ax = axes[2]
     cmd = report["command"]
     rows = [("without\ngc.freeze", cmd["nofreeze"]), ("with\ngc.freeze", cmd["freeze"])]
@@ -115,6 +133,8 @@ def main(argv=None):
     p.add_argument("--checkpoint", help="an image checkpoint (default: vit_fast as built)")
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--size", type=int, default=1024)
+    p.add_argument("--sides", default="256,320,448,512",
+                   help="smaller square images for the per-size comparison ('' for none)")
     p.add_argument("--out-dir", default=str(ROOT / "docs"))
     p.add_argument("--render-only", action="store_true")
     args = p.parse_args(argv)
@@ -175,12 +195,24 @@ def main(argv=None):
     args_cmd = ["denoise", str(image), "--checkpoint", str(ckpt), "-o", str(work / "out.tif"),
                 "--overwrite", "--no-progress"]
     stamped(STAMPED.format(nofreeze=False), args_cmd, work)     # bytecode cache, warm files
+    small = {}
+    rng = np.random.default_rng(0)
+    for side in [int(v) for v in args.sides.split(",") if v.strip()]:
+        image = (rng.random((1, 1, side, side)) * 10000).astype(np.uint16)
+        small[f"{side}x{side}"] = (image, Normalization.fit(image, record["intensity"]))
+    small_times = {k: {w: [] for w in dens} for k in small}
     for r in range(args.repeats):
         print(f"[denoise_levers] repeat {r + 1}/{args.repeats}", file=sys.stderr, flush=True)
         for k, d in dens.items():
             t = time.perf_counter()
             d.change(stack, norm)
             change[k].append(time.perf_counter() - t)
+        for key, (image, n) in small.items():
+            for _ in range(5):
+                for k, d in dens.items():
+                    t = time.perf_counter()
+                    d.change(image, n)
+                    small_times[key][k].append(time.perf_counter() - t)
         saved = io.CHUNK_PIXELS
         try:
             for k, n in chunks.items():
@@ -208,6 +240,9 @@ def main(argv=None):
         "apply_change": {k: summary(v) for k, v in apply.items()},
         "command": {k: {x: summary(v[x]) for x in v} for k, v in cmd.items()},
         "import_torch_exit": summary(torch_exit),
+        "sides": {k: {"tiles": tile_count(dens["workers"].describe(*small[k][0].shape[2:])),
+                      **{w: summary(v) for w, v in small_times[k].items()}}
+                  for k in small},
         "load": {"others_busy_share": round(others, 3), "loadavg_end": os.getloadavg()[0]},
         "command_line": "python experiments/denoise_levers.py " + " ".join(argv or sys.argv[1:]),
     }
@@ -218,6 +253,9 @@ def main(argv=None):
     print(f"Denoiser.change ({report['tiles']}): 1 call at a time {c['workers1']['median']:.3f} s "
           f"(best {c['workers1']['best']:.3f}), {threads} concurrent {c['workers']['median']:.3f} s "
           f"(best {c['workers']['best']:.3f}); same bits: {same} (largest difference {largest:.2g})")
+    for k, v in report["sides"].items():
+        print(f"  {k} ({v['tiles']} tiles): 1 call at a time {v['workers1']['median'] * 1000:.1f} ms, "
+              f"default {v['workers']['median'] * 1000:.1f} ms")
     print(f"apply_change: 2^21 {a['chunk_2^21']['median'] * 1000:.1f} ms, "
           f"2^18 {a['chunk_2^18']['median'] * 1000:.1f} ms")
     for k in ("nofreeze", "freeze"):

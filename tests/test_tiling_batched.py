@@ -267,3 +267,20 @@ def test_results_come_in_order_whatever_finishes_first():
     with concurrent_calls(3) as pool:
         assert list(in_order(slow_first, range(10), pool, ahead=6)) == list(range(10))
     assert list(in_order(slow_first, range(4))) == [0, 1, 2, 3]
+
+
+def test_a_single_batch_keeps_torchs_threads():
+    x = np.random.default_rng(4).random((1, 1, 40, 40)).astype(np.float32)
+    seen = []
+
+    def fn(batch):
+        seen.append((len(batch), torch.get_num_threads()))
+        return batch * 2
+
+    before = torch.get_num_threads()
+    out = tiled_apply(fn, x, (16, 16), (4, 4), batch_size=32, workers=2)   # 9 tiles, 1 batch
+    np.testing.assert_allclose(out, 2 * x, rtol=1e-6)
+    assert seen == [(9, before)]
+    seen.clear()
+    tiled_apply(fn, x, (16, 16), (4, 4), batch_size=4, workers=2)   # 3 batches -> evened to 3 x 3
+    assert [n for n, _ in seen] == [3, 3, 3] and {t for _, t in seen} == {1}

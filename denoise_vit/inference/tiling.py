@@ -315,7 +315,9 @@ def tiled_apply(fn, x, tiles, overlaps, *, pads=None, prepare=None, batch_size=8
     threads (`denoise_vit.threads.concurrent_calls`; `fn` must be thread-safe then). The
     outputs are added in the batches' order whatever finishes first: the result is the one `fn`
     gives on that many torch threads (an operation may round a last bit differently on two
-    threads than on one).
+    threads than on one). With more than one batch, the batches are evened out to a whole
+    number per worker (49 tiles of at most 32: two of 25, not 32 and 17); a single batch is one
+    call on torch's own threads.
     """
     if device is not None:
         return tiled_apply_on(fn, x, tiles, overlaps, device=device, pads=pads, prepare=prepare,
@@ -333,6 +335,13 @@ def tiled_apply(fn, x, tiles, overlaps, *, pads=None, prepare=None, batch_size=8
     if prepare is None:
         def prepare(batch, items, index):
             return torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+    batches = -(-len(grid) // batch_size)
+    if workers > 1 and batches > 1:
+        # a whole number of batches per worker, of equal size: none waits for a short last one
+        batches = -(-batches // workers) * workers
+        batch_size = -(-len(grid) // batches)
+    # one batch: one call on torch's own threads (splitting it was slower: DENOISE.md)
+    workers = min(workers, -(-len(grid) // batch_size))
 
     def compute(first):
         jobs = grid.jobs[first:first + batch_size]
