@@ -389,7 +389,7 @@ def main(argv=None):
             threads.apply()
             # torch's modules are never garbage: out of the collector's reach, neither a full
             # collection during the command nor the one at exit walks them. The denoise
-            # command's exit took 0.25 s instead of 0.60 (experiments/denoise_levers.py)
+            # command's exit took 0.21 s instead of 0.60 (experiments/denoise_levers.py)
             gc.freeze()
         # SIGTERM / SIGHUP end these commands as Ctrl-C does, so that partial files are removed;
         # train and benchmark handle their signals themselves (a checkpoint first)

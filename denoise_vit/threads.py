@@ -248,8 +248,8 @@ def concurrent_calls(workers, threads_each=1):
     Why: a small model's operations are short, and torch's threads wait for each other at the
     end of every one; two calls on one thread each keep both cores busy between them.
     Measured with vit_fast on the 2-core EPYC, 441 tiles of 64x64 (experiments/
-    denoise_levers.py, docs/denoise_levers.json, 2026-12-06): 0.39 s this way against 0.53 s
-    one call at a time on two torch threads (medians of 5, taken in turns).
+    denoise_levers.py, docs/denoise_levers.json, 2026-12-06 03:41): 0.41 s this way against
+    0.54 s one call at a time on two torch threads (medians of 7, taken in turns).
     A call's numbers are those of `threads_each` torch threads (vit_fast's on a 1024x1024 image
     were the same bits on one thread as on two; a tiny test model's differed in the last bit
     at 4 of 20250 pixels).

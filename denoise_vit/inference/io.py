@@ -29,7 +29,7 @@ DTYPES = tuple(np.dtype(t) for t in ("uint8", "uint16", "uint32", "uint64", "int
                                      "int32", "int64", "float16", "float32", "float64"))
 CHUNK_PIXELS = 1 << 18   # pixels converted at a time by apply_change (float64 temporaries)
 # (2 MiB a temporary stays in the CPU's caches and in malloc's reused memory: a 1024x1024 uint16
-# image in 4.9 ms instead of 20.7 with 1 << 21, medians of 5 on the 2-core EPYC;
+# image in 5.1 ms instead of 28.0 with 1 << 21, medians of 7 on the 2-core EPYC;
 # experiments/denoise_levers.py, docs/denoise_levers.json, 2026-12-06)
 
 
