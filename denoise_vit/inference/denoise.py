@@ -317,7 +317,8 @@ def run_denoise(inputs, output, checkpoint, *, options, denoiser_args, device="c
     denoiser = Denoiser(model, device=device, **denoiser_args)
     calls, each = denoiser.workers_for(on_device=False)
     if denoiser.device.type == "cpu" and calls > 1:
-        log(f"tile batches: {calls} at a time, {each} torch thread{'s' if each > 1 else ''} each")
+        log(f"tile batches: up to {calls} at a time, {each} torch thread{'s' if each > 1 else ''} "
+            "each")
     if denoiser.precision == "bf16":
         log("precision bf16: the model runs under bfloat16 autocast" +
             ("" if native_bf16(device) else "; this CPU has no AVX512-BF16 or AMX, so torch "

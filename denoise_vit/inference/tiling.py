@@ -527,7 +527,9 @@ class Denoiser:
 
     def workers_for(self, on_device):
         """(model calls at once, torch threads each): on the CPU torch's threads shared out,
-        at most MAX_CONCURRENT_CALLS calls (each holds its batch's activations); else (1, -)."""
+        at most MAX_CONCURRENT_CALLS calls (each holds its batch's activations); on a device
+        (1, torch's thread count). An input of a single batch is one call all the same
+        (`tiled_apply`)."""
         threads = torch.get_num_threads()
         if on_device or self.device.type != "cpu":
             return 1, threads
