@@ -180,20 +180,19 @@ def _ranges(batch: int, parts: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
-def _start(kernel, args: tuple, batch: int, *, here: bool = True) -> list[Future]:
+def _start(kernel, args: tuple, batch: int) -> list[Future]:
     """kernel(*args, first, stop) over images 0..batch - 1, split between the worker threads
-    and (``here``) this one, which runs its share before returning; returns the workers'
-    futures for ``_wait``. The kernels release the GIL, so the threads run at once. args[0]
-    is the (B, H, W) array written: its size decides whether the pool is worth it."""
+    and this one, which runs its share before returning; returns the workers' futures for
+    ``_wait``. The kernels release the GIL, so the threads run at once. args[0] is the
+    (B, H, W) array written: its size decides whether the pool is worth it."""
     pool, workers = _workers(args[0].size)
     if pool is None:
         kernel(*args, 0, batch)
         return []
-    ranges = _ranges(batch, workers + here)
-    mine = ranges.pop() if here else None
+    ranges = _ranges(batch, workers + 1)
+    mine = ranges.pop()
     futures = [pool.submit(kernel, *args, first, stop) for first, stop in ranges]
-    if mine is not None:
-        kernel(*args, *mine)
+    kernel(*args, *mine)
     return futures
 
 

@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,37 +33,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-STAMPED = ("import sys, time, gc\n"
-           "if {nofreeze}: gc.freeze = lambda: None\n"
-           "from denoise_vit import threads as _th\n"
-           "_th.start(None)   # the policy's window starts before torch's import, as in main()\n"
-           "_th.start = lambda option=None, **kw: _th.current()\n"
-           "import torch; sys.stderr.write(f'@torch {{time.time()!r}}\\n')\n"
-           "import runpy; sys.argv = ['denoise-vit'] + sys.argv[1:]\n"
-           "try:\n    runpy.run_module('denoise_vit', run_name='__main__')\n"
-           "finally:\n    sys.stderr.write(f'@main {{time.time()!r}}\\n')\n")
-TORCH_STAMPED = "import sys, time; import torch; sys.stderr.write(f'@torch {time.time()!r}\\n')"
 
 
-def cpu_ticks():
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:9]]
-    return sum(fields) - fields[3] - fields[4], sum(fields)
+def speed_inference():
+    """experiments/speed_parts/inference.py as a module: its stamped command (STAMPED,
+    TORCH_STAMPED, ``stamped``), shared with the speed report."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "speed_inference", ROOT / "experiments" / "speed_parts" / "inference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def stamped(code, args, cwd):
-    """{'work': torch imported to main() returned, 'exit': then to the process's end}."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True)
-    end = time.time()
-    if proc.returncode:
-        raise SystemExit(f"denoise_levers: the stamped command failed:\n{proc.stderr[-2000:]}")
-    marks = {line.split()[0][1:]: float(line.split()[1]) for line in proc.stderr.splitlines()
-             if line.startswith(("@torch ", "@main "))}
-    last = marks.get("main", marks["torch"])
-    return {"work": last - marks["torch"], "exit": end - last}
+# the stamped command with gc.freeze made a no-op before the command can call it
+NO_FREEZE = "import gc\ngc.freeze = lambda: None\n"
 
 
 def tile_count(described):
@@ -173,7 +156,13 @@ def main(argv=None):
     image = work / "noisy.tif"
     tifffile.imwrite(image, counts)
 
-    load0, wall0 = cpu_ticks(), time.time()
+    from denoise_vit.threads import read_proc_stat
+    timing = speed_inference()
+
+    def stamped(code, args):
+        return timing.stamped([sys.executable, "-c", code, *args], ROOT, work)
+
+    load0, wall0 = read_proc_stat(), time.time()
     own0 = sum(os.times()[:4])
     record, model = open_checkpoint(ckpt, device="cpu")
     threads = torch.get_num_threads()
@@ -194,7 +183,7 @@ def main(argv=None):
     torch_exit = []
     args_cmd = ["denoise", str(image), "--checkpoint", str(ckpt), "-o", str(work / "out.tif"),
                 "--overwrite", "--no-progress"]
-    stamped(STAMPED.format(nofreeze=False), args_cmd, work)     # bytecode cache, warm files
+    stamped(timing.STAMPED, args_cmd)     # bytecode cache, warm files
     small = {}
     rng = np.random.default_rng(0)
     for side in [int(v) for v in args.sides.split(",") if v.strip()]:
@@ -223,11 +212,11 @@ def main(argv=None):
         finally:
             io.CHUNK_PIXELS = saved
         for k in cmd:
-            s = stamped(STAMPED.format(nofreeze=k == "nofreeze"), args_cmd, work)
+            s = stamped((NO_FREEZE if k == "nofreeze" else "") + timing.STAMPED, args_cmd)
             cmd[k]["work"].append(s["work"])
             cmd[k]["exit"].append(s["exit"])
-        torch_exit.append(stamped(TORCH_STAMPED, [], work)["exit"])
-    load1, wall1 = cpu_ticks(), time.time()
+        torch_exit.append(stamped(timing.TORCH_STAMPED, [])["exit"])
+    load1, wall1 = read_proc_stat(), time.time()
     own = sum(os.times()[:4]) - own0
     busy = (load1[0] - load0[0]) / max(load1[1] - load0[1], 1) * os.cpu_count()
     others = max(busy - own / (wall1 - wall0), 0.0) / os.cpu_count()
