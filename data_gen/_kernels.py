@@ -19,7 +19,9 @@ negative-index test on every access, which halves the discs' time.
 
 import numba
 import numpy as np
-from numba import uint64
+from llvmlite import ir
+from numba import types, uint64
+from numba.extending import intrinsic
 
 _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
 
@@ -281,9 +283,10 @@ def _mt_words(st, pos, raw):
 
 @_jit
 def stream_rand32(st, pos, out):
-    """torch.rand on the CPU, float32: 24 bits of a draw times 2**-24, value by value."""
+    """torch.rand on the CPU, float32: 24 bits of a draw times 2**-24, value by value. The
+    draws are written into ``out``'s own memory first, then made floats in place."""
     flat = out.reshape(-1)
-    raw = np.empty(flat.shape[0], np.uint32)
+    raw = flat.view(np.uint32)
     _mt_words(st, pos, raw)
     for i in range(flat.shape[0]):
         flat[i] = np.float32(raw[i] & np.uint32(0xffffff)) * np.float32(1.0 / 16777216.0)
@@ -360,6 +363,170 @@ def _mt_one(st, left, nxt):
     y ^= (y << np.uint32(15)) & np.uint32(0xefc60000)
     y ^= y >> np.uint32(18)
     return y, left, nxt + 1
+
+
+# torch's normal_ on the CPU for float32 tensors of 16 values or more (at::native normal_fill):
+# the uniforms of torch.rand fill the tensor, then each run of 16 is turned into normals by
+# Box-Muller, pairing value j with value j + 8 (NormalFill16); when the size is not a multiple
+# of 16, 16 fresh uniforms make the last 16 values again. On CPUs with AVX2 (AVX-512 ones
+# included) torch's Box-Muller uses avx_mathfun's log256_ps and sincos256_ps (Cephes
+# polynomials in float32), compiled by GCC, which fuses a multiply into the add that is its
+# only use (an FMA). The kernels below do the same operations, with the FMAs where GCC put
+# them (found by matching torch's output bit for bit), on 16 lanes at a time.
+# data_gen.compiled checks them against torch once per process and keeps torch's normal_
+# where they differ (CPUs without AVX2, where torch takes its scalar path, another build).
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """a * b + c rounded once (llvm.fma.f32)."""
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.FloatType(), [ir.FloatType()] * 3)
+        return builder.call(builder.module.declare_intrinsic("llvm.fma", [ir.FloatType()], fnty),
+                            args)
+    return types.float32(types.float32, types.float32, types.float32), codegen
+
+
+@intrinsic
+def _bits(typingctx, x):
+    """The bits of a float32, as uint32."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+    return types.uint32(types.float32), codegen
+
+
+@intrinsic
+def _from_bits(typingctx, b):
+    """The float32 with the bits of a uint32."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.uint32), codegen
+
+
+_F = np.float32
+_ONE, _HALF, _ZERO, _MINUS_TWO = _F(1.0), _F(0.5), _F(0.0), _F(-2.0)
+_TWO_PI = _F(2.0 * np.pi)
+_SQRTHF = _F(0.707106781186547524)
+_LOG_P = tuple(_F(v) for v in (7.0376836292E-2, -1.1514610310E-1, 1.1676998740E-1,
+                               -1.2420140846E-1, 1.4249322787E-1, -1.6668057665E-1,
+                               2.0000714765E-1, -2.4999993993E-1, 3.3333331174E-1))
+_LOG_Q1, _LOG_Q2 = _F(-2.12194440e-4), _F(0.693359375)
+_DP1, _DP2, _DP3 = _F(-0.78515625), _F(-2.4187564849853515625e-4), _F(-3.77489497744594108e-8)
+_SIN_P0, _SIN_P1, _SIN_P2 = _F(-1.9515295891E-4), _F(8.3321608736E-3), _F(-1.6666654611E-1)
+_COS_P0, _COS_P1, _COS_P2 = (_F(2.443315711809948E-005), _F(-1.388731625493765E-003),
+                             _F(4.166664568298827E-002))
+_FOPI = _F(1.27323954473516)   # 4 / pi
+_I32 = np.int32
+_U32 = np.uint32
+
+
+@_jit
+def _log256(x):
+    """log256_ps for a normal positive float32."""
+    b = _bits(x)
+    e = _F(_I32(_I32(b >> _U32(23)) - _I32(127))) + _ONE
+    m = _from_bits(_U32(_U32(b & _U32(0x807fffff)) | _U32(0x3f000000)))   # in [0.5, 1)
+    small = m < _SQRTHF
+    tmp = m if small else _ZERO
+    e = e - (_ONE if small else _ZERO)
+    m = m - _ONE
+    m = m + tmp
+    z = m * m
+    p0, p1, p2, p3, p4, p5, p6, p7, p8 = _LOG_P
+    y = _fma(p0, m, p1)
+    y = _fma(y, m, p2)
+    y = _fma(y, m, p3)
+    y = _fma(y, m, p4)
+    y = _fma(y, m, p5)
+    y = _fma(y, m, p6)
+    y = _fma(y, m, p7)
+    y = _fma(y, m, p8)
+    y = y * m
+    y = _fma(y, z, e * _LOG_Q1)
+    y = _fma(-z, _HALF, y)
+    m = m + y
+    return _fma(e, _LOG_Q2, m)
+
+
+@_jit
+def _sincos256(x):
+    """sincos256_ps for x >= 0: (sin x, cos x)."""
+    y = x * _FOPI
+    j = _I32(y)
+    j = _I32(_I32(j + _I32(1)) & _I32(-2))
+    y = _F(j)
+    x = _fma(y, _DP1, x)
+    x = _fma(y, _DP2, x)
+    x = _fma(y, _DP3, x)
+    z = x * x
+    yc = _fma(_COS_P0, z, _COS_P1)
+    yc = _fma(yc, z, _COS_P2)
+    yc = yc * z
+    yc = _fma(yc, z, -(z * _HALF))
+    yc = yc + _ONE
+    ys = _fma(_SIN_P0, z, _SIN_P1)
+    ys = _fma(ys, z, _SIN_P2)
+    ys = ys * z
+    ys = _fma(ys, x, x)
+    poly = _I32(j & _I32(2)) == _I32(0)
+    s = (_ZERO + ys) if poly else (yc + _ZERO)
+    c = (yc + _ZERO) if poly else (ys + _ZERO)
+    s_sign = _U32(_U32(j & _I32(4)) << _U32(29))
+    c_sign = _U32(_U32(~_I32(j - _I32(2)) & _I32(4)) << _U32(29))
+    return _from_bits(_U32(_bits(s) ^ s_sign)), _from_bits(_U32(_bits(c) ^ c_sign))
+
+
+@_jit
+def _box_muller_lanes(u1, u2, n):
+    """NormalFill16's arithmetic on uniform pairs u1[i], u2[i], i < n, in place: u1 gets
+    radius * cos(theta), u2 radius * sin(theta) (plus 0, as the FMA with mean 0 adds)."""
+    for i in range(n):
+        radius = np.sqrt(_MINUS_TWO * _log256(_ONE - u1[i]))
+        s, c = _sincos256(_TWO_PI * u2[i])
+        u1[i] = radius * c + _ZERO
+        u2[i] = radius * s + _ZERO
+
+
+_BOX_RUNS = 64   # runs of 16 gathered per _box_muller_lanes call
+
+
+@_jit
+def box_muller(data, first, stop):
+    """Runs of 16 uniforms first..stop - 1 of ``data`` (float32) into standard normals, as
+    NormalFill16: value j of a run pairs with value j + 8. The runs' halves are gathered into
+    two arrays first, so that the arithmetic runs on contiguous lanes."""
+    a = np.empty(_BOX_RUNS * 8, np.float32)
+    b = np.empty(_BOX_RUNS * 8, np.float32)
+    for start in range(max(first, 0), stop, _BOX_RUNS):
+        end = min(start + _BOX_RUNS, stop)
+        k = 0
+        for run in range(start, end):
+            at = run * 16
+            for j in range(8):
+                a[k + j] = data[at + j]
+                b[k + j] = data[at + 8 + j]
+            k += 8
+        _box_muller_lanes(a, b, k)
+        k = 0
+        for run in range(start, end):
+            at = run * 16
+            for j in range(8):
+                data[at + j] = a[k + j]
+                data[at + 8 + j] = b[k + j]
+            k += 8
+
+
+@_jit
+def stream_normal32(st, pos, out):
+    """torch's normal_() on a contiguous float32 tensor of 16 values or more (``out``, 1-d)."""
+    n = out.shape[0]
+    stream_rand32(st, pos, out)
+    box_muller(out, 0, n // 16)
+    if n % 16 != 0:   # torch makes the last 16 values again from fresh uniforms
+        tail = np.empty(16, np.float32)
+        stream_rand32(st, pos, tail)
+        box_muller(tail, 0, 1)
+        out[n - 16:] = tail
 
 
 # The samplers of data_gen.sampling for float32 draws and images, each in one call: the draws

@@ -289,3 +289,36 @@ def test_samplers_in_one_kernel_call_match_the_torch_path(monkeypatch, dtype):
         for field in a.__dataclass_fields__:
             x, y = getattr(a, field), getattr(b, field)
             assert x.dtype == y.dtype and torch.equal(x, y), field
+
+
+@pytest.mark.parametrize("size", [16, 17, 31, 640, 625 * 37, 5])
+def test_the_streams_normals_are_torchs_bit_for_bit(size):
+    """Stream.normal against torch's normal_ at sizes beyond the per-process check's: whole runs
+    of 16, a tail made again from fresh uniforms, twists inside, and under 16 (torch's scalar
+    path); then a rand, so the state after must be torch's too."""
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+        pytest.skip("torch's normal_ takes its scalar path on this CPU; the kernel is not used")
+    assert compiled._normal_checked()
+    ours, theirs = gen(size), gen(size)
+    torch.rand(size % 7, generator=ours), torch.rand(size % 7, generator=theirs)
+    with compiled.Stream(ours) as stream:
+        mine = [stream.normal(torch.empty(size)), stream.rand((3,), torch.float32)]
+    reference = [torch.empty(size).normal_(generator=theirs), torch.rand(3, generator=theirs)]
+    for a, b in zip(mine, reference):   # bits: -0.0 and 0.0 differ
+        assert torch.equal(a.view(torch.int32), b.view(torch.int32))
+    assert torch.equal(ours.get_state(), theirs.get_state())
+
+
+def test_pixel_noise_falls_back_to_torchs_normal_where_the_check_fails(monkeypatch):
+    """Where the kernel's normals are not torch's (another CPU path), _normals calls normal_."""
+    monkeypatch.setattr(compiled, "_normal_checked", lambda: False)
+    calls = []
+    real = torch.Tensor.normal_
+    monkeypatch.setattr(torch.Tensor, "normal_",
+                        lambda self, *a, **k: calls.append(self.numel()) or real(self, *a, **k))
+    parts = [torch.empty(40), torch.empty(700)]
+    compiled._normals(parts, gen(1))
+    assert calls == [40, 700]
+    g = gen(1)
+    assert torch.equal(parts[1], (torch.empty(40).normal_(generator=g),
+                                  torch.empty(700).normal_(generator=g))[1])
