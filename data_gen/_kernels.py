@@ -372,7 +372,8 @@ def _mt_one(st, left, nxt):
 # included) torch's Box-Muller uses avx_mathfun's log256_ps and sincos256_ps (Cephes
 # polynomials in float32), compiled by GCC, which fuses a multiply into the add that is its
 # only use (an FMA). The kernels below do the same operations, with the FMAs where GCC put
-# them (found by matching torch's output bit for bit), on 16 lanes at a time.
+# them (found by matching torch's output bit for bit), on 16 lanes at a time;
+# data_gen.compiled.Stream.normal strings stream_rand32 and box_muller together as normal_fill.
 # data_gen.compiled checks them against torch once per process and keeps torch's normal_
 # where they differ (CPUs without AVX2, where torch takes its scalar path, another build).
 
@@ -514,19 +515,6 @@ def box_muller(data, first, stop):
                 data[at + j] = a[k + j]
                 data[at + 8 + j] = b[k + j]
             k += 8
-
-
-@_jit
-def stream_normal32(st, pos, out):
-    """torch's normal_() on a contiguous float32 tensor of 16 values or more (``out``, 1-d)."""
-    n = out.shape[0]
-    stream_rand32(st, pos, out)
-    box_muller(out, 0, n // 16)
-    if n % 16 != 0:   # torch makes the last 16 values again from fresh uniforms
-        tail = np.empty(16, np.float32)
-        stream_rand32(st, pos, tail)
-        box_muller(tail, 0, 1)
-        out[n - 16:] = tail
 
 
 # The samplers of data_gen.sampling for float32 draws and images, each in one call: the draws

@@ -122,7 +122,7 @@ class torch_path:
 
 def warm_up() -> None:
     """Compile the kernels a float32 CPU stream uses, or load them from numba's disk cache
-    (about 5 s the first time on a 2-core CPU, 0.5 s after), by drawing a few tiny images and
+    (about 10 s the first time on the 2-core EPYC, 0.8 s after), by drawing a few tiny images and
     clips. Training streams call it when they are made, so that a training clock started after
     does not count it."""
     if not available():
@@ -322,7 +322,17 @@ class Stream:
         """``out.normal_()`` for a 1-d contiguous float32 ``out``, returned."""
         if out.numel() < 16:   # torch's scalar path, with its cached normal samples
             return self._torch(lambda g: out.normal_(generator=g))
-        kernels().stream_normal32(self.words, self.pos, out.numpy())
+        # as at::native normal_fill: uniforms, Box-Muller on each run of 16, and where the size
+        # is not a multiple of 16, the last 16 values made again from 16 fresh uniforms. Kernel
+        # by kernel rather than in one: one kernel calling the others took 2.5 s more to compile
+        k, flat, n = kernels(), out.numpy(), out.numel()
+        k.stream_rand32(self.words, self.pos, flat)
+        k.box_muller(flat, 0, n // 16)
+        if n % 16:
+            tail = np.empty(16, np.float32)
+            k.stream_rand32(self.words, self.pos, tail)
+            k.box_muller(tail, 0, 1)
+            flat[n - 16:] = tail
         return out
 
     def randint(self, low: int, high: int, shape) -> Tensor:
@@ -404,7 +414,7 @@ def _stream_checked() -> bool:
 def _normals(parts: list[Tensor], generator) -> None:
     """``part.normal_(generator=generator)`` for each of ``parts`` (1-d, contiguous), in turn.
     For float32 parts of 16 values or more the draws are made in a kernel
-    (``stream_normal32``: about 1.6x as fast as torch's, the same values and the same state
+    (``Stream.normal``: about 1.6x as fast as torch's, the same values and the same state
     after), where ``_normal_checked`` found it equal to torch's normal_ in this process."""
     source = torch.default_generator if generator is None else generator
     fast = (all(p.dtype == torch.float32 for p in parts) and Stream.usable(source)

@@ -4,9 +4,9 @@
 
 The noisy rectangles' pixel noise of one ``generate_images(256, 64)`` call is about 196,000
 standard normals, drawn on the caller's thread while the other renders (data_gen.compiled).
-``Stream.normal`` (data_gen._kernels.stream_normal32) makes torch's ``normal_`` values in a
-kernel. This script times, on one torch thread and in turns (so that the VM's phases hit all
-alike), calls of:
+``Stream.normal`` (data_gen._kernels.stream_rand32 and box_muller) makes torch's ``normal_``
+values in kernels. This script times, on one torch thread and in turns (so that the VM's
+phases hit all alike), calls of:
 
 * torch's ``normal_`` and ``uniform_`` on 196,000 float32 values;
 * ``Stream.normal`` and ``Stream.rand`` on the same count (the stream's state read from the
