@@ -69,22 +69,33 @@ def rects(out, rects, pixel_noise, first, stop):
 @_jit
 def _discs_into(flat, b, height, width, cells):
     """Add the cells of image b into ``flat`` (the batch, flattened) in (radius, slot) order,
-    each pixel amplitude * stamp, as the torch path adds them."""
+    each pixel amplitude * stamp, as the torch path adds them. The order is listed first, then
+    the discs drawn, each row's additions inline: faster than drawing inside the (radius,
+    slot) loops through a helper per row."""
     cy, cx, radius, amp, valid, stamps, starts, spans, rmax = cells
+    slots = valid.shape[1]
+    order = np.empty(slots, np.int64)
+    n = 0
     for r in range(1, rmax + 1):
+        for k in range(slots):
+            if valid[b, k] and radius[b, k] == r:
+                order[n] = k
+                n += 1
+    for t in range(n):
+        k = order[t]
+        r = radius[b, k]
         p = 2 * r - 1
-        for k in range(valid.shape[1]):
-            if not valid[b, k] or radius[b, k] != r:
-                continue
-            a = amp[b, k]
-            y0 = cy[b, k] - (r - 1)
-            x0 = cx[b, k] - (r - 1)
-            for i in range(max(0, -y0), min(p, height - y0)):
-                lo = max(spans[r, i, 0], -x0)
-                hi = min(spans[r, i, 1], width - x0)
-                if hi > lo:
-                    _add_scaled(flat, (b * height + y0 + i) * width + x0 + lo, stamps,
-                                starts[r] + i * p + lo, hi - lo, a)
+        a = amp[b, k]
+        y0 = cy[b, k] - (r - 1)
+        x0 = cx[b, k] - (r - 1)
+        for i in range(max(0, -y0), min(p, height - y0)):
+            lo = max(spans[r, i, 0], -x0)
+            hi = min(spans[r, i, 1], width - x0)
+            if hi > lo:
+                at = uint64((b * height + y0 + i) * width + x0 + lo)
+                start = uint64(starts[r] + i * p + lo)
+                for j in range(uint64(hi - lo)):
+                    flat[at + j] += a * stamps[start + j]
 
 
 @_jit
@@ -112,14 +123,6 @@ def _rects_into(flat, b, height, width, rects, pixel_noise):
                     _add_positive_scaled(flat, at, noise, base + i * q + lo, hi - lo, v)
                 else:
                     _add_constant(flat, at, hi - lo, v)
-
-
-@_jit
-def _add_scaled(flat, at, values, start, n, a):
-    """flat[at:at + n] += a * values[start:start + n]."""
-    at, start = uint64(at), uint64(start)
-    for j in range(uint64(n)):
-        flat[at + j] += a * values[start + j]
 
 
 @_jit
