@@ -105,6 +105,7 @@ def _rects_into(flat, b, height, width, rects, pixel_noise):
     from ``noise``, rectangle ``rank`` of group g owning the (P, Q) block from offsets[g] +
     rank * P * Q, (P, Q) = longest[g]."""
     top, left, h, w, value, valid, key, rank, longest, noise, offsets = rects
+    zero = noise.dtype.type(0)
     for g in range(4):
         q = longest[g, 1]
         for k in range(valid.shape[1]):
@@ -117,30 +118,16 @@ def _rects_into(flat, b, height, width, rects, pixel_noise):
             if hi <= lo:
                 continue
             base = offsets[g] + rank[b, k] * longest[g, 0] * q
+            n = uint64(hi - lo)
             for i in range(max(0, -y0), min(h[b, k], height - y0)):
-                at = (b * height + y0 + i) * width + x0 + lo
-                if pixel_noise:
-                    _add_positive_scaled(flat, at, noise, base + i * q + lo, hi - lo, v)
+                at = uint64((b * height + y0 + i) * width + x0 + lo)
+                if pixel_noise:   # max(0, x) * v: where x <= 0 that adds 0, which changes nothing
+                    start = uint64(base + i * q + lo)
+                    for j in range(n):
+                        flat[at + j] += max(noise[start + j], zero) * v
                 else:
-                    _add_constant(flat, at, hi - lo, v)
-
-
-@_jit
-def _add_constant(flat, at, n, v):
-    """flat[at:at + n] += v."""
-    at = uint64(at)
-    for j in range(uint64(n)):
-        flat[at + j] += v
-
-
-@_jit
-def _add_positive_scaled(flat, at, values, start, n, v):
-    """flat[at + j] += max(0, values[start + j]) * v; adding 0 changes nothing, so skipped."""
-    at, start = uint64(at), uint64(start)
-    for j in range(uint64(n)):
-        x = values[start + j]
-        if x > 0:
-            flat[at + j] += x * v
+                    for j in range(n):
+                        flat[at + j] += v
 
 
 @_jit
