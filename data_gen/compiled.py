@@ -122,7 +122,7 @@ class torch_path:
 
 def warm_up() -> None:
     """Compile the kernels a float32 CPU stream uses, or load them from numba's disk cache
-    (about 10 s the first time on the 2-core EPYC, 0.8 s after), by drawing a few tiny images and
+    (several seconds the first time, under a second after), by drawing a few tiny images and
     clips. Training streams call it when they are made, so that a training clock started after
     does not count it."""
     if not available():

@@ -250,9 +250,9 @@ def concurrent_calls(workers, threads_each=1):
     Measured with vit_fast on the 2-core EPYC, 441 tiles of 64x64 (experiments/
     denoise_levers.py, docs/denoise_levers.json, 2026-12-06 03:41): 0.41 s this way against
     0.54 s one call at a time on two torch threads (medians of 7, taken in turns).
-    A call's numbers are those of `threads_each` torch threads (vit_fast's on a 1024x1024 image
-    were the same bits on one thread as on two; a tiny test model's differed in the last bit
-    at 4 of 20250 pixels).
+    A call's numbers are those of `threads_each` torch threads, which may round a last bit
+    differently from torch's full count (docs/denoise_levers.json records the largest
+    difference on vit_fast's 1024x1024 image).
     """
     if workers <= 1:
         yield None
