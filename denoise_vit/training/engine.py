@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 from .. import threads
 from ..errors import TrainingError
 from ..metrics import psnr, ssim
+from .split import SplitStep, halves_fit, split_reason
 
 
 def autocast(device, enabled):
@@ -52,7 +53,7 @@ def training_loss(outputs, targets, kind="mse"):
 
 def train_steps(model, stream, optimizer, scheduler, *, first_step, last_step, device, amp=False,
                 grad_clip=None, stop=None, deadline=None, now=time.monotonic, sync=None,
-                progress=True, desc="train", loss="mse"):
+                progress=True, desc="train", loss="mse", split=True):
     """Run optimisation steps first_step .. last_step-1 on fresh batches from `stream`.
 
     Stops early (between steps) when `stop` is set or `deadline` (read on `now`, a clock such as
@@ -63,10 +64,22 @@ def train_steps(model, stream, optimizer, scheduler, *, first_step, last_step, d
     agree on stopping and on a non-finite loss, so every rank leaves at the same step.
     Raises TrainingError on a non-finite loss, before the optimizer touches the weights.
     `loss`: "mse" or "charbonnier" (`training_loss`).
+    `split`: on the CPU with two or more torch threads, each batch's forward and backward run as
+    two halves on two threads (training/split.py: faster for small models; each half's batch
+    norms see its own images); False: one pass on all threads. Models it cannot apply to
+    (`split_reason`) and steps with one thread or a small batch (`halves_fit`) run in one pass.
     Returns (steps done, summed loss, images seen, seconds).
     """
     agree = sync or (lambda values: values)
     model.train()
+
+    def objective_of(net, inputs, targets):
+        with autocast(device, amp):
+            outputs = net(inputs)
+        return training_loss(outputs, targets, loss)
+
+    halves = None
+    can_split = split and split_reason(model, device) is None
     total, images, step = 0.0, 0, first_step
     start = time.perf_counter()
     bar = tqdm(total=last_step - first_step, desc=desc, disable=not progress, leave=False,
@@ -84,17 +97,21 @@ def train_steps(model, stream, optimizer, scheduler, *, first_step, last_step, d
                 break
         threads.adapt()   # the command's thread policy: fewer threads when cores get busy
         inputs, targets = next(stream)
-        with autocast(device, amp):
-            outputs = model(inputs)
-        objective = training_loss(outputs, targets, loss)
+        halved = can_split and halves_fit(inputs.shape[0], torch.get_num_threads())
+        if halved:
+            halves = halves or SplitStep.of(model)
+            objective = halves(inputs, targets, objective_of)   # gradients already in .grad
+        else:
+            objective = objective_of(model, inputs, targets)
         value = objective.item()
         bad = not math.isfinite(value)
         if agree([bad])[0]:
             what = f"non-finite loss ({value})" if bad else "non-finite loss on another rank"
             raise TrainingError(f"{what} at step {step + 1}; stopping. The last checkpoint "
                                 "written before it is kept as the latest.")
-        optimizer.zero_grad(set_to_none=True)
-        objective.backward()
+        if not halved:
+            optimizer.zero_grad(set_to_none=True)
+            objective.backward()
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()

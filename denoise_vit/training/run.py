@@ -247,7 +247,7 @@ class TrainingRun:
                 stop=self.stop, deadline=None if left is None else self.clock.now() + left,
                 now=self.clock.now,
                 sync=sync, progress=self.progress, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                loss=cfg.loss)
+                loss=cfg.loss, split=cfg.split_batch)
         finally:
             self.clock.stop()
         self.step += done
