@@ -10,8 +10,10 @@ x 3, the forward counted by torch.utils.flop_counter.FlopCounterMode with attent
 path (q k^T and attn v counted as matmuls); norms, activations and the optimizer not counted.
 For vit_fast also a profile (torch.profiler, CPU, after warm-up) grouped into attention, linear
 layers, convs, norms, data, optimizer, other; and one lever at a time (channels_last, bf16
-autocast, torch.compile, fused / foreach Adam, plain attention), each applied with torch's own
-calls on the tree's model so that both trees are measured alike.
+autocast, torch.compile, fused / foreach Adam, plain attention, and in a tree that has it the
+engine's two halves of the batch on two threads), each applied with torch's own calls on the
+tree's model so that both trees are measured alike. The profile is of a one-pass step (the whole
+batch on all threads); the engine's default, since training/split.py, is two halves.
 The presets' images/s and the matmul rate are measured in --processes separate worker processes
 (3; the first also profiles and tries the levers) and reported as the median over processes with
 their range: on the 2-core EPYC (a shared VM) vit_fast trains at about 390 or about 320
@@ -20,6 +22,7 @@ images/s, mostly one rate per process, whatever ran before it in the process
 Assumes it holds the CPU (the umbrella takes /tmp/cpu.lock); the load average is recorded.
 """
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -223,7 +226,8 @@ def levers(steps, with_compile):
     from denoise_vit.training.data import make_train_stream
     from denoise_vit.training.setup import build_run_model
 
-    def run(name, *, cl=False, bf16=False, comp=False, adam=None, plain_attn=False):
+    def run(name, *, cl=False, bf16=False, comp=False, adam=None, plain_attn=False,
+            halves=False):
         cfg = load_config("vit_fast", [], {"device": "cpu"})
         if hasattr(cfg, "channels_last"):
             cfg.channels_last = False   # levers start from the before code's model
@@ -237,15 +241,25 @@ def levers(steps, with_compile):
         net = torch.compile(model) if comp else model
         stream = make_train_stream(cfg.data, cfg.batch_size, seed=1, device="cpu")
 
+        def objective(m, x, y):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out = m(x)
+            return F.mse_loss(out.float(), y)
+
+        if halves:
+            from denoise_vit.training.split import SplitStep
+            split = SplitStep(model)
+
         def step():
             x, y = next(stream)
             if cl:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                out = net(x)
-            loss = F.mse_loss(out.float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if halves:
+                split(x, y, objective)
+            else:
+                loss = objective(net, x, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
             opt.step()
 
         t = time.perf_counter()
@@ -272,6 +286,8 @@ def levers(steps, with_compile):
             run(f"bf16 autocast (CPU, {'with' if has_amx() else 'no'} AMX)", bf16=True)]
     if with_compile:
         rows.append(run("torch.compile (inductor)", comp=True))
+    if importlib.util.find_spec("denoise_vit.training.split") is not None:   # not in the before tree
+        rows.append(run("two halves of the batch on two threads", halves=True))
     return rows
 
 
@@ -342,7 +358,10 @@ def render(res, quick):
                   "(the generator) and optimizer timed per phase; forward + backward split by "
                   "torch.profiler's self CPU time of aten ops (attention: SDPA / bmm / softmax; "
                   "linear layers: mm / addmm of MLP, qkv and projections; convs: convolution "
-                  "forward and backward; norms: layer / batch norm).", "",
+                  "forward and backward; norms: layer / batch norm). The profile is of a "
+                  "one-pass step, the whole batch on all threads; where the tree's engine splits "
+                  "the batch in two halves on two threads (its default since "
+                  "training/split.py), the levers' last row gives that step's rate.", "",
                   "| part | share of step time |", "|---|---|"]
         for cat, share in sorted(p["shares"].items(), key=lambda kv: -kv[1]):
             fig[f"profile.{cat.split(' ')[0]}"] = round(share, 3)
