@@ -71,7 +71,8 @@ class TrainConfig:
     channels_last: bool = False   # conv weights and maps NHWC (measured on the CPU: vit_fast
                                   # training +31 % images/s; the vit_fast preset sets it)
     split_batch: bool = True      # CPU, 2+ threads: each batch as two halves on two threads
-                                  # (training/split.py; vit_fast +4-27 % images/s on 2 cores)
+                                  # (training/split.py; docs/split_speed.json: vit_fast x1.13,
+                                  # course x1.21 images/s on the 2-core EPYC)
     deterministic: bool = False
     eval_batch_size: int = 128
     figure_samples: int = 6

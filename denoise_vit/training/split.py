@@ -3,8 +3,11 @@
 Why: a small model's operations are short, and torch's threads wait for each other at the end of
 every one (and one of them idles through the Python between them). Two halves of the batch, each
 forward and backward on its own thread with half of torch's threads, keep both cores busy
-between operations, as `threads.concurrent_calls` does for the tiles of `denoise`. Measured with
-vit_fast (batch 64) on the 2-core EPYC: `experiments/split_speed.py`, docs/split_speed.json.
+between operations, as `threads.concurrent_calls` does for the tiles of `denoise`. Measured by
+`python experiments/split_speed.py` (docs/split_speed.json, the engine's own train_steps with and
+without the split, in turns in one process; 2-core EPYC alone under the CPU lock, 2026-12-06
+10:07): vit_fast (batch 64) 385 -> 434 images/s (38 -> 43 % of the matmul rate measured beside
+it), course 355 -> 428.
 
 What changes: each half's batch norms normalise over its own 32 images (as under
 DistributedDataParallel with two ranks), the batch norms' running statistics are those of the
