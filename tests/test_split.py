@@ -69,6 +69,7 @@ def test_with_batch_norms_each_half_normalises_its_own_images(two_threads):
 def test_the_replica_shares_the_parameters_and_not_the_buffers():
     net = conv_net(norm=True)
     step = SplitStep(net)
+    assert step._model() is net
     for p, q in zip(net.parameters(), step.replica.parameters()):
         assert p is q
     assert net[1].running_mean is not step.replica[1].running_mean
@@ -82,6 +83,17 @@ def test_a_model_keeps_its_split_step_until_its_parameters_change():
     net[0].weight = nn.Parameter(net[0].weight.detach().clone())
     again = SplitStep.of(net)
     assert again is not first and again.replica[0].weight is net[0].weight
+
+
+def test_a_split_step_does_not_keep_its_model_alive():
+    import gc
+    import weakref
+    net = conv_net()
+    step = weakref.ref(SplitStep.of(net))
+    gone = weakref.ref(net)
+    del net
+    gc.collect()
+    assert gone() is None and step() is None
 
 
 def test_gradients_keep_the_parameters_layout(two_threads):

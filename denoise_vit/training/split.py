@@ -1,7 +1,7 @@
 """A CPU training step as two halves of the batch on two threads.
 
 Why: a small model's operations are short, and torch's threads wait for each other at the end of
-every one (and one of them idles through the Python between them). Two halves of the batch, each
+every one (the waiting thread spins, through the Python between operations too). Two halves of the batch, each
 forward and backward on its own thread with half of torch's threads, keep both cores busy
 between operations, as `threads.concurrent_calls` does for the tiles of `denoise`. Measured by
 `python experiments/split_speed.py` (docs/split_speed.json, the engine's own train_steps with and
@@ -83,7 +83,9 @@ class SplitStep:
     _made = weakref.WeakKeyDictionary()   # model -> its SplitStep, for `of`
 
     def __init__(self, model):
-        self.model = model
+        # weakly: `of` keeps a SplitStep while its model lives, and no longer (the replica holds
+        # the model's parameters, not the model)
+        self._model = weakref.ref(model)
         self.replica = _tied_replica(model)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="denoise-vit-half")
@@ -116,15 +118,16 @@ class SplitStep:
     def __call__(self, inputs, targets, objective):
         total = torch.get_num_threads()
         mine, theirs = (total + 1) // 2, max(total // 2, 1)
+        model = self._model()
         n = inputs.shape[0]
         k = n // 2
-        if self.replica.training != self.model.training:
-            self.replica.train(self.model.training)
+        if self.replica.training != model.training:
+            self.replica.train(model.training)
         torch.set_num_threads(mine)
         other = self.pool.submit(self._half, self.replica, self.params, objective,
                                  inputs[k:], targets[k:], theirs)
         try:
-            loss_a, grads_a = self._half(self.model, self.params, objective, inputs[:k],
+            loss_a, grads_a = self._half(model, self.params, objective, inputs[:k],
                                          targets[:k], mine)
         finally:
             torch.set_num_threads(total)
