@@ -8,7 +8,7 @@ from torch import nn
 
 from denoise_vit.layers.norms import BatchNorm2d
 from denoise_vit.training.engine import train_steps
-from denoise_vit.training.split import MIN_HALF, SplitStep, halves_fit, split_reason
+from denoise_vit.training.split import MIN_HALF, SplitStep, describe, halves_fit, split_reason
 
 CPU = torch.device("cpu")
 
@@ -128,6 +128,16 @@ def test_when_steps_may_split():
     assert not halves_fit(64, 1)
 
 
+def test_the_runs_log_line_says_how_steps_run():
+    net = conv_net()
+    assert "two halves on two threads of 1 and 1 torch thread(s)" in describe(net, CPU, 64, 2)
+    assert describe(net, CPU, 64, 1) == "steps: one pass over each batch (one torch thread)"
+    assert "batches of 16: under 32 images" in describe(net, CPU, 16, 2)
+    assert "split_batch = false" in describe(net, CPU, 64, 2, enabled=False)
+    dropout = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+    assert "dropout" in describe(dropout, CPU, 64, 2)
+
+
 class Stream:
     def __init__(self, n):
         self.batches = (batch(n, seed) for seed in itertools.count())
@@ -178,5 +188,9 @@ def test_the_config_key_reaches_the_engine(tmp_path, two_threads, monkeypatch, s
                              "steps_per_epoch=2", "data.eval_size=8", "figure_samples=1",
                              f"split_batch={str(split_batch).lower()}",
                              f'out_dir="{tmp_path}"', 'name="run"'])
-    run_training(cfg, progress=False, log=lambda *a: None)
+    lines = []
+    run_training(cfg, progress=False, log=lines.append)
     assert len(calls) == (2 if split_batch else 0)
+    assert any(line.startswith("steps: each batch of 32 as two halves" if split_batch
+                               else "steps: one pass over each batch (split_batch = false)")
+               for line in lines)

@@ -28,7 +28,7 @@ from ..errors import CheckpointError, TrainingError
 from ..figures import save_batch_figure, save_clip_figures, save_curves
 from ..inference.intensity import training_record
 from ..metrics import psnr
-from . import distributed
+from . import distributed, split
 from .config import save_config, to_dict
 from .data import make_eval_data, make_train_stream
 from .engine import StopFlag, evaluate, predict, train_steps
@@ -224,6 +224,9 @@ class TrainingRun:
         if info.enabled:
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if info.is_main and self.device.type == "cpu":
+            self.log(split.describe(self.net, self.device, cfg.batch_size,
+                                    torch.get_num_threads(), cfg.split_batch))
 
     def budget_left(self):
         if self.cfg.max_train_seconds is None:

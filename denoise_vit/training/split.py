@@ -60,6 +60,21 @@ def halves_fit(batch_size, threads):
     return threads >= 2 and batch_size >= 2 * MIN_HALF
 
 
+def describe(model, device, batch_size, threads, enabled=True):
+    """One line for a CPU run's log: how its steps will run (while the thread count stays)."""
+    if not enabled:
+        return "steps: one pass over each batch (split_batch = false)"
+    why = split_reason(model, device)
+    if why is None and not halves_fit(batch_size, threads):
+        why = ("one torch thread" if threads < 2
+               else f"batches of {batch_size}: under {2 * MIN_HALF} images")
+    if why:
+        return f"steps: one pass over each batch ({why})"
+    return (f"steps: each batch of {batch_size} as two halves on two threads of "
+            f"{(threads + 1) // 2} and {threads // 2} torch thread(s), each half's batch norms "
+            "over its own images (split_batch = false: one pass)")
+
+
 def _tied_replica(model):
     """A deep copy of `model` whose parameters are the model's own tensors."""
     replica = copy.deepcopy(model)
