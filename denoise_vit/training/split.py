@@ -1,13 +1,13 @@
 """A CPU training step as two halves of the batch on two threads.
 
 Why: a small model's operations are short, and torch's threads wait for each other at the end of
-every one (the waiting thread spins, through the Python between operations too). Two halves of the batch, each
-forward and backward on its own thread with half of torch's threads, keep both cores busy
-between operations, as `threads.concurrent_calls` does for the tiles of `denoise`. Measured by
-`python experiments/split_speed.py` (docs/split_speed.json, the engine's own train_steps with and
-without the split, in turns in one process; 2-core EPYC alone under the CPU lock, 2026-12-06
-10:07): vit_fast (batch 64) 385 -> 434 images/s (38 -> 43 % of the matmul rate measured beside
-it), course 355 -> 428.
+every one (the waiting thread spins, through the Python between operations too). Two halves of
+the batch, each forward and backward on its own thread with half of torch's threads, keep both
+cores busy between operations, as `threads.concurrent_calls` does for the tiles of `denoise`.
+Measured by `python experiments/split_speed.py` (docs/split_speed.json, the engine's own
+train_steps with and without the split, in turns in one process; 2-core EPYC alone under the CPU
+lock, 2026-12-06 10:07): vit_fast (batch 64) 385 -> 434 images/s (38 -> 43 % of the matmul
+rate measured beside it), course 355 -> 428.
 
 What changes: each half's batch norms normalise over its own 32 images (as under
 DistributedDataParallel with two ranks), the batch norms' running statistics are those of the
@@ -60,6 +60,11 @@ def halves_fit(batch_size, threads):
     return threads >= 2 and batch_size >= 2 * MIN_HALF
 
 
+def thread_shares(threads):
+    """Torch threads of the caller's half and of the other half, out of `threads`."""
+    return (threads + 1) // 2, max(threads // 2, 1)
+
+
 def describe(model, device, batch_size, threads, enabled=True):
     """One line for a CPU run's log: how its steps will run (while the thread count stays)."""
     if not enabled:
@@ -70,9 +75,10 @@ def describe(model, device, batch_size, threads, enabled=True):
                else f"batches of {batch_size}: under {2 * MIN_HALF} images")
     if why:
         return f"steps: one pass over each batch ({why})"
-    return (f"steps: each batch of {batch_size} as two halves on two threads of "
-            f"{(threads + 1) // 2} and {threads // 2} torch thread(s), each half's batch norms "
-            "over its own images (split_batch = false: one pass)")
+    mine, theirs = thread_shares(threads)
+    return (f"steps: each batch of {batch_size} as two halves on two threads of {mine} and "
+            f"{theirs} torch thread(s), each half's batch norms over its own images "
+            "(split_batch = false: one pass)")
 
 
 def _tied_replica(model):
@@ -132,7 +138,7 @@ class SplitStep:
 
     def __call__(self, inputs, targets, objective):
         total = torch.get_num_threads()
-        mine, theirs = (total + 1) // 2, max(total // 2, 1)
+        mine, theirs = thread_shares(total)
         model = self._model()
         n = inputs.shape[0]
         k = n // 2
