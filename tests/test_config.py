@@ -78,7 +78,7 @@ def test_overrides_are_typed_and_nested(tmp_path):
     (["data.generator.speed=1"], "unknown config key 'data.generator.speed'"),
     (["data.kind=videos", "data.generator.speed=[3, 1]"], "data.generator.speed"),
     (["model.depth=true"], "model.depth must be an integer, not True"),
-    (["model.depth=0"], "model.depth must be a positive integer"),
+    (["model.depth=-1"], "model.depth must be at least 0"),
     (["model.mlp_ratio=-2"], "model.mlp_ratio must be greater than 0"),
     (["model.drop_path_rate=1.5"], r"model.drop_path_rate must be in \[0, 1\)"),
     (["model.dept=3"], "unknown model.vit_denoiser key"),
@@ -147,3 +147,13 @@ def test_the_attention_ablation_preset_is_vit_fast_without_attention():
               if getattr(fast, f.name) != getattr(twin, f.name)}
     assert differ == {"name", "model"}
     assert {**fast.model, "attention": False} == twin.model
+
+
+def test_the_no_blocks_preset_is_vit_fast_without_its_blocks():
+    """The ablation's other arm (the blocks replaced by identity): vit_fast with depth 0."""
+    import dataclasses
+    fast, bare = load_config("vit_fast"), load_config("vit_fast_no_blocks")
+    differ = {f.name for f in dataclasses.fields(fast)
+              if getattr(fast, f.name) != getattr(bare, f.name)}
+    assert differ == {"name", "model"}
+    assert {**fast.model, "depth": 0} == bare.model

@@ -219,7 +219,7 @@ def test_gate_and_residual_exclude_each_other(name):
     (dict(pos_embed="rope"), "pos_embed must be one of"),
     (dict(decoder="unet"), "decoder must be one of"),
     (dict(pos_embed="sincos", embed_dim=30, num_heads=3), "divisible by 4"),
-    (dict(depth=0), "depth must be a positive integer"),
+    (dict(depth=-1), "depth must be at least 0"),
     (dict(emb_dim=64), "unknown vit_denoiser key(s) 'emb_dim'"),
     (dict(embed="convs"), "embed must be one of"),
     (dict(embed="conv_stem", patch_size=6, img_size=48), "power-of-two patch_size >= 2"),
@@ -269,7 +269,7 @@ def test_bad_input_shape(shape, message):
     ("dncnn_denoiser", dict(features=-1), "features must be a positive integer"),
     ("video_denoiser", dict(num_frames=True), "num_frames must be an integer"),
     ("video_denoiser", dict(attn_drop_rate=-0.1), "attn_drop_rate must be in"),
-    ("framewise_vit", dict(depth=0), "depth must be a positive integer"),
+    ("framewise_vit", dict(depth=-1), "depth must be at least 0"),
 ])
 def test_every_model_config_checks_types_and_ranges(name, kwargs, message):
     with pytest.raises(ConfigError, match=message):
@@ -327,6 +327,35 @@ def test_attention_ablation_keeps_tokens_apart():
             a, b = model.forward_features(x), model.forward_features(y)
             changed = (a - b).abs().amax(dim=-1)[0] > 1e-6
             assert bool(changed.all()) if mixes else (changed[0] and changed.sum() <= 4)
+
+
+def test_depth_zero_sends_the_stems_tokens_straight_to_the_decoder():
+    """depth = 0 (preset vit_fast_no_blocks): no blocks, so the tokens are the stem's (plus
+    positions, then the final norm) and a change in one patch reaches only its neighbours; the
+    network still denoises end to end and trains. A negative depth is refused."""
+    from denoise_vit.errors import ConfigError
+
+    args = dict(embed="conv_stem", stem_skips=True, embed_dim=64, decoder_width=32)
+    bare = build_model("vit_denoiser", depth=0, **args)
+    assert len(bare.encoder.blocks) == 0
+    one = build_model("vit_denoiser", depth=1, **args)
+    per_block = sum(p.numel() for p in one.encoder.blocks.parameters())
+    assert (sum(p.numel() for p in one.parameters()) - sum(p.numel() for p in bare.parameters())
+            == per_block > 0)
+    x = torch.rand(2, 1, 64, 64)
+    y = x.clone()
+    y[0, :, :8, :8] += 0.5                       # one patch of the first image changes
+    with torch.no_grad():                        # eval: the stem's batch norms use their stats
+        bare.eval()
+        changed = (bare.forward_features(x) - bare.forward_features(y)).abs().amax(-1) > 1e-6
+        bare.train()
+    assert changed[0, 0] and changed[0].sum() <= 4 and not changed[1].any()
+    out = bare(x)
+    assert out.shape == x.shape
+    out.sum().backward()
+    assert bare.encoder.patch_embed.stages[0][0].weight.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="depth must be at least 0"):
+        build_model("vit_denoiser", depth=-1, **args)
 
 
 def test_a_full_resolution_stem_stage_feeds_the_decoders_last_stage():

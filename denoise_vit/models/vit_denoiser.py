@@ -39,7 +39,7 @@ class ViTDenoiserConfig:
     patch_size: int = 8
     in_chans: int = 1
     embed_dim: int = 32
-    depth: int = 12
+    depth: int = 12                  # 0: no blocks (the tokens go from the stem to the decoder)
     num_heads: int = 4
     mlp_ratio: float = 4.0
     qkv_bias: bool = True
@@ -65,9 +65,9 @@ class ViTDenoiserConfig:
 
     def __post_init__(self):
         self.img_size = image_size(self.img_size)
-        check_config(self, positive=("patch_size", "in_chans", "embed_dim", "depth", "num_heads",
+        check_config(self, positive=("patch_size", "in_chans", "embed_dim", "num_heads",
                                      "attention_every"),
-                     nonnegative=("layer_scale",),
+                     nonnegative=("depth", "layer_scale"),
                      fractions=("drop_rate", "attn_drop_rate", "drop_path_rate"),
                      positive_numbers=("mlp_ratio",))
         check_embed_and_decoder(self, EMBEDS)
