@@ -181,6 +181,9 @@ def render(report):
                   f"stem's skips, the decoder and the per-token MLPs: the same network without "
                   f"attention {within}. Issue 11 asks for a design in which attention adds at "
                   f"least {GOAL_DB:g} dB; that change is still to be made."]
+    lines += ["", "Where the trained networks take their information from (effective receptive "
+              "fields, attention distances): [LOCALITY.md](LOCALITY.md), "
+              "`python experiments/locality.py`."]
     return "\n".join(lines)
 
 
