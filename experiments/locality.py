@@ -40,6 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from saved_report import read_saved  # noqa: E402  (experiments/, the script's own folder)
+
 RUNS = Path("runs/attention_ablation")
 DEFAULTS = {"vit_fast": RUNS / "vit_fast-s0/checkpoint_last.pt",
             "vit_fast_no_attention": RUNS / "vit_fast_no_attention-s0/checkpoint_last.pt",
@@ -102,8 +104,9 @@ def attention_distances(model, x):
     records = []
 
     def recorder(module):
-        def attend(q, k, v):
-            weights = ((q * module.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+        def attend(q, k, v, bias=None):
+            logits = (q * module.scale) @ k.transpose(-2, -1)
+            weights = (logits if bias is None else logits + bias).softmax(dim=-1)
             w = weights.double()                              # (B, h, N, N)
             records.append({
                 "distance_px": (w * dist).sum(-1).mean(dim=(0, 2)).tolist(),
@@ -251,10 +254,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     docs = Path(args.out_dir) if args.out_dir else ROOT / "docs"
     if args.render_only:
-        source = docs / "locality.json"
-        if not source.is_file():
-            p.exit(2, f"locality: no {source} to render; run the measurement first\n")
-        report = json.loads(source.read_text())
+        report = read_saved(p, docs / "locality.json", "locality", "run the measurement first")
         plot(report, docs / "locality" / "locality.png")
         (docs / "LOCALITY.md").write_text(render(report) + "\n")
         print(f"wrote {docs / 'LOCALITY.md'}")

@@ -19,6 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from saved_report import read_saved  # noqa: E402  (experiments/, the script's own folder)
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -88,10 +90,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     out = Path(args.out_dir)
     if args.render_only:
-        path = out / "precision.json"
-        if not path.is_file():
-            p.exit(2, f"precision_study: no {path} to render (run the study first)\n")
-        report = json.loads(path.read_text())
+        report = read_saved(p, out / "precision.json", "precision_study", "run the study first")
         plot(report, out / "precision.png")
         print(table(report))
         return 0

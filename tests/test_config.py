@@ -157,3 +157,13 @@ def test_the_no_blocks_preset_is_vit_fast_without_its_blocks():
               if getattr(fast, f.name) != getattr(bare, f.name)}
     assert differ == {"name", "model"}
     assert {**fast.model, "depth": 0} == bare.model
+
+
+def test_the_local_attention_preset_is_vit_fast_with_distance_bias():
+    """vit_fast_local: vit_fast whose heads get the distance penalty, nothing else."""
+    import dataclasses
+    fast, local = load_config("vit_fast"), load_config("vit_fast_local")
+    differ = {f.name for f in dataclasses.fields(fast)
+              if getattr(fast, f.name) != getattr(local, f.name)}
+    assert differ == {"name", "model"}
+    assert {**fast.model, "distance_bias": True} == local.model

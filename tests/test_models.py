@@ -329,6 +329,49 @@ def test_attention_ablation_keeps_tokens_apart():
             assert bool(changed.all()) if mixes else (changed[0] and changed.sum() <= 4)
 
 
+def test_distance_bias_starts_local_and_learns():
+    """distance_bias: each head's logits get -slope x token distance; the slopes start 2 .. 1/4,
+    the fused and plain paths agree, the bias changes the output, a neighbour weighs e^-slope of
+    the token itself when q.k is zero, the slopes get gradients, any grid works, and a block
+    without the grid is refused. Without the option the parameter names are as before."""
+    attn = Attention(16, num_heads=4, distance_bias=True)
+    assert torch.allclose(attn.distance_slopes, torch.tensor([2.0, 1.0, 0.5, 0.25]))
+    logits = attn.distance_logits((3, 4), "cpu", torch.float32).detach()
+    assert logits.shape == (4, 12, 12)
+    assert logits[0, 0, 1] == -2.0 and logits[3, 0, 5] == pytest.approx(-0.25 * 2 ** 0.5)
+    assert torch.all(logits.diagonal(dim1=-2, dim2=-1) == 0)
+    with torch.no_grad():
+        attn.qkv.weight[:32].zero_()                 # q = k = 0: the weights are the bias's
+        attn.qkv.bias[:32].zero_()
+    q, k, v = attn.split_heads(torch.rand(2, 12, 16))
+    attn.fused = False
+    with torch.no_grad():                            # v = one-hot tokens: out = the weights
+        out = attn.attend(q, k, torch.eye(12).expand(2, 4, 12, 12), logits)
+    assert (out[0, 0, 0, 1] / out[0, 0, 0, 0]).item() == pytest.approx(torch.exp(torch.tensor(-2.0)).item())
+
+    model = build_model("vit_denoiser", embed_dim=32, depth=2, num_heads=4, distance_bias=True)
+    plain = build_model("vit_denoiser", embed_dim=32, depth=2, num_heads=4)
+    assert set(model.state_dict()) - set(plain.state_dict()) == {
+        f"encoder.blocks.{i}.attn.distance_slopes" for i in range(2)}
+    model.eval()
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        fused = model.encoder(x)
+        set_fused_attention(model, False)
+        assert torch.allclose(fused, model.encoder(x), atol=1e-6)
+        set_fused_attention(model, True)
+        for block in model.encoder.blocks:
+            block.attn.distance_slopes.zero_()
+        assert (fused - model.encoder(x)).abs().max() > 1e-4
+        for block in model.encoder.blocks:
+            block.attn.distance_slopes.copy_(torch.tensor([2.0, 1.0, 0.5, 0.25]))
+    model.train()
+    model(torch.rand(2, 1, 48, 80)).square().mean().backward()
+    assert all(b.attn.distance_slopes.grad.abs().sum() > 0 for b in model.encoder.blocks)
+    with pytest.raises(ValueError, match="distance_bias needs the tokens' grid"):
+        model.encoder.blocks[0](torch.rand(1, 64, 32))
+
+
 def test_depth_zero_sends_the_stems_tokens_straight_to_the_decoder():
     """depth = 0 (preset vit_fast_no_blocks): no blocks, so the tokens are the stem's (plus
     positions, then the final norm) and a change in one patch reaches only its neighbours; the

@@ -1,4 +1,5 @@
 """Multi-head self-attention with a fused and a plain path."""
+import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
@@ -22,10 +23,17 @@ class Attention(nn.Module):
     their dot products, as timm's `Attention(qk_norm=True)` (Dehghani et al. 2023, ViT-22B): the
     attention logits stay bounded at high learning rates instead of growing until the softmax
     saturates.
+
+    `distance_bias=True` adds -slope_h x (distance between the two tokens on their 2-D grid, in
+    tokens) to head h's logits: ALiBi (Press et al. 2022) on the image plane. The slopes are
+    learned and start geometric from 2 to 1/4 (with 4 heads: 2, 1, 1/2, 1/4), so that the
+    heads start from local (a neighbour weighs e^-2 of the token itself) to nearly global
+    attention; the grid comes with each call (`forward(x, grid=(gh, gw))`), so any input size
+    works. Swin's relative position bias is the learned-table form of the same idea.
     """
 
     def __init__(self, dim, num_heads=8, *, qkv_bias=True, attn_drop=0.0, proj_drop=0.0, fused=True,
-                 qk_norm=False):
+                 qk_norm=False, distance_bias=False):
         super().__init__()
         if dim % num_heads:
             raise ConfigError(f"embed_dim ({dim}) must be divisible by num_heads ({num_heads})")
@@ -40,6 +48,9 @@ class Attention(nn.Module):
         self.k_norm = nn.LayerNorm(self.head_dim) if qk_norm else nn.Identity()
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
+        # None without distance_bias, so checkpoints without it keep their keys
+        self.distance_slopes = nn.Parameter(
+            torch.logspace(1, -2, num_heads, base=2.0)) if distance_bias else None
 
     def split_heads(self, x):
         """(B, N, D) -> q, k, v, each (B, heads, N, head_dim)."""
@@ -47,15 +58,19 @@ class Attention(nn.Module):
         q, k, v = qkv.unbind(0)
         return self.q_norm(q), self.k_norm(k), v
 
-    def attend(self, q, k, v):
-        """softmax(q k^T / sqrt(d)) v over the token axis (-2); leading axes are batch."""
+    def attend(self, q, k, v, bias=None):
+        """softmax(q k^T / sqrt(d) + bias) v over the token axis (-2); leading axes are batch;
+        `bias` (optional) broadcasts against the logits (..., N, N)."""
         drop = self.attn_drop if self.training else 0.0
         if self.fused:
             if q.ndim == 3:  # the ONNX exporter translates the fused op for 4-D inputs only
                 return F.scaled_dot_product_attention(
-                    q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), dropout_p=drop).squeeze(1)
-            return F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
+                    q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), attn_mask=bias,
+                    dropout_p=drop).squeeze(1)
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop)
         weights = (q * self.scale) @ k.transpose(-2, -1)
+        if bias is not None:
+            weights = weights + bias
         weights = weights.softmax(dim=-1)
         if drop:
             weights = F.dropout(weights, p=drop)
@@ -65,9 +80,25 @@ class Attention(nn.Module):
         """(B, heads, N, head_dim) -> projected (B, N, D)."""
         return self.proj_drop(self.proj(rearrange(x, "b h n d -> b n (h d)")))
 
-    def forward(self, x):
-        """(B, N, D) -> (B, N, D): every token attends to every token."""
-        return self.merge_heads(self.attend(*self.split_heads(x)))
+    def distance_logits(self, grid, device, dtype):
+        """(heads, N, N): -slope_h x the distance between tokens i and j of a (gh, gw) grid."""
+        gy, gx = torch.meshgrid(torch.arange(grid[0], device=device, dtype=dtype),
+                                torch.arange(grid[1], device=device, dtype=dtype), indexing="ij")
+        pos = rearrange(torch.stack([gy, gx]), "two gh gw -> (gh gw) two")
+        dist = (pos[:, None] - pos[None]).square().sum(-1).sqrt()
+        return -self.distance_slopes.to(dtype)[:, None, None] * dist
+
+    def forward(self, x, grid=None):
+        """(B, N, D) -> (B, N, D): every token attends to every token. `grid` (gh, gw), the
+        tokens' layout, is needed with distance_bias."""
+        q, k, v = self.split_heads(x)
+        bias = None
+        if self.distance_slopes is not None:
+            if grid is None or grid[0] * grid[1] != x.shape[1]:
+                raise ValueError(f"distance_bias needs the tokens' grid (gh, gw) with gh * gw = "
+                                 f"{x.shape[1]}, got {grid}")
+            bias = self.distance_logits(grid, x.device, q.dtype)
+        return self.merge_heads(self.attend(q, k, v, bias))
 
 
 def set_fused_attention(model: nn.Module, fused: bool) -> None:

@@ -61,6 +61,7 @@ class ViTDenoiserConfig:
     attention_every: int = 1         # attention in every k-th block only (k, 2k, ...); the
                                      # others MLP-only: attention at a fraction of its cost
     qk_norm: bool = False            # LayerNorm on each head's queries and keys
+    distance_bias: bool = False      # attention logits - slope_h x token distance (2-D ALiBi)
     layer_scale: float = 0.0         # LayerScale on the blocks' branches from this value (0: off)
 
     def __post_init__(self):
@@ -104,7 +105,8 @@ class ViTEncoder(nn.Module):
                   drop=cfg.drop_rate, attn_drop=cfg.attn_drop_rate, drop_path=rate,
                   fused_attn=cfg.fused_attn,
                   attention=cfg.attention and (i + 1) % cfg.attention_every == 0,
-                  qk_norm=cfg.qk_norm, layer_scale=cfg.layer_scale)
+                  qk_norm=cfg.qk_norm, layer_scale=cfg.layer_scale,
+                  distance_bias=cfg.distance_bias)
             for i, rate in enumerate(rates))
         self.norm = nn.LayerNorm(cfg.embed_dim)
 
@@ -122,7 +124,7 @@ class ViTEncoder(nn.Module):
         x, maps = self.patch_embed(x, features=True) if stem_maps else (self.patch_embed(x), None)
         x = self.pos_drop(self.pos_embed(x, grid))
         for block in self.blocks:
-            x = block(x)
+            x = block(x, grid)
         return (self.norm(x), maps) if stem_maps else self.norm(x)
 
 

@@ -1,0 +1,70 @@
+"""experiments/attention_ablation.py: the report names the best attention arm and judges the
+goal on it against MLP-only blocks, renders reports of earlier versions, a tiny run writes its
+report, and bad input exits 2 with one line."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "experiments" / "attention_ablation.py"
+sys.path.insert(0, str(ROOT / "experiments"))
+import attention_ablation as ablation  # noqa: E402
+
+MACHINE = {"cpu": "test CPU", "cores": 2, "torch": "2.x"}
+
+
+def report_of(psnrs):
+    """A report whose runs have the given {preset: [psnr per seed]}."""
+    runs = [{"preset": pr, "seed": s, "psnr": v, "steps": 100, "train_cpu_seconds": 240,
+             "wall_seconds": 140, "loadavg_before": 0.1, "other_processes_cpu_share": 0.01}
+            for pr, vals in psnrs.items() for s, v in enumerate(vals)]
+    return {"command": "test", "machine": MACHINE, "cpu_seconds": 240, "runs": runs,
+            "means": {pr: sum(v) / len(v) for pr, v in psnrs.items()},
+            "params": {pr: 1000 for pr in psnrs}, "lr": 0.01, "warmup_steps": 50,
+            "optimizer": "adamw", "weight_decay": 0.05, "wall_s": 600}
+
+
+def test_the_goal_is_judged_on_the_best_attention_arm_against_mlp_only_blocks():
+    report = report_of({"vit_fast": [33.0, 33.2], "vit_fast_local": [34.6, 34.4],
+                        "vit_fast_no_attention": [33.5, 33.3], "vit_fast_no_blocks": [36.0, 36.0]})
+    text = ablation.render(report)
+    assert "Attention in vit_fast adds -0.30 dB" in text
+    assert "Attention in vit_fast_local adds +1.10 dB" in text
+    assert "Best here: vit_fast_local, +1.10 dB: met" in text
+    assert "The transformer blocks of vit_fast_local add -1.50 dB" in text
+    report["runs"] = [r for r in report["runs"] if r["preset"] != "vit_fast_local"]
+    del report["means"]["vit_fast_local"]
+    text = ablation.render(report)
+    assert "Best here: vit_fast, -0.30 dB: **not met**" in text and "vit_fast_local" not in text
+
+
+def test_a_report_of_the_two_arm_version_still_renders():
+    text = ablation.render(report_of({"vit_fast": [33.0], "vit_fast_no_attention": [32.5]}))
+    assert "Attention in vit_fast adds +0.50 dB" in text and "transformer blocks of" not in text
+
+
+def run(tmp_path, *args):
+    return subprocess.run([sys.executable, str(SCRIPT), *args, "--out-dir", str(tmp_path / "docs"),
+                           "--runs-dir", str(tmp_path / "runs")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+
+def test_a_tiny_run_writes_its_report(tmp_path):
+    done = run(tmp_path, "--quick", "--cpu-minutes", "0.02", "--seeds", "1",
+               "--presets", "vit_fast_local,vit_fast_no_attention")
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "docs" / "attention_ablation.json").read_text())
+    assert {r["preset"] for r in report["runs"]} == {"vit_fast_local", "vit_fast_no_attention"}
+    assert set(report["gaps"]) == {"vit_fast_local"}
+    assert (tmp_path / "docs" / "attention" / "psnr.png").stat().st_size > 0
+    assert "Attention in vit_fast_local adds" in (tmp_path / "docs" / "ATTENTION.md").read_text()
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path):
+    for args, words in ((["--presets", "vit_fast,unet"], "--presets takes some of"),
+                        (["--seeds", "0"], "--seeds must be at least 1"),
+                        (["--render-only"], "no ")):
+        done = run(tmp_path, *args)
+        assert done.returncode == 2 and words in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
