@@ -25,7 +25,11 @@ The conv stem, its skips and the decoder are the same in all four. Each is train
 count, ends the run), with seeds 0, 1 and 2 (`--seeds`); `--presets` runs a subset. Scored by the final weights on the
 training's evaluation set (512 images, seed 1234, as the benchmark's).
 
-Writes docs/ATTENTION.md, docs/attention_ablation.json and docs/attention/psnr.png.
+Writes docs/ATTENTION.md, docs/attention_ablation.json and docs/attention/psnr.png. With
+`--images N` each run gets N training images instead of a CPU budget (the benchmark's second
+axis: what each arm learns per image, whatever its speed); that run writes
+docs/attention_ablation_images.json and docs/attention/psnr_images.png, and ATTENTION.md shows
+it as a second section.
 """
 from __future__ import annotations
 
@@ -52,18 +56,23 @@ GOAL_DB = 1.0
 COMMAND = "flock /tmp/cpu.lock python experiments/attention_ablation.py"
 
 
-def train_one(preset, seed, cpu_seconds, out_dir, quick):
+def train_one(preset, seed, cpu_seconds, out_dir, quick, images=None):
     import torch
     from denoise_vit.benchmark.runner import ForeignLoad
     from denoise_vit.training.config import load_config
     from denoise_vit.training.run import run_training
 
-    name = f"{preset}-s{seed}"
+    name = f"{preset}-s{seed}" + (f"-{images}img" if images else "")
     shutil.rmtree(Path(out_dir) / name, ignore_errors=True)   # this script's own run folder
-    overrides = ['budget_clock="cpu"', f"max_train_seconds={cpu_seconds}", "epochs=1000",
-                 f"seed={seed}", f'name="{name}"']
+    batch = 8 if quick else 64
+    if images:      # one epoch of ceil(images / batch) steps, the cosine decayed over them
+        overrides = ["epochs=1", f"steps_per_epoch={-(-images // batch)}",
+                     "max_train_seconds=1e9"]
+    else:
+        overrides = ['budget_clock="cpu"', f"max_train_seconds={cpu_seconds}", "epochs=1000"]
+    overrides += [f"seed={seed}", f'name="{name}"']
     if quick:
-        overrides += ["data.eval_size=8", "batch_size=8", "figure_samples=0"]
+        overrides += ["data.eval_size=8", f"batch_size={batch}", "figure_samples=0"]
     cfg = load_config(preset, overrides, {"out_dir": str(out_dir)})
     load = ForeignLoad()
     load_before = os.getloadavg()[0]
@@ -110,7 +119,7 @@ def best_gap(by_arm):
     return max(found) if found else (None, None)
 
 
-def plot(runs, presets, path):
+def plot(runs, presets, path, title="What attention and the blocks add at equal CPU time"):
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(1.6 + 1.5 * len(presets), 3.4), dpi=120)
@@ -125,7 +134,7 @@ def plot(runs, presets, path):
     lo = min(r["psnr"] for r in runs)
     ax.set_ylim(max(0.0, lo - 3), max(r["psnr"] for r in runs) + 1)
     ax.set_ylabel("eval PSNR (dB)")
-    ax.set_title("What attention and the blocks add at equal CPU time")
+    ax.set_title(title)
     ax.legend(loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,7 +152,31 @@ def per_seed_text(per_seed):
     return ", ".join(f"{gap:+.2f}" for _, gap in sorted(per_seed.items(), key=lambda kv: int(kv[0])))
 
 
-def render(report):
+def budget_text(report):
+    if report.get("images"):
+        return (f"{report['images']:,} training images each (one epoch of "
+                f"{report['runs'][0]['steps']} steps of 64, the cosine decayed over them; no "
+                "time limit)")
+    return (f"{report['cpu_seconds']:g} s of process CPU time each (`budget_clock = \"cpu\"`: "
+            "the cosine decays over that CPU time; the run stops when training has used it)")
+
+
+def render(report, by_images=None):
+    """ATTENTION.md: the equal-CPU-time report, and the equal-images one where there is one."""
+    lines = section(report, "attention/psnr.png")
+    if by_images:
+        lines += ["", "## At equal training images", "",
+                  "What each arm learns per training image, whatever its speed on this CPU (the "
+                  "benchmark's second axis; it speaks for a GPU, where the blocks' cost matters "
+                  "less).", ""]
+        lines += section(by_images, "attention/psnr_images.png")[2:]
+    lines += ["", "Where the trained networks take their information from (effective receptive "
+              "fields, attention distances): [LOCALITY.md](LOCALITY.md), "
+              "`python experiments/locality.py`."]
+    return "\n".join(lines)
+
+
+def section(report, figure):
     runs = report["runs"]
     presets = presets_of(report)
     means, params = report["means"], report["params"]
@@ -169,13 +202,12 @@ def render(report):
         f"Produced by `{report['command']}` on {m['cpu']}, {m['cores']} cores, no GPU, torch "
         f"{m['torch']}; {report['wall_s'] / 60:.0f} minutes.", "",
         f"Each preset trained as `denoise-vit train --config <preset>` would, for "
-        f"{report['cpu_seconds']:g} s of process CPU time each (`budget_clock = \"cpu\"`: the "
-        "cosine decays over that CPU time; the run stops when training has used it), batch 64, "
+        f"{budget_text(report)}, batch 64, "
         f"{optimizer_text(report)} {report['lr']:g}, warm-up {report['warmup_steps']} steps, "
         "MSE, fresh generated images every step; scored by the final weights on the evaluation "
         f"set (512 images, seed 1234). {'; '.join(twins)}. The conv stem, its skips into the "
         "decoder and the decoder are the same.", "",
-        "![PSNR per seed](attention/psnr.png)", "",
+        f"![PSNR per seed]({figure})", "",
         "| preset | seed | PSNR (dB) | steps | CPU s | wall s | load avg before | other processes |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -208,21 +240,31 @@ def render(report):
                   "The goal is judged against MLP-only blocks, not against no blocks, since "
                   "against identity the MLPs' share would count as attention's."]
         if gap < GOAL_DB:
-            within = (f"is within {gap:.2f} dB" if gap >= 0 else
-                      f"scores {-gap:.2f} dB higher (it takes more steps in the same CPU time)")
+            why = ("at the same number of images" if report.get("images") else
+                   "(it takes more steps in the same CPU time)")
+            within = f"is within {gap:.2f} dB" if gap >= 0 else f"scores {-gap:.2f} dB higher {why}"
             lines += ["", "At this budget most of the quality comes from the conv stem, the "
                       "stem's skips, the decoder and the per-token MLPs: the same network without "
                       f"attention {within}. Issue 11 asks for a design in which attention adds "
                       f"at least {GOAL_DB:g} dB; that design is still to be found."]
-    lines += ["", "Where the trained networks take their information from (effective receptive "
-              "fields, attention distances): [LOCALITY.md](LOCALITY.md), "
-              "`python experiments/locality.py`."]
-    return "\n".join(lines)
+    return lines
+
+
+IMAGES_JSON = "attention_ablation_images.json"
+
+
+def images_report(docs):
+    """The equal-images report beside the CPU-time one, if a run wrote it."""
+    path = docs / IMAGES_JSON
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cpu-minutes", type=float, default=4.0, help="budget per run (process CPU)")
+    p.add_argument("--images", type=int, default=None,
+                   help="budget per run in training images instead (written beside the CPU-time "
+                        "report, as attention_ablation_images.json and a section of ATTENTION.md)")
     p.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 for every preset")
     p.add_argument("--presets", default=",".join(PRESETS),
                    help=f"comma-separated arms to train (default all: {','.join(PRESETS)})")
@@ -234,6 +276,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not args.cpu_minutes > 0:
         p.exit(2, f"attention_ablation: --cpu-minutes must be positive, not {args.cpu_minutes}\n")
+    if args.images is not None and args.images < 1:
+        p.exit(2, f"attention_ablation: --images must be at least 1, not {args.images}\n")
     if args.seeds < 1:
         p.exit(2, f"attention_ablation: --seeds must be at least 1, not {args.seeds}\n")
     presets = [pr.strip() for pr in args.presets.split(",") if pr.strip()]
@@ -246,7 +290,7 @@ def main(argv=None):
     if args.render_only:
         report = read_saved(p, docs / "attention_ablation.json", "attention_ablation",
                             "run the ablation first")
-        (docs / "ATTENTION.md").write_text(render(report) + "\n")
+        (docs / "ATTENTION.md").write_text(render(report, images_report(docs)) + "\n")
         print(f"wrote {docs / 'ATTENTION.md'}")
         return
 
@@ -260,7 +304,8 @@ def main(argv=None):
     runs = []
     for seed in range(args.seeds):
         for preset in presets:
-            runs.append(train_one(preset, seed, cpu_seconds, args.runs_dir, args.quick))
+            runs.append(train_one(preset, seed, cpu_seconds, args.runs_dir, args.quick,
+                                  args.images))
             print(f"{preset} seed {seed}: {runs[-1]['psnr']:.2f} dB, {runs[-1]['steps']} steps",
                   flush=True)
     params = {}
@@ -270,7 +315,8 @@ def main(argv=None):
                                                              **model_args_for(cfg)).parameters())
     by_arm = gaps(runs, presets)
     report = {"command": " ".join([COMMAND, *(argv if argv is not None else sys.argv[1:])]),
-              "machine": machine_info(), "cpu_seconds": cpu_seconds,
+              "machine": machine_info(), "cpu_seconds": None if args.images else cpu_seconds,
+              "images": args.images,
               "runs": runs, "means": {pr: mean_psnr(runs, pr) for pr in presets},
               "gap_db": best_gap(by_arm)[0], "gaps": by_arm, "goal_db": GOAL_DB,
               "params": params,
@@ -278,9 +324,18 @@ def main(argv=None):
               "optimizer": cfg.optimizer, "weight_decay": cfg.weight_decay,
               "wall_s": time.perf_counter() - t0}
     docs.mkdir(parents=True, exist_ok=True)
-    (docs / "attention_ablation.json").write_text(json.dumps(report, indent=1) + "\n")
-    plot(runs, presets, docs / "attention" / "psnr.png")
-    (docs / "ATTENTION.md").write_text(render(report) + "\n")
+    if args.images:
+        (docs / IMAGES_JSON).write_text(json.dumps(report, indent=1) + "\n")
+        plot(runs, presets, docs / "attention" / "psnr_images.png",
+             f"What attention and the blocks add at {args.images:,} training images")
+        main_report = docs / "attention_ablation.json"
+        if main_report.is_file():
+            (docs / "ATTENTION.md").write_text(
+                render(json.loads(main_report.read_text()), report) + "\n")
+    else:
+        (docs / "attention_ablation.json").write_text(json.dumps(report, indent=1) + "\n")
+        plot(runs, presets, docs / "attention" / "psnr.png")
+        (docs / "ATTENTION.md").write_text(render(report, images_report(docs)) + "\n")
     gap, arm = best_gap(by_arm)
     print(f"best attention arm {arm}: {gap:+.2f} dB over MLP-only blocks; wrote "
           f"{docs / 'ATTENTION.md'}" if gap is not None else f"wrote {docs / 'ATTENTION.md'}")

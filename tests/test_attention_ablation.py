@@ -59,11 +59,23 @@ def test_a_tiny_run_writes_its_report(tmp_path):
     assert set(report["gaps"]) == {"vit_fast_local"}
     assert (tmp_path / "docs" / "attention" / "psnr.png").stat().st_size > 0
     assert "Attention in vit_fast_local adds" in (tmp_path / "docs" / "ATTENTION.md").read_text()
+    # the equal-images axis: one epoch of ceil(24 / 8) steps each, its own json, a second section
+    done = run(tmp_path, "--quick", "--images", "24", "--seeds", "1",
+               "--presets", "vit_fast,vit_fast_no_attention")
+    assert done.returncode == 0, done.stderr
+    by_images = json.loads((tmp_path / "docs" / "attention_ablation_images.json").read_text())
+    assert by_images["images"] == 24 and {r["steps"] for r in by_images["runs"]} == {3}
+    assert json.loads((tmp_path / "docs" / "attention_ablation.json").read_text()) == report
+    text = (tmp_path / "docs" / "ATTENTION.md").read_text()
+    assert text.index("Attention in vit_fast_local adds") < text.index("## At equal training images") \
+        < text.index("Attention in vit_fast adds") and "24 training images each" in text
+    assert (tmp_path / "docs" / "attention" / "psnr_images.png").stat().st_size > 0
 
 
 def test_bad_input_exits_2_with_one_line(tmp_path):
     for args, words in ((["--presets", "vit_fast,unet"], "--presets takes some of"),
                         (["--seeds", "0"], "--seeds must be at least 1"),
+                        (["--images", "0"], "--images must be at least 1"),
                         (["--render-only"], "no ")):
         done = run(tmp_path, *args)
         assert done.returncode == 2 and words in done.stderr
