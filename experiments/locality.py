@@ -10,7 +10,10 @@ docs/LOCALITY.md of 2026-12-06 measured the three vit_fast arms and the U-Net, e
     denoise-vit train --config P budget_clock=cpu max_train_seconds=240 epochs=1000 seed=0 \
         name='"P-s0"' --out-dir runs/attention_ablation
 
-(P = vit_fast, vit_fast_no_attention, vit_fast_no_blocks, unet) and named with --checkpoint.
+(P = vit_fast, vit_fast_no_attention, vit_fast_no_blocks, unet; the first three as
+attention_ablation.py trains them, which also trains vit_fast_local), and vit_fast at a fifth of
+its rate by the same command with `lr=2e-3` and the name "vit_fast_lr2e-3-s0"; all named with
+--checkpoint.
 
 Issue 11, item 4 asks why attention adds so little to vit_fast. This script measures where the
 trained networks take their information from, on the evaluation set (seed 1234):
