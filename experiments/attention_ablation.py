@@ -250,7 +250,7 @@ def section(report, figure):
     return lines
 
 
-IMAGES_JSON = "attention_ablation_images.json"
+MAIN_JSON, IMAGES_JSON = "attention_ablation.json", "attention_ablation_images.json"
 
 
 def images_report(docs):
@@ -288,7 +288,7 @@ def main(argv=None):
     presets = [pr for pr in PRESETS if pr in presets]
     docs = Path(args.out_dir) if args.out_dir else ROOT / "docs"
     if args.render_only:
-        report = read_saved(p, docs / "attention_ablation.json", "attention_ablation",
+        report = read_saved(p, docs / MAIN_JSON, "attention_ablation",
                             "run the ablation first")
         (docs / "ATTENTION.md").write_text(render(report, images_report(docs)) + "\n")
         print(f"wrote {docs / 'ATTENTION.md'}")
@@ -324,18 +324,16 @@ def main(argv=None):
               "optimizer": cfg.optimizer, "weight_decay": cfg.weight_decay,
               "wall_s": time.perf_counter() - t0}
     docs.mkdir(parents=True, exist_ok=True)
+    (docs / (IMAGES_JSON if args.images else MAIN_JSON)).write_text(
+        json.dumps(report, indent=1) + "\n")
     if args.images:
-        (docs / IMAGES_JSON).write_text(json.dumps(report, indent=1) + "\n")
         plot(runs, presets, docs / "attention" / "psnr_images.png",
              f"What attention and the blocks add at {args.images:,} training images")
-        main_report = docs / "attention_ablation.json"
-        if main_report.is_file():
-            (docs / "ATTENTION.md").write_text(
-                render(json.loads(main_report.read_text()), report) + "\n")
     else:
-        (docs / "attention_ablation.json").write_text(json.dumps(report, indent=1) + "\n")
         plot(runs, presets, docs / "attention" / "psnr.png")
-        (docs / "ATTENTION.md").write_text(render(report, images_report(docs)) + "\n")
+    if (docs / MAIN_JSON).is_file():      # ATTENTION.md from both axes' reports
+        (docs / "ATTENTION.md").write_text(
+            render(json.loads((docs / MAIN_JSON).read_text()), images_report(docs)) + "\n")
     gap, arm = best_gap(by_arm)
     print(f"best attention arm {arm}: {gap:+.2f} dB over MLP-only blocks; wrote "
           f"{docs / 'ATTENTION.md'}" if gap is not None else f"wrote {docs / 'ATTENTION.md'}")

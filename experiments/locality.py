@@ -98,12 +98,11 @@ def attention_distances(model, x):
     images and the query tokens; plus uniform attention's distance on the same grid."""
     import torch
     from denoise_vit.layers import Attention
+    from denoise_vit.layers.attention import grid_distances
 
     patch = model.config.patch_size
-    gh, gw = x.shape[-2] // patch, x.shape[-1] // patch
-    gy, gx = torch.meshgrid(torch.arange(gh), torch.arange(gw), indexing="ij")
-    pos = torch.stack([gy.flatten(), gx.flatten()], -1).double()
-    dist = torch.cdist(pos, pos) * patch                      # (N, N) pixels
+    grid = (x.shape[-2] // patch, x.shape[-1] // patch)
+    dist = grid_distances(grid, dtype=torch.float64) * patch  # (N, N) pixels
     records = []
 
     def recorder(module):
@@ -130,12 +129,10 @@ def attention_distances(model, x):
 
 
 def measure(name, path, x, centres):
-    from denoise_vit.checkpoint import load_model
+    from denoise_vit.checkpoint import open_checkpoint
+    from denoise_vit.layers import Attention
 
-    import torch
-
-    model = load_model(path)
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved, model = open_checkpoint(path)
     metrics = saved.get("metrics") or [{}]
     t = time.perf_counter()
     hist = receptive_field(model, x, centres)
@@ -143,12 +140,11 @@ def measure(name, path, x, centres):
              "params": sum(p.numel() for p in model.parameters()),
              "model": type(model).__name__, "steps": saved.get("step"),
              "eval_psnr": metrics[-1].get("eval_psnr")}
-    run = Path(path).parent / "config.json"
-    if run.is_file():
-        cfg = json.loads(run.read_text())
+    cfg = saved.get("config")                                 # the training run's config
+    if cfg:
         entry["run"] = {k: cfg.get(k) for k in ("name", "seed", "optimizer", "lr", "batch_size",
                                                  "max_train_seconds", "budget_clock")}
-    if any(type(m).__name__ == "Attention" for m in model.modules()):
+    if any(isinstance(m, Attention) for m in model.modules()):
         entry["attention"] = attention_distances(model, x)
     entry["seconds"] = time.perf_counter() - t
     return entry
@@ -217,7 +213,7 @@ def render(report):
                      f"{net['r50']} | {net['r90']} | {net['r99']} |")
     runs = [net for net in nets if "run" in net]
     if runs:
-        lines += ["", "How the runs were trained (from their config.json):", ""]
+        lines += ["", "How the runs were trained (the config their checkpoints hold):", ""]
         for net in runs:
             r = net["run"]
             lines.append(f"- {net['name']}: run `{r['name']}`, seed {r['seed']}, {r['optimizer']} "

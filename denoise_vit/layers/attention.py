@@ -82,11 +82,7 @@ class Attention(nn.Module):
 
     def distance_logits(self, grid, device, dtype):
         """(heads, N, N): -slope_h x the distance between tokens i and j of a (gh, gw) grid."""
-        gy, gx = torch.meshgrid(torch.arange(grid[0], device=device, dtype=dtype),
-                                torch.arange(grid[1], device=device, dtype=dtype), indexing="ij")
-        pos = rearrange(torch.stack([gy, gx]), "two gh gw -> (gh gw) two")
-        dist = (pos[:, None] - pos[None]).square().sum(-1).sqrt()
-        return -self.distance_slopes.to(dtype)[:, None, None] * dist
+        return -self.distance_slopes.to(dtype)[:, None, None] * grid_distances(grid, device, dtype)
 
     def forward(self, x, grid=None):
         """(B, N, D) -> (B, N, D): every token attends to every token. `grid` (gh, gw), the
@@ -99,6 +95,15 @@ class Attention(nn.Module):
                                  f"{x.shape[1]}, got {grid}")
             bias = self.distance_logits(grid, x.device, q.dtype)
         return self.merge_heads(self.attend(q, k, v, bias))
+
+
+def grid_distances(grid, device=None, dtype=torch.float32):
+    """(N, N), N = gh * gw: the Euclidean distance between tokens i and j of a (gh, gw) grid
+    (row-major, as the tokens are laid out), in tokens."""
+    gy, gx = torch.meshgrid(torch.arange(grid[0], device=device, dtype=dtype),
+                            torch.arange(grid[1], device=device, dtype=dtype), indexing="ij")
+    pos = rearrange(torch.stack([gy, gx]), "two gh gw -> (gh gw) two")
+    return (pos[:, None] - pos[None]).square().sum(-1).sqrt()
 
 
 def set_fused_attention(model: nn.Module, fused: bool) -> None:
