@@ -28,8 +28,11 @@ training's evaluation set (512 images, seed 1234, as the benchmark's).
 Writes docs/ATTENTION.md, docs/attention_ablation.json and docs/attention/psnr.png. With
 `--images N` each run gets N training images instead of a CPU budget (the benchmark's second
 axis: what each arm learns per image, whatever its speed); that run writes
-docs/attention_ablation_images.json and docs/attention/psnr_images.png, and ATTENTION.md shows
-it as a second section.
+docs/attention_ablation_images_N.json and docs/attention/psnr_images_N.png, and ATTENTION.md
+shows one section per image count after the CPU-time one. `--resume` keeps the runs of the
+saved report of the same axis and budget and trains only the preset / seed pairs it lacks, so
+`--seeds 8 --resume` after a run of three adds seeds 3 to 7. Every gap is paired by seed, with
+a 95 % interval (Student's t over the seeds' gaps).
 """
 from __future__ import annotations
 
@@ -95,9 +98,26 @@ def presets_of(report):
     return [pr for pr in PRESETS if pr in report["means"]]
 
 
+# two-sided 95 % quantiles of Student's t for 1 ... 10 degrees of freedom (beyond: 2.0)
+T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
+
+
+def paired_interval(per_seed):
+    """95 % confidence interval of the mean of the per-seed gaps (Student's t on the paired
+    differences, each seed being one draw of weights and data stream); None under two seeds."""
+    vals = list(per_seed.values())
+    if len(vals) < 2:
+        return None
+    half = (T95[len(vals) - 2] if len(vals) - 1 <= len(T95) else 2.0) \
+        * statistics.stdev(vals) / len(vals) ** 0.5
+    mean = statistics.mean(vals)
+    return [mean - half, mean + half]
+
+
 def gaps(runs, presets):
-    """Each attention arm against each ablation arm present: the mean gap and the per-seed gaps
-    (same seed, same data). {arm: {ablation: {"gap_db", "per_seed"}}}."""
+    """Each attention arm against each ablation arm present, paired by seed (same seed, same
+    data): the mean of the per-seed gaps over the seeds both arms ran, the gaps, and their 95 %
+    interval. {arm: {ablation: {"gap_db", "per_seed", "interval"}}}."""
     out = {}
     for arm in (a for a in ATTENTION_ARMS if a in presets):
         out[arm] = {}
@@ -108,9 +128,34 @@ def gaps(runs, presets):
                         for pr in (arm, other))
                 if a and b:
                     per_seed[seed] = a[0] - b[0]
-            out[arm][other] = {"gap_db": mean_psnr(runs, arm) - mean_psnr(runs, other),
-                               "per_seed": per_seed}
+            if per_seed:
+                out[arm][other] = {"gap_db": statistics.mean(per_seed.values()),
+                                   "per_seed": per_seed, "interval": paired_interval(per_seed)}
     return out
+
+
+def seeds_of(runs, preset):
+    return sorted({r["seed"] for r in runs if r["preset"] == preset})
+
+
+def paired_means(runs, arm, other, seeds):
+    """The two arms' mean PSNR over the given seeds (those both ran)."""
+    def mean(pr):
+        vals = [r["psnr"] for r in runs if r["preset"] == pr and r["seed"] in seeds]
+        return statistics.mean(vals) if vals else None
+    return mean(arm), mean(other)
+
+
+def earlier_text(report):
+    earlier = report.get("earlier_commands")
+    return (", keeping the runs of " + " and ".join(f"`{c}`" for c in earlier)
+            if earlier else "")
+
+
+def interval_text(gap):
+    interval = gap.get("interval")    # reports before 2026-12-06 have none
+    return (f"; 95 % interval of the mean gap {interval[0]:+.2f} to {interval[1]:+.2f} dB"
+            if interval else "")
 
 
 def best_gap(by_arm):
@@ -161,15 +206,16 @@ def budget_text(report):
             "the cosine decays over that CPU time; the run stops when training has used it)")
 
 
-def render(report, by_images=None):
-    """ATTENTION.md: the equal-CPU-time report, and the equal-images one where there is one."""
+def render(report, by_images=()):
+    """ATTENTION.md: the equal-CPU-time report, then one section per equal-images report."""
     lines = section(report, "attention/psnr.png")
-    if by_images:
-        lines += ["", "## At equal training images", "",
-                  "What each arm learns per training image, whatever its speed on this CPU (the "
-                  "benchmark's second axis; it speaks for a GPU, where the blocks' cost matters "
-                  "less).", ""]
-        lines += section(by_images, "attention/psnr_images.png")[2:]
+    for i, other in enumerate(by_images):
+        lines += ["", f"## At equal training images: {other['images']:,}", ""]
+        if i == 0:
+            lines += ["What each arm learns per training image, whatever its speed on this CPU "
+                      "(the benchmark's second axis; it speaks for a GPU, where the blocks' cost "
+                      "matters less).", ""]
+        lines += section(other, images_figure(other["images"]))[2:]
     lines += ["", "Where the trained networks take their information from (effective receptive "
               "fields, attention distances): [LOCALITY.md](LOCALITY.md), "
               "`python experiments/locality.py`."]
@@ -199,8 +245,8 @@ def section(report, figure):
                      "`vit_fast_no_attention`")
     lines = [
         "# What attention adds to vit_fast (issue 11, item 4)", "",
-        f"Produced by `{report['command']}` on {m['cpu']}, {m['cores']} cores, no GPU, torch "
-        f"{m['torch']}; {report['wall_s'] / 60:.0f} minutes.", "",
+        f"Produced by `{report['command']}`{earlier_text(report)} on {m['cpu']}, {m['cores']} "
+        f"cores, no GPU, torch {m['torch']}; {report['wall_s'] / 60:.0f} minutes.", "",
         f"Each preset trained as `denoise-vit train --config <preset>` would, for "
         f"{budget_text(report)}, batch 64, "
         f"{optimizer_text(report)} {report['lr']:g}, warm-up {report['warmup_steps']} steps, "
@@ -217,21 +263,32 @@ def section(report, figure):
                      f"{r['train_cpu_seconds']:.0f} | {r['wall_seconds']:.0f} | "
                      f"{r['loadavg_before']:.2f} | "
                      f"{'–' if share is None else f'{100 * share:.0f} %'} |")
+    if len({len(seeds_of(runs, pr)) for pr in presets}) > 1:
+        lines += ["", "Arms ran different numbers of seeds: " + ", ".join(
+            f"{pr} {len(seeds_of(runs, pr))}" for pr in presets) + ". Every gap below is "
+            "paired: the mean of the per-seed gaps over the seeds both arms ran, the two means "
+            "beside it over those same seeds."]
     for arm, arms in by_arm.items():
         if MLP_ONLY in arms:
             gap = arms[MLP_ONLY]
+            a, b = paired_means(runs, arm, MLP_ONLY, gap["per_seed"])
             lines += ["", f"**Attention in {arm} adds {gap['gap_db']:+.2f} dB** against MLP-only "
-                      f"blocks (mean over seeds: {means[arm]:.2f} vs {means[MLP_ONLY]:.2f} dB, "
+                      f"blocks (mean over seeds: {a:.2f} vs {b:.2f} dB, "
                       f"parameters {params[arm]:,} vs {params[MLP_ONLY]:,}; per seed, same seed "
-                      f"and data stream: {per_seed_text(gap['per_seed'])} dB)."]
+                      f"and data stream: {per_seed_text(gap['per_seed'])} dB"
+                      f"{interval_text(gap)})."]
         if IDENTITY in arms:
             blocks = arms[IDENTITY]
-            mlps = (f", of which the MLP-only blocks alone "
-                    f"{means[MLP_ONLY] - means[IDENTITY]:+.2f} dB" if MLP_ONLY in means else "")
+            a, b = paired_means(runs, arm, IDENTITY, blocks["per_seed"])
+            mlps = ""
+            if MLP_ONLY in presets:
+                mlp, ident = paired_means(runs, MLP_ONLY, IDENTITY, blocks["per_seed"])
+                if mlp is not None and ident is not None:
+                    mlps = f", of which the MLP-only blocks alone {mlp - ident:+.2f} dB"
             lines += ["", f"The transformer blocks of {arm} add {blocks['gap_db']:+.2f} dB against "
-                      f"no blocks (identity: {means[arm]:.2f} vs {means[IDENTITY]:.2f} dB, "
+                      f"no blocks (identity: {a:.2f} vs {b:.2f} dB, "
                       f"parameters {params[arm]:,} vs {params[IDENTITY]:,}; per seed "
-                      f"{per_seed_text(blocks['per_seed'])} dB){mlps}."]
+                      f"{per_seed_text(blocks['per_seed'])} dB{interval_text(blocks)}){mlps}."]
     gap, arm = best_gap(by_arm)
     if gap is not None:
         verdict = "met" if gap >= GOAL_DB else "**not met**"
@@ -239,6 +296,21 @@ def section(report, figure):
                   f"network with MLP-only blocks. Best here: {arm}, {gap:+.2f} dB: {verdict}. "
                   "The goal is judged against MLP-only blocks, not against no blocks, since "
                   "against identity the MLPs' share would count as attention's."]
+        interval = by_arm[arm][MLP_ONLY].get("interval")
+        if interval:
+            lo, hi = interval
+            n = len(by_arm[arm][MLP_ONLY]["per_seed"])
+            if hi < GOAL_DB:
+                settled = (f"its 95 % interval over {n} seeds, {lo:+.2f} to {hi:+.2f} dB, lies "
+                           f"below {GOAL_DB:g} dB: more seeds would not meet the goal")
+            elif lo >= GOAL_DB:
+                settled = (f"its 95 % interval over {n} seeds, {lo:+.2f} to {hi:+.2f} dB, lies "
+                           f"at or above {GOAL_DB:g} dB")
+            else:
+                settled = (f"its 95 % interval over {n} seeds, {lo:+.2f} to {hi:+.2f} dB, "
+                           f"contains {GOAL_DB:g} dB: these seeds do not settle the goal either "
+                           "way")
+            lines[-1] += f" The gap's spread between seeds: {settled}."
         if gap < GOAL_DB:
             why = ("at the same number of images" if report.get("images") else
                    "(it takes more steps in the same CPU time)")
@@ -250,13 +322,52 @@ def section(report, figure):
     return lines
 
 
-MAIN_JSON, IMAGES_JSON = "attention_ablation.json", "attention_ablation_images.json"
+MAIN_JSON = "attention_ablation.json"
+LEGACY_IMAGES_JSON = "attention_ablation_images.json"   # the one image count of 2026-12-06
 
 
-def images_report(docs):
-    """The equal-images report beside the CPU-time one, if a run wrote it."""
-    path = docs / IMAGES_JSON
-    return json.loads(path.read_text()) if path.is_file() else None
+def images_json(images):
+    return f"attention_ablation_images_{images}.json"
+
+
+def images_figure(images):
+    return f"attention/psnr_images_{images}.png"
+
+
+def images_reports(docs):
+    """The equal-images reports beside the CPU-time one, one per image count, fewest first."""
+    found = {}
+    for path in [docs / LEGACY_IMAGES_JSON, *sorted(docs.glob("attention_ablation_images_*.json"))]:
+        if path.is_file():
+            report = json.loads(path.read_text())
+            found[report["images"]] = report
+    return [found[n] for n in sorted(found)]
+
+
+def saved_path(docs, images):
+    """Where the report of this axis and budget is (or goes); a one-count file of the earlier
+    naming still counts for its own image count."""
+    if not images:
+        return docs / MAIN_JSON
+    legacy = docs / LEGACY_IMAGES_JSON
+    if (not (docs / images_json(images)).is_file() and legacy.is_file()
+            and json.loads(legacy.read_text()).get("images") == images):
+        return legacy
+    return docs / images_json(images)
+
+
+def kept_report(parser, path, images, cpu_seconds):
+    """The saved report `--resume` keeps runs of; exits 2 when it was made with another budget
+    (its runs would not compare). None when there is none yet."""
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    if saved.get("images") != images or (not images and saved.get("cpu_seconds") != cpu_seconds):
+        budget = (f"{saved['images']} images" if saved.get("images")
+                  else f"{saved.get('cpu_seconds')} CPU s")
+        parser.exit(2, f"attention_ablation: --resume: {path} was trained with {budget}; run "
+                       "with that budget or without --resume\n")
+    return saved
 
 
 def main(argv=None):
@@ -273,6 +384,9 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="smoke run: tiny evaluation and batch")
     p.add_argument("--render-only", action="store_true",
                    help="write ATTENTION.md again from attention_ablation.json")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the runs of the saved report of this axis and budget and train only "
+                        "the preset / seed pairs it lacks (e.g. --seeds 8 after a run of 3)")
     args = p.parse_args(argv)
     if not args.cpu_minutes > 0:
         p.exit(2, f"attention_ablation: --cpu-minutes must be positive, not {args.cpu_minutes}\n")
@@ -290,7 +404,7 @@ def main(argv=None):
     if args.render_only:
         report = read_saved(p, docs / MAIN_JSON, "attention_ablation",
                             "run the ablation first")
-        (docs / "ATTENTION.md").write_text(render(report, images_report(docs)) + "\n")
+        (docs / "ATTENTION.md").write_text(render(report, images_reports(docs)) + "\n")
         print(f"wrote {docs / 'ATTENTION.md'}")
         return
 
@@ -301,13 +415,20 @@ def main(argv=None):
 
     t0 = time.perf_counter()
     cpu_seconds = 60 * args.cpu_minutes
-    runs = []
+    saved = kept_report(p, saved_path(docs, args.images), args.images, cpu_seconds) \
+        if args.resume else None
+    path = docs / (images_json(args.images) if args.images else MAIN_JSON)
+    runs = list(saved["runs"]) if saved else []
+    done = {(r["preset"], r["seed"]) for r in runs}
     for seed in range(args.seeds):
         for preset in presets:
+            if (preset, seed) in done:
+                continue
             runs.append(train_one(preset, seed, cpu_seconds, args.runs_dir, args.quick,
                                   args.images))
             print(f"{preset} seed {seed}: {runs[-1]['psnr']:.2f} dB, {runs[-1]['steps']} steps",
                   flush=True)
+    presets = [pr for pr in PRESETS if any(r["preset"] == pr for r in runs)]
     params = {}
     for preset in presets:
         cfg = load_config(preset)
@@ -323,17 +444,19 @@ def main(argv=None):
               "lr": cfg.lr, "warmup_steps": cfg.warmup_steps,   # the presets' own (equal)
               "optimizer": cfg.optimizer, "weight_decay": cfg.weight_decay,
               "wall_s": time.perf_counter() - t0}
+    if saved:       # the runs kept come from these commands, which took this long
+        report["earlier_commands"] = [*saved.get("earlier_commands", []), saved["command"]]
+        report["wall_s"] += saved["wall_s"]
     docs.mkdir(parents=True, exist_ok=True)
-    (docs / (IMAGES_JSON if args.images else MAIN_JSON)).write_text(
-        json.dumps(report, indent=1) + "\n")
+    path.write_text(json.dumps(report, indent=1) + "\n")
     if args.images:
-        plot(runs, presets, docs / "attention" / "psnr_images.png",
+        plot(runs, presets, docs / images_figure(args.images),
              f"What attention and the blocks add at {args.images:,} training images")
     else:
         plot(runs, presets, docs / "attention" / "psnr.png")
     if (docs / MAIN_JSON).is_file():      # ATTENTION.md from both axes' reports
         (docs / "ATTENTION.md").write_text(
-            render(json.loads((docs / MAIN_JSON).read_text()), images_report(docs)) + "\n")
+            render(json.loads((docs / MAIN_JSON).read_text()), images_reports(docs)) + "\n")
     gap, arm = best_gap(by_arm)
     print(f"best attention arm {arm}: {gap:+.2f} dB over MLP-only blocks; wrote "
           f"{docs / 'ATTENTION.md'}" if gap is not None else f"wrote {docs / 'ATTENTION.md'}")

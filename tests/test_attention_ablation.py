@@ -1,6 +1,7 @@
 """experiments/attention_ablation.py: the report names the best attention arm and judges the
 goal on it against MLP-only blocks, renders reports of earlier versions, a tiny run writes its
-report, and bad input exits 2 with one line."""
+report, --resume adds seeds to a saved report, gaps are paired by seed with a 95 % interval, and
+bad input exits 2 with one line."""
 import json
 import subprocess
 import sys
@@ -44,6 +45,23 @@ def test_a_report_of_the_two_arm_version_still_renders():
     assert "Attention in vit_fast adds +0.50 dB" in text and "transformer blocks of" not in text
 
 
+def test_gaps_are_paired_by_seed_with_a_student_t_interval():
+    report = report_of({"vit_fast": [34.0, 36.0, 30.0], "vit_fast_no_attention": [33.0, 33.0]})
+    gap = ablation.gaps(report["runs"], ["vit_fast", "vit_fast_no_attention"])["vit_fast"][
+        "vit_fast_no_attention"]
+    # seed 2 ran for one arm only: the gap is over seeds 0 and 1 (+1, +3), not 33.33 - 33.0
+    assert gap["per_seed"] == {0: 1.0, 1: 3.0} and gap["gap_db"] == 2.0
+    lo, hi = gap["interval"]          # mean 2, standard error 1, t(1 dof) = 12.706
+    assert abs(lo - (2 - 12.706)) < 1e-9 and abs(hi - (2 + 12.706)) < 1e-9
+    text = ablation.render(report)
+    assert "Arms ran different numbers of seeds: vit_fast 3, vit_fast_no_attention 2" in text
+    assert "mean over seeds: 35.00 vs 33.00 dB" in text
+    assert "contains 1 dB: these seeds do not settle the goal either way" in text
+    settled = report_of({"vit_fast": [33.0, 33.1, 33.2], "vit_fast_no_attention": [33.0] * 3})
+    assert "lies below 1 dB: more seeds would not meet the goal" in ablation.render(settled)
+    assert ablation.paired_interval({0: 1.0}) is None
+
+
 def run(tmp_path, *args):
     return subprocess.run([sys.executable, str(SCRIPT), *args, "--out-dir", str(tmp_path / "docs"),
                            "--runs-dir", str(tmp_path / "runs")],
@@ -63,13 +81,42 @@ def test_a_tiny_run_writes_its_report(tmp_path):
     done = run(tmp_path, "--quick", "--images", "24", "--seeds", "1",
                "--presets", "vit_fast,vit_fast_no_attention")
     assert done.returncode == 0, done.stderr
-    by_images = json.loads((tmp_path / "docs" / "attention_ablation_images.json").read_text())
+    by_images = json.loads((tmp_path / "docs" / "attention_ablation_images_24.json").read_text())
     assert by_images["images"] == 24 and {r["steps"] for r in by_images["runs"]} == {3}
     assert json.loads((tmp_path / "docs" / "attention_ablation.json").read_text()) == report
     text = (tmp_path / "docs" / "ATTENTION.md").read_text()
-    assert text.index("Attention in vit_fast_local adds") < text.index("## At equal training images") \
+    assert text.index("Attention in vit_fast_local adds") < text.index("## At equal training images: 24") \
         < text.index("Attention in vit_fast adds") and "24 training images each" in text
-    assert (tmp_path / "docs" / "attention" / "psnr_images.png").stat().st_size > 0
+    assert (tmp_path / "docs" / "attention" / "psnr_images_24.png").stat().st_size > 0
+    # a second image count: its own json and section, after the fewer images' one
+    done = run(tmp_path, "--quick", "--images", "32", "--seeds", "1",
+               "--presets", "vit_fast,vit_fast_no_attention")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "docs" / "attention_ablation_images_24.json").read_text()) \
+        == by_images
+    text = (tmp_path / "docs" / "ATTENTION.md").read_text()
+    assert text.index("## At equal training images: 24") \
+        < text.index("## At equal training images: 32")
+
+
+def test_resume_adds_seeds_and_keeps_the_saved_runs(tmp_path):
+    args = ["--quick", "--cpu-minutes", "0.02", "--presets", "vit_fast,vit_fast_no_attention"]
+    assert run(tmp_path, *args, "--seeds", "1").returncode == 0
+    path = tmp_path / "docs" / "attention_ablation.json"
+    first = json.loads(path.read_text())
+    done = run(tmp_path, *args, "--seeds", "2", "--resume")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(path.read_text())
+    assert report["runs"][:2] == first["runs"]        # kept as they were, not trained again
+    assert sorted((r["preset"], r["seed"]) for r in report["runs"][2:]) == [
+        ("vit_fast", 1), ("vit_fast_no_attention", 1)]
+    assert report["earlier_commands"] == [first["command"]]
+    assert "keeping the runs of" in (tmp_path / "docs" / "ATTENTION.md").read_text()
+    # another budget: its runs would not compare with the saved ones
+    done = run(tmp_path, "--quick", "--cpu-minutes", "0.03", "--seeds", "2", "--resume")
+    assert done.returncode == 2 and "--resume" in done.stderr and "1.2 CPU s" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert json.loads(path.read_text()) == report
 
 
 def test_bad_input_exits_2_with_one_line(tmp_path):

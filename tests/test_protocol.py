@@ -343,3 +343,22 @@ def test_a_run_that_diverged_is_trained_again_at_the_next_lower_rate(monkeypatch
     # the edge of the range is judged by the rate it trained at, not the sweep's choice
     assert ("At the edge of the swept range (a rate beyond it might score higher): tiny_unet"
             in text) == edge
+
+
+def test_the_attention_line_gives_each_seed_s_gap_where_both_ran_several():
+    from denoise_vit.benchmark.report import attention_lines
+
+    def rec(name, attention, curve):
+        return {"name": name, "kind": "network", "library": "denoise-vit 0.1.0",
+                "model": {"name": "vit_denoiser", "embed_dim": 64, "attention": attention},
+                "curve": curve}
+    results = {"budgets_s": [60, 240], "budget_clock": "cpu", "methods": [
+        rec("vit_fast", True, [{"budget_s": 60, "psnr": 30.0},
+                               {"budget_s": 240, "psnr": 34.0, "psnr_seeds": [35.0, 33.0]}]),
+        rec("vit_fast_no_attention", False, [{"budget_s": 60, "psnr": 29.5},
+                                             {"budget_s": 240, "psnr": 33.0,
+                                              "psnr_seeds": [33.5, 32.5]}])]}
+    line, = attention_lines(results)
+    assert "+0.50 dB at 1 min of CPU time, +1.00 dB at 4 min of CPU time (per seed +1.50 / +0.50)" \
+        in line   # one seed at 1 min: no per-seed gaps
+    assert "met at 4 min of CPU time" in line

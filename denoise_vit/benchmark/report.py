@@ -293,6 +293,15 @@ def attention_pairs(results):
     return pairs
 
 
+def seed_gaps(a, b):
+    """Per-seed gaps between two points trained with the same seeds (weights and data stream),
+    seed by seed; None unless both hold several seeds' figures."""
+    x, y = a.get("psnr_seeds"), b.get("psnr_seeds")
+    if not x or not y or len(x) != len(y) or len(x) < 2:
+        return None
+    return [u - v for u, v in zip(x, y)]
+
+
 def attention_lines(results, goal_db=1.0):
     """What attention adds: the transformer preset against itself without attention."""
     lines = []
@@ -306,12 +315,14 @@ def attention_lines(results, goal_db=1.0):
                     continue
                 where = (f"{minutes(budget)} of {clock_name(results)}" if key == "curve"
                          else f"{budget:,} images")
-                gains.append((where, a["psnr"] - b["psnr"]))
+                gains.append((where, a["psnr"] - b["psnr"], seed_gaps(a, b)))
         if not gains:
             continue
-        met = [w for w, g in gains if g >= goal_db]
+        met = [w for w, g, _ in gains if g >= goal_db]
         lines.append(f"- Attention in {with_['name']} (against {without['name']}, the same network "
-                     f"with MLP-only blocks): " + ", ".join(f"{g:+.2f} dB at {w}" for w, g in gains)
+                     f"with MLP-only blocks): " + ", ".join(
+                         f"{g:+.2f} dB at {w}" + (f" (per seed {' / '.join(f'{x:+.2f}' for x in per)})"
+                                                  if per else "") for w, g, per in gains)
                      + f". Goal, at least {goal_db:g} dB: "
                      + ("met at every budget" if len(met) == len(gains) else
                         f"met at {', '.join(met)}" if met else "**not met**") + ".")
