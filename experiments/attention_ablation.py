@@ -59,7 +59,7 @@ GOAL_DB = 1.0
 COMMAND = "flock /tmp/cpu.lock python experiments/attention_ablation.py"
 
 
-def train_one(preset, seed, cpu_seconds, out_dir, quick, images=None):
+def train_one(preset, seed, cpu_seconds, out_dir, quick, images=None, settings=()):
     import torch
     from denoise_vit.benchmark.runner import ForeignLoad
     from denoise_vit.training.config import load_config
@@ -73,7 +73,7 @@ def train_one(preset, seed, cpu_seconds, out_dir, quick, images=None):
                      "max_train_seconds=1e9"]
     else:
         overrides = ['budget_clock="cpu"', f"max_train_seconds={cpu_seconds}", "epochs=1000"]
-    overrides += [f"seed={seed}", f'name="{name}"']
+    overrides += [*settings, f"seed={seed}", f'name="{name}"']
     if quick:
         overrides += ["data.eval_size=8", f"batch_size={batch}", "figure_samples=0"]
     cfg = load_config(preset, overrides, {"out_dir": str(out_dir)})
@@ -144,6 +144,12 @@ def paired_means(runs, arm, other, seeds):
         vals = [r["psnr"] for r in runs if r["preset"] == pr and r["seed"] in seeds]
         return statistics.mean(vals) if vals else None
     return mean(arm), mean(other)
+
+
+def settings_text(report):
+    settings = report.get("settings")
+    return (", every arm with " + ", ".join(f"`{kv}`" for kv in settings) + " (`--set`)"
+            if settings else "")
 
 
 def earlier_text(report):
@@ -250,7 +256,7 @@ def section(report, figure):
         f"Each preset trained as `denoise-vit train --config <preset>` would, for "
         f"{budget_text(report)}, batch 64, "
         f"{optimizer_text(report)} {report['lr']:g}, warm-up {report['warmup_steps']} steps, "
-        "MSE, fresh generated images every step; scored by the final weights on the evaluation "
+        f"MSE, fresh generated images every step{settings_text(report)}; scored by the final weights on the evaluation "
         f"set (512 images, seed 1234). {'; '.join(twins)}. The conv stem, its skips into the "
         "decoder and the decoder are the same.", "",
         f"![PSNR per seed]({figure})", "",
@@ -356,12 +362,15 @@ def saved_path(docs, images):
     return docs / images_json(images)
 
 
-def kept_report(parser, path, images, cpu_seconds):
+def kept_report(parser, path, images, cpu_seconds, settings=()):
     """The saved report `--resume` keeps runs of; exits 2 when it was made with another budget
-    (its runs would not compare). None when there is none yet."""
+    or other --set overrides (its runs would not compare). None when there is none yet."""
     if not path.is_file():
         return None
     saved = json.loads(path.read_text())
+    if saved.get("settings", []) != list(settings):
+        parser.exit(2, f"attention_ablation: --resume: {path} was trained with --set "
+                       f"{saved.get('settings', [])}, not {list(settings)}\n")
     if saved.get("images") != images or (not images and saved.get("cpu_seconds") != cpu_seconds):
         budget = (f"{saved['images']} images" if saved.get("images")
                   else f"{saved.get('cpu_seconds')} CPU s")
@@ -384,6 +393,10 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="smoke run: tiny evaluation and batch")
     p.add_argument("--render-only", action="store_true",
                    help="write ATTENTION.md again from attention_ablation.json")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config override for every arm, as `denoise-vit train` takes it (e.g. "
+                        "model.zero_init_out=true); repeatable. Use it with its own --out-dir "
+                        "and --runs-dir: the runs are named as the presets'")
     p.add_argument("--resume", action="store_true",
                    help="keep the runs of the saved report of this axis and budget and train only "
                         "the preset / seed pairs it lacks (e.g. --seeds 8 after a run of 3)")
@@ -413,10 +426,16 @@ def main(argv=None):
     from denoise_vit.training.config import load_config
     from denoise_vit.training.setup import model_args_for
 
+    from denoise_vit.errors import DenoiseVitError
+    for preset in presets:        # a bad --set is one line before any training
+        try:
+            load_config(preset, args.set)
+        except DenoiseVitError as exc:
+            p.exit(2, f"attention_ablation: --set: {exc}\n")
     t0 = time.perf_counter()
     cpu_seconds = 60 * args.cpu_minutes
-    saved = kept_report(p, saved_path(docs, args.images), args.images, cpu_seconds) \
-        if args.resume else None
+    saved = kept_report(p, saved_path(docs, args.images), args.images, cpu_seconds,
+                        args.set) if args.resume else None
     path = docs / (images_json(args.images) if args.images else MAIN_JSON)
     runs = list(saved["runs"]) if saved else []
     done = {(r["preset"], r["seed"]) for r in runs}
@@ -425,19 +444,19 @@ def main(argv=None):
             if (preset, seed) in done:
                 continue
             runs.append(train_one(preset, seed, cpu_seconds, args.runs_dir, args.quick,
-                                  args.images))
+                                  args.images, args.set))
             print(f"{preset} seed {seed}: {runs[-1]['psnr']:.2f} dB, {runs[-1]['steps']} steps",
                   flush=True)
     presets = [pr for pr in PRESETS if any(r["preset"] == pr for r in runs)]
     params = {}
     for preset in presets:
-        cfg = load_config(preset)
+        cfg = load_config(preset, args.set)
         params[preset] = sum(q.numel() for q in build_model(cfg.model["name"],
                                                              **model_args_for(cfg)).parameters())
     by_arm = gaps(runs, presets)
     report = {"command": " ".join([COMMAND, *(argv if argv is not None else sys.argv[1:])]),
               "machine": machine_info(), "cpu_seconds": None if args.images else cpu_seconds,
-              "images": args.images,
+              "images": args.images, "settings": args.set,
               "runs": runs, "means": {pr: mean_psnr(runs, pr) for pr in presets},
               "gap_db": best_gap(by_arm)[0], "gaps": by_arm, "goal_db": GOAL_DB,
               "params": params,

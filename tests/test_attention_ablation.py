@@ -111,6 +111,9 @@ def test_resume_adds_seeds_and_keeps_the_saved_runs(tmp_path):
     assert sorted((r["preset"], r["seed"]) for r in report["runs"][2:]) == [
         ("vit_fast", 1), ("vit_fast_no_attention", 1)]
     assert report["earlier_commands"] == [first["command"]]
+    # other --set overrides: the runs would not compare either
+    done = run(tmp_path, *args, "--seeds", "3", "--resume", "--set", "model.zero_init_out=true")
+    assert done.returncode == 2 and "was trained with --set []" in done.stderr
     assert "keeping the runs of" in (tmp_path / "docs" / "ATTENTION.md").read_text()
     # another budget: its runs would not compare with the saved ones
     done = run(tmp_path, "--quick", "--cpu-minutes", "0.03", "--seeds", "2", "--resume")
@@ -123,7 +126,21 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
     for args, words in ((["--presets", "vit_fast,unet"], "--presets takes some of"),
                         (["--seeds", "0"], "--seeds must be at least 1"),
                         (["--images", "0"], "--images must be at least 1"),
+                        (["--set", "model.nope=1"], "--set: unknown model.vit_denoiser key"),
                         (["--render-only"], "no ")):
         done = run(tmp_path, *args)
         assert done.returncode == 2 and words in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_set_overrides_reach_every_arm_and_the_report(tmp_path):
+    done = run(tmp_path, "--quick", "--cpu-minutes", "0.02", "--seeds", "1",
+               "--presets", "vit_fast,vit_fast_no_attention", "--set", "model.zero_init_out=true")
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "docs" / "attention_ablation.json").read_text())
+    assert report["settings"] == ["model.zero_init_out=true"]
+    assert all("model.zero_init_out=true" in r["overrides"] for r in report["runs"])
+    config = json.loads((tmp_path / "runs" / "vit_fast-s0" / "config.json").read_text())
+    assert config["model"]["zero_init_out"] is True
+    assert "every arm with `model.zero_init_out=true`" in \
+        (tmp_path / "docs" / "ATTENTION.md").read_text()

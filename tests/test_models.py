@@ -205,6 +205,37 @@ def test_gate_copies_the_input_where_open_and_paints_the_offset_where_shut(name,
         assert torch.allclose(model(x), torch.full_like(x, 0.25))
 
 
+@pytest.mark.parametrize("name, kwargs", [
+    ("vit_denoiser", dict(depth=1, embed="conv_stem", stem_skips=True)),
+    ("vit_denoiser", dict(depth=1, decoder="linear")),
+    ("unet_denoiser", dict(base_channels=4, levels=2)),
+])
+def test_zero_init_out_starts_at_zero_on_every_seed_and_still_trains(name, kwargs):
+    x = torch.rand(2, 1, 32, 32)
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = build_model(name, zero_init_out=True, **kwargs)
+        assert torch.equal(model(x), torch.zeros_like(x))
+    torch.manual_seed(0)
+    assert build_model(name, **kwargs)(x).abs().max() > 0       # off by default
+    residual = build_model(name, zero_init_out=True, residual=True, **kwargs)
+    assert torch.equal(residual(x), x)                          # residual: starts as identity
+    gated = build_model(name, zero_init_out=True, gate=True, **kwargs) if "linear" not in \
+        kwargs.values() else None
+    if gated is not None:                  # the gate is shut after the zeroing, not opened by it
+        assert torch.allclose(gated(x), torch.sigmoid(torch.tensor(-3.0)) * x)
+    # the zeroed layer still learns: one step moves the output off zero
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    torch.nn.functional.mse_loss(model(x), x).backward()
+    opt.step()
+    assert model(x).abs().max() > 0
+
+
+def test_the_gate_needs_the_conv_decoder():
+    with pytest.raises(ConfigError, match="gate needs decoder='conv'"):
+        build_model("vit_denoiser", gate=True, decoder="linear")
+
+
 @pytest.mark.parametrize("name", ["vit_denoiser", "unet_denoiser"])
 def test_gate_and_residual_exclude_each_other(name):
     with pytest.raises(ConfigError, match="gate and residual"):

@@ -79,6 +79,17 @@ def close_gate(conv, cfg):
         conv.bias[:cfg.in_chans] = GATE_INIT_BIAS
 
 
+def init_output(layer, cfg):
+    """The output layer's start: zeroed with `zero_init_out` (the network first predicts 0, or
+    the input itself with `residual`, on every seed alike, instead of a random map whose size
+    depends on the seed), then the gate nearly shut with `gate`."""
+    if getattr(cfg, "zero_init_out", False):
+        nn.init.zeros_(layer.weight)
+        nn.init.zeros_(layer.bias)
+    if getattr(cfg, "gate", False):
+        close_gate(layer, cfg)
+
+
 def compose_output(x, out, cfg):
     """The denoised image from the input `x` and the network's maps `out`:
     direct (out), residual (x - out: out is the clutter) or gated (sigmoid(g) * x + b, with

@@ -14,7 +14,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..layers.norms import BatchNorm2d
 from ..registry import register_model
-from .base import (DenoisingModel, ModelFacts, check_config, check_output, close_gate,
+from .base import (DenoisingModel, ModelFacts, check_config, check_output, init_output,
                    compose_output, image_size, output_chans)
 from .decoders import DoubleConv
 
@@ -28,6 +28,7 @@ class UNetConfig:
     levels: int = 3                  # number of 2x down-samplings
     residual: bool = False           # predict the clutter and subtract it from the input
     gate: bool = False               # predict a gate and an offset: sigmoid(g) * input + b
+    zero_init_out: bool = False      # the output conv starts at zero (the network predicts 0)
 
     def __post_init__(self):
         self.img_size = image_size(self.img_size)
@@ -78,8 +79,7 @@ class UNetDenoiser(UNet, DenoisingModel):
         super().__init__(config.in_chans, output_chans(config), config.base_channels,
                          config.levels)
         self.config = config
-        if config.gate:
-            close_gate(self.out, config)
+        init_output(self.out, config)
 
     @property
     def facts(self):

@@ -9,7 +9,7 @@ from ..errors import ConfigError
 from ..layers import Block, ConvStem, PatchEmbed, PosEmbed2d
 from ..layers.timm_parts import trunc_normal_
 from ..registry import register_model
-from .base import (DenoisingModel, ModelFacts, check_config, check_output, close_gate,
+from .base import (DenoisingModel, ModelFacts, check_config, check_output, init_output,
                    compose_output, image_size, output_chans)
 from .decoders import build_decoder, stem_skip_chans, stem_skips
 
@@ -63,6 +63,7 @@ class ViTDenoiserConfig:
     qk_norm: bool = False            # LayerNorm on each head's queries and keys
     distance_bias: bool = False      # attention logits - slope_h x token distance (2-D ALiBi)
     layer_scale: float = 0.0         # LayerScale on the blocks' branches from this value (0: off)
+    zero_init_out: bool = False      # the decoder's output layer starts at zero (predicts 0)
 
     def __post_init__(self):
         self.img_size = image_size(self.img_size)
@@ -73,6 +74,8 @@ class ViTDenoiserConfig:
                      positive_numbers=("mlp_ratio",))
         check_embed_and_decoder(self, EMBEDS)
         check_output(self)
+        if self.gate and self.decoder != "conv":   # the gate channels are the conv's first ones
+            raise ConfigError("gate needs decoder='conv'")
         if self.stem_full_res < 0:
             raise ConfigError(f"stem_full_res must be channels (0: none), not {self.stem_full_res!r}")
         if self.stem_full_res and not (self.embed == "conv_stem" and self.stem_skips):
@@ -156,8 +159,7 @@ class ViTDenoiser(DenoisingModel):
                                      skip_chans=self.skip_chans())
         self.encoder.apply(init_weights)
         self.decoder.apply(init_weights)
-        if config.gate:
-            close_gate(self.decoder.out, config)
+        init_output(self.decoder.out if config.decoder == "conv" else self.decoder.head, config)
 
     @property
     def facts(self):
