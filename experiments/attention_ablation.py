@@ -212,7 +212,7 @@ def budget_text(report):
             "the cosine decays over that CPU time; the run stops when training has used it)")
 
 
-def render(report, by_images=()):
+def render(report, by_images=(), locality="LOCALITY.md"):
     """ATTENTION.md: the equal-CPU-time report, then one section per equal-images report."""
     lines = section(report, "attention/psnr.png")
     for i, other in enumerate(by_images):
@@ -223,7 +223,7 @@ def render(report, by_images=()):
                       "matters less).", ""]
         lines += section(other, images_figure(other["images"]))[2:]
     lines += ["", "Where the trained networks take their information from (effective receptive "
-              "fields, attention distances): [LOCALITY.md](LOCALITY.md), "
+              f"fields, attention distances): [LOCALITY.md]({locality}), "
               "`python experiments/locality.py`."]
     return "\n".join(lines)
 
@@ -259,6 +259,7 @@ def section(report, figure):
         f"MSE, fresh generated images every step{settings_text(report)}; scored by the final weights on the evaluation "
         f"set (512 images, seed 1234). {'; '.join(twins)}. The conv stem, its skips into the "
         "decoder and the decoder are the same.", "",
+        *[line for note in report.get("notes", ()) for line in (f"*{note}*", "")],
         f"![PSNR per seed]({figure})", "",
         "| preset | seed | PSNR (dB) | steps | CPU s | wall s | load avg before | other processes |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -332,6 +333,11 @@ MAIN_JSON = "attention_ablation.json"
 LEGACY_IMAGES_JSON = "attention_ablation_images.json"   # the one image count of 2026-12-06
 
 
+def locality_link(docs):
+    """docs/LOCALITY.md as a link from the folder ATTENTION.md is written to."""
+    return Path(os.path.relpath(ROOT / "docs" / "LOCALITY.md", docs.resolve())).as_posix()
+
+
 def images_json(images):
     return f"attention_ablation_images_{images}.json"
 
@@ -362,12 +368,17 @@ def saved_path(docs, images):
     return docs / images_json(images)
 
 
-def kept_report(parser, path, images, cpu_seconds, settings=()):
-    """The saved report `--resume` keeps runs of; exits 2 when it was made with another budget
-    or other --set overrides (its runs would not compare). None when there is none yet."""
+def kept_report(parser, path, images, cpu_seconds, settings=(), configs=None):
+    """The saved report `--resume` keeps runs of; exits 2 when it was made with another budget,
+    other --set overrides or, for a preset to train now, another model config (a preset changed
+    since: its runs would not compare). None when there is none yet."""
     if not path.is_file():
         return None
     saved = json.loads(path.read_text())
+    for preset, model in (configs or {}).items():
+        if preset in saved.get("configs", {}) and saved["configs"][preset] != model:
+            parser.exit(2, f"attention_ablation: --resume: {preset}'s model config has changed "
+                           f"since {path} was trained; run without --resume\n")
     if saved.get("settings", []) != list(settings):
         parser.exit(2, f"attention_ablation: --resume: {path} was trained with --set "
                        f"{saved.get('settings', [])}, not {list(settings)}\n")
@@ -417,7 +428,8 @@ def main(argv=None):
     if args.render_only:
         report = read_saved(p, docs / MAIN_JSON, "attention_ablation",
                             "run the ablation first")
-        (docs / "ATTENTION.md").write_text(render(report, images_reports(docs)) + "\n")
+        (docs / "ATTENTION.md").write_text(
+            render(report, images_reports(docs), locality_link(docs)) + "\n")
         print(f"wrote {docs / 'ATTENTION.md'}")
         return
 
@@ -427,15 +439,16 @@ def main(argv=None):
     from denoise_vit.training.setup import model_args_for
 
     from denoise_vit.errors import DenoiseVitError
+    configs = {}
     for preset in presets:        # a bad --set is one line before any training
         try:
-            load_config(preset, args.set)
+            configs[preset] = load_config(preset, args.set).model
         except DenoiseVitError as exc:
             p.exit(2, f"attention_ablation: --set: {exc}\n")
     t0 = time.perf_counter()
     cpu_seconds = 60 * args.cpu_minutes
     saved = kept_report(p, saved_path(docs, args.images), args.images, cpu_seconds,
-                        args.set) if args.resume else None
+                        args.set, configs) if args.resume else None
     path = docs / (images_json(args.images) if args.images else MAIN_JSON)
     runs = list(saved["runs"]) if saved else []
     done = {(r["preset"], r["seed"]) for r in runs}
@@ -457,6 +470,8 @@ def main(argv=None):
     report = {"command": " ".join([COMMAND, *(argv if argv is not None else sys.argv[1:])]),
               "machine": machine_info(), "cpu_seconds": None if args.images else cpu_seconds,
               "images": args.images, "settings": args.set,
+              "configs": {**(saved or {}).get("configs", {}), **configs},
+              "notes": (saved or {}).get("notes", []),
               "runs": runs, "means": {pr: mean_psnr(runs, pr) for pr in presets},
               "gap_db": best_gap(by_arm)[0], "gaps": by_arm, "goal_db": GOAL_DB,
               "params": params,
@@ -475,7 +490,8 @@ def main(argv=None):
         plot(runs, presets, docs / "attention" / "psnr.png")
     if (docs / MAIN_JSON).is_file():      # ATTENTION.md from both axes' reports
         (docs / "ATTENTION.md").write_text(
-            render(json.loads((docs / MAIN_JSON).read_text()), images_reports(docs)) + "\n")
+            render(json.loads((docs / MAIN_JSON).read_text()), images_reports(docs),
+                   locality_link(docs)) + "\n")
     gap, arm = best_gap(by_arm)
     print(f"best attention arm {arm}: {gap:+.2f} dB over MLP-only blocks; wrote "
           f"{docs / 'ATTENTION.md'}" if gap is not None else f"wrote {docs / 'ATTENTION.md'}")
