@@ -231,7 +231,7 @@ def render(report, by_images=(), locality="LOCALITY.md"):
 def section(report, figure):
     runs = report["runs"]
     presets = presets_of(report)
-    means, params = report["means"], report["params"]
+    params = report["params"]
     by_arm = gaps(runs, presets)
     m = report["machine"]
     twins = []
@@ -256,7 +256,8 @@ def section(report, figure):
         f"Each preset trained as `denoise-vit train --config <preset>` would, for "
         f"{budget_text(report)}, batch 64, "
         f"{optimizer_text(report)} {report['lr']:g}, warm-up {report['warmup_steps']} steps, "
-        f"MSE, fresh generated images every step{settings_text(report)}; scored by the final weights on the evaluation "
+        f"MSE, fresh generated images every step{settings_text(report)}; scored by the final "
+        "weights on the evaluation "
         f"set (512 images, seed 1234). {'; '.join(twins)}. The conv stem, its skips into the "
         "decoder and the decoder are the same.", "",
         *[line for note in report.get("notes", ()) for line in (f"*{note}*", "")],

@@ -15,8 +15,8 @@ zero: the layer still learns from the first step, its gradient being the feature
 error.
 
 Arms: each preset with `model.zero_init_out = false` (PyTorch's default init, as every preset
-was before 2026-12-06) and with `model.zero_init_out = true` (as vit_fast and unet now are); the same
-seeds (weights and data stream), 240 s of process CPU time each (`budget_clock = "cpu"`, the
+was before 2026-12-06) and with `model.zero_init_out = true` (as vit_fast and unet now are); the
+same seeds (weights and data stream), 240 s of process CPU time each (`budget_clock = "cpu"`, the
 cosine decayed over it), trained as `denoise-vit train --config <preset>` would; scored on the
 evaluation set (512 images, seed 1234). The gaps are paired by seed, with a 95 % interval.
 
@@ -87,8 +87,9 @@ def render(report):
              "Each preset with `model.zero_init_out = false` (*default*: PyTorch's init of the "
              "output layer, as the presets were before 2026-12-06) and with `model.zero_init_out "
              "= true` (*zero*: the output layer starts at zero, so every seed starts from the "
-             "same output; vit_fast, its ablation twins and unet now start so), 240 s of process CPU time each, the cosine decayed over it, seeds "
-             "paired (the same weights' seed and data stream in both arms). vit_fast and "
+             "same output; vit_fast, its ablation twins and unet now start so), 240 s of "
+             "process CPU time each, the cosine decayed over it, seeds paired (the same "
+             "weights' seed and data stream in both arms). vit_fast and "
              "vit_fast_no_attention: the runs of `experiments/attention_ablation.py` "
              "(docs/attention_ablation.json, and docs/zero_init/attention_ablation.json with "
              f"`--set {SETTING} --out-dir docs/zero_init`), not trained again here.", "",
@@ -155,7 +156,8 @@ def main(argv=None):
     p.add_argument("--runs-dir", default="runs/zero_init")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny evaluation and batch")
     p.add_argument("--resume", action="store_true",
-                   help="keep the saved runs and train only the preset / arm / seed triples missing")
+                   help="keep the saved runs and train only the preset / arm / seed triples "
+                        "missing")
     p.add_argument("--render-only", action="store_true", help="write ZERO_INIT.md again")
     args = p.parse_args(argv)
     docs = Path(args.out_dir) if args.out_dir else ROOT / "docs"
