@@ -399,8 +399,49 @@ def test_distance_bias_starts_local_and_learns():
     model.train()
     model(torch.rand(2, 1, 48, 80)).square().mean().backward()
     assert all(b.attn.distance_slopes.grad.abs().sum() > 0 for b in model.encoder.blocks)
-    with pytest.raises(ValueError, match="distance_bias needs the tokens' grid"):
+    with pytest.raises(ValueError, match="distance_bias and rel_pos_bias need the tokens' grid"):
         model.encoder.blocks[0](torch.rand(1, 64, 32))
+
+
+def test_rel_pos_bias_is_one_learned_logit_per_head_and_offset():
+    """rel_pos_bias (Swin's table): (2 gh - 1)(2 gw - 1) entries per head, zero at the start
+    (the network is then plain attention's), the entry of offset (dy, dx) lands on every pair of
+    tokens that far apart, offsets beyond the table take its edge, the fused and plain paths
+    agree, the table learns and is kept out of weight decay; without the option the parameter
+    names are as before."""
+    from denoise_vit.training.setup import no_decay_names
+    attn = Attention(16, num_heads=2, rel_pos_grid=(2, 3))
+    assert attn.rel_pos_table.shape == (2, 3, 5) and not attn.rel_pos_table.any()
+    with torch.no_grad():
+        attn.rel_pos_table.copy_(torch.arange(30.0).reshape(2, 3, 5))
+    logits = attn.rel_pos_logits((2, 3), "cpu", torch.float32).detach()
+    assert logits.shape == (2, 6, 6)
+    assert torch.all(logits[0].diagonal() == 7) and torch.all(logits[1].diagonal() == 22)
+    assert logits[0, 0, 1] == 6 and logits[0, 1, 0] == 8               # dx = -1 / +1
+    assert logits[1, 0, 5] == 15 + 0 * 5 + 0                           # dy = -1, dx = -2
+    big = attn.rel_pos_logits((4, 3), "cpu", torch.float32).detach()  # dy up to 3: clipped to 1
+    assert big[0, 0, 9] == big[0, 0, 3] == 2                           # (dy, dx) = (-3 | -1, 0)
+
+    plain = build_model("vit_denoiser", embed_dim=32, depth=2, num_heads=4)
+    model = build_model("vit_denoiser", embed_dim=32, depth=2, num_heads=4, rel_pos_bias=True)
+    names = {f"encoder.blocks.{i}.attn.rel_pos_table" for i in range(2)}
+    assert set(model.state_dict()) - set(plain.state_dict()) == names
+    assert names <= set(no_decay_names(model))
+    model.load_state_dict(plain.state_dict(), strict=False)
+    model.eval()
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model(x), plain.eval()(x), atol=1e-6)   # zero table: plain
+        for block in model.encoder.blocks:
+            block.attn.rel_pos_table.normal_()
+        fused = model.encoder(x)
+        assert (fused - plain.encoder(x)).abs().max() > 1e-4
+        set_fused_attention(model, False)
+        assert torch.allclose(fused, model.encoder(x), atol=1e-5)
+        set_fused_attention(model, True)
+    model.train()
+    model(torch.rand(2, 1, 48, 96)).square().mean().backward()       # another grid works
+    assert all(b.attn.rel_pos_table.grad.abs().sum() > 0 for b in model.encoder.blocks)
 
 
 def test_depth_zero_sends_the_stems_tokens_straight_to_the_decoder():

@@ -29,11 +29,18 @@ class Attention(nn.Module):
     learned and start geometric from 2 to 1/4 (with 4 heads: 2, 1, 1/2, 1/4), so that the
     heads start from local (a neighbour weighs e^-2 of the token itself) to nearly global
     attention; the grid comes with each call (`forward(x, grid=(gh, gw))`), so any input size
-    works. Swin's relative position bias is the learned-table form of the same idea.
+    works.
+
+    `rel_pos_grid=(gh, gw)` adds Swin's relative position bias (Liu et al. 2021): one learned
+    logit per head and per offset (dy, dx) between two tokens, a table of (2 gh - 1)(2 gw - 1)
+    entries per head, starting at zero (plain attention). Each head can so learn any static
+    spatial pattern over the token grid (a row, a column, a neighbourhood), which its content
+    (q k^T) then modulates. On a larger grid than (gh, gw), offsets beyond the table take its
+    edge entries (clipped relative positions, Shaw et al. 2018).
     """
 
     def __init__(self, dim, num_heads=8, *, qkv_bias=True, attn_drop=0.0, proj_drop=0.0, fused=True,
-                 qk_norm=False, distance_bias=False):
+                 qk_norm=False, distance_bias=False, rel_pos_grid=None):
         super().__init__()
         if dim % num_heads:
             raise ConfigError(f"embed_dim ({dim}) must be divisible by num_heads ({num_heads})")
@@ -51,6 +58,9 @@ class Attention(nn.Module):
         # None without distance_bias, so checkpoints without it keep their keys
         self.distance_slopes = nn.Parameter(
             torch.logspace(1, -2, num_heads, base=2.0)) if distance_bias else None
+        # None without rel_pos_grid, likewise
+        self.rel_pos_table = nn.Parameter(torch.zeros(
+            num_heads, 2 * rel_pos_grid[0] - 1, 2 * rel_pos_grid[1] - 1)) if rel_pos_grid else None
 
     def split_heads(self, x):
         """(B, N, D) -> q, k, v, each (B, heads, N, head_dim)."""
@@ -84,16 +94,35 @@ class Attention(nn.Module):
         """(heads, N, N): -slope_h x the distance between tokens i and j of a (gh, gw) grid."""
         return -self.distance_slopes.to(dtype)[:, None, None] * grid_distances(grid, device, dtype)
 
-    def forward(self, x, grid=None):
-        """(B, N, D) -> (B, N, D): every token attends to every token. `grid` (gh, gw), the
-        tokens' layout, is needed with distance_bias."""
-        q, k, v = self.split_heads(x)
+    def rel_pos_logits(self, grid, device, dtype):
+        """(heads, N, N): the table's entry for the offset between tokens i and j of a (gh, gw)
+        grid, offsets clipped to the table."""
+        th, tw = (self.rel_pos_table.shape[1] + 1) // 2, (self.rel_pos_table.shape[2] + 1) // 2
+        dy, dx = grid_offsets(grid, device)
+        dy = dy.clamp(-(th - 1), th - 1) + th - 1
+        dx = dx.clamp(-(tw - 1), tw - 1) + tw - 1
+        return self.rel_pos_table.to(dtype)[:, dy, dx]
+
+    def position_logits(self, grid, n, device, dtype):
+        """The logits' positional bias (heads, N, N), or None without one."""
+        if self.distance_slopes is None and self.rel_pos_table is None:
+            return None
+        if grid is None or grid[0] * grid[1] != n:
+            raise ValueError(f"distance_bias and rel_pos_bias need the tokens' grid (gh, gw) with "
+                             f"gh * gw = {n}, got {grid}")
         bias = None
         if self.distance_slopes is not None:
-            if grid is None or grid[0] * grid[1] != x.shape[1]:
-                raise ValueError(f"distance_bias needs the tokens' grid (gh, gw) with gh * gw = "
-                                 f"{x.shape[1]}, got {grid}")
-            bias = self.distance_logits(grid, x.device, q.dtype)
+            bias = self.distance_logits(grid, device, dtype)
+        if self.rel_pos_table is not None:
+            table = self.rel_pos_logits(grid, device, dtype)
+            bias = table if bias is None else bias + table
+        return bias
+
+    def forward(self, x, grid=None):
+        """(B, N, D) -> (B, N, D): every token attends to every token. `grid` (gh, gw), the
+        tokens' layout, is needed with distance_bias or rel_pos_bias."""
+        q, k, v = self.split_heads(x)
+        bias = self.position_logits(grid, x.shape[1], x.device, q.dtype)
         return self.merge_heads(self.attend(q, k, v, bias))
 
 
@@ -104,6 +133,15 @@ def grid_distances(grid, device=None, dtype=torch.float32):
                             torch.arange(grid[1], device=device, dtype=dtype), indexing="ij")
     pos = rearrange(torch.stack([gy, gx]), "two gh gw -> (gh gw) two")
     return (pos[:, None] - pos[None]).square().sum(-1).sqrt()
+
+
+def grid_offsets(grid, device=None):
+    """(dy, dx), each (N, N) integer, N = gh * gw: row and column of token i minus those of
+    token j on a (gh, gw) grid (row-major)."""
+    gy, gx = torch.meshgrid(torch.arange(grid[0], device=device),
+                            torch.arange(grid[1], device=device), indexing="ij")
+    gy, gx = gy.reshape(-1), gx.reshape(-1)
+    return gy[:, None] - gy[None], gx[:, None] - gx[None]
 
 
 def set_fused_attention(model: nn.Module, fused: bool) -> None:

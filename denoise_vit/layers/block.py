@@ -17,17 +17,20 @@ class Block(nn.Module):
     `layer_scale` (a small number such as 1e-4; 0 or None: off) multiplies each branch by a
     learned per-channel factor starting there (`LayerScale`, as timm's `Block(init_values=)`);
     `qk_norm` normalises queries and keys and `distance_bias` adds a learned distance penalty
-    to the logits (see `Attention`; then `forward(x, grid)` takes the tokens' 2-D grid).
+    to the logits, `rel_pos_grid` a learned relative position bias (see `Attention`; with
+    either, `forward(x, grid)` takes the tokens' 2-D grid).
     """
 
     def __init__(self, dim, num_heads, *, mlp_ratio=4.0, qkv_bias=True, drop=0.0, attn_drop=0.0,
                  drop_path=0.0, act_layer=nn.GELU, norm_layer=nn.LayerNorm, fused_attn=True,
-                 attention=True, qk_norm=False, layer_scale=None, distance_bias=False):
+                 attention=True, qk_norm=False, layer_scale=None, distance_bias=False,
+                 rel_pos_grid=None):
         super().__init__()
         self.norm1 = norm_layer(dim) if attention else None
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop,
                               proj_drop=drop, fused=fused_attn,
-                              qk_norm=qk_norm, distance_bias=distance_bias) if attention else None
+                              qk_norm=qk_norm, distance_bias=distance_bias,
+                              rel_pos_grid=rel_pos_grid) if attention else None
         self.ls1 = LayerScale(dim, layer_scale) if layer_scale and attention else nn.Identity()
         self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = norm_layer(dim)

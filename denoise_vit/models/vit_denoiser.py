@@ -62,6 +62,7 @@ class ViTDenoiserConfig:
                                      # others MLP-only: attention at a fraction of its cost
     qk_norm: bool = False            # LayerNorm on each head's queries and keys
     distance_bias: bool = False      # attention logits - slope_h x token distance (2-D ALiBi)
+    rel_pos_bias: bool = False       # attention logits + a learned table per offset (Swin)
     layer_scale: float = 0.0         # LayerScale on the blocks' branches from this value (0: off)
     zero_init_out: bool = False      # the decoder's output layer starts at zero (predicts 0)
 
@@ -109,7 +110,8 @@ class ViTEncoder(nn.Module):
                   fused_attn=cfg.fused_attn,
                   attention=cfg.attention and (i + 1) % cfg.attention_every == 0,
                   qk_norm=cfg.qk_norm, layer_scale=cfg.layer_scale,
-                  distance_bias=cfg.distance_bias)
+                  distance_bias=cfg.distance_bias,
+                  rel_pos_grid=grid if cfg.rel_pos_bias else None)
             for i, rate in enumerate(rates))
         self.norm = nn.LayerNorm(cfg.embed_dim)
 

@@ -58,8 +58,10 @@ def build_run_model(cfg, device="cpu"):
 
 def no_decay_names(model):
     """Parameters that weight decay must not shrink besides norms and biases (which timm's
-    grouping finds by shape and name): position embeddings, as MAE and timm's ViT exclude."""
-    return [name for name, _ in model.named_parameters() if ".pos_embed." in f".{name}."]
+    grouping finds by shape and name): position embeddings, as MAE and timm's ViT exclude, and
+    relative position bias tables, as Swin excludes."""
+    return [name for name, _ in model.named_parameters()
+            if ".pos_embed." in f".{name}." or name.endswith(".rel_pos_table")]
 
 
 def make_optimizer(cfg, model):
