@@ -980,8 +980,8 @@ def attention_design_section():
     for label, what, rep, path in found:
         gap = rep["gaps"][arm][twin]
         seeds = sorted(gap["per_seed"], key=int)
+        psnr, _ = paired_means(rep, arm, twin)
         per = {(r["preset"], str(r["seed"])): r for r in rep["runs"]}
-        mean = lambda preset: sum(per[preset, s]["psnr"] for s in seeds) / len(seeds)  # noqa: E731
         steps = lambda preset: [per[preset, s]["steps"] for s in seeds]  # noqa: E731
         axis = (f"{rep['images']:,} images" if rep.get("images")
                 else f"{rep['cpu_seconds']:.0f} CPU s")
@@ -989,8 +989,8 @@ def attention_design_section():
         interval = f"{low:+.2f} to {high:+.2f}" if low is not None else "–"
         span = lambda v: f"{min(v)}" if min(v) == max(v) else f"{min(v)}-{max(v)}"  # noqa: E731
         folder = Path(path).parent
-        lines.append(f"| {label}: {what} | {axis} | {len(seeds)} | {mean(arm):.2f} | "
-                     f"{mean(twin):.2f} | **{gap['gap_db']:+.2f}** | {interval} | "
+        lines.append(f"| {label}: {what} | {axis} | {len(seeds)} | {psnr[arm]:.2f} | "
+                     f"{psnr[twin]:.2f} | **{gap['gap_db']:+.2f}** | {interval} | "
                      f"{span(steps(arm))} / {span(steps(twin))} | "
                      f"[{folder}/ATTENTION.md]({folder}/ATTENTION.md) |")
         figure.append((f"{label}\n({axis})", [gap["per_seed"][s] for s in seeds],
@@ -1008,6 +1008,14 @@ def attention_design_section():
               "attention_designs.png)"]
     attention_design_figure(figure)
     return lines
+
+
+def paired_means(rep, arm, twin):
+    """Each arm's mean PSNR and mean steps over the seeds both ran (those of the paired gap)."""
+    seeds = sorted(rep["gaps"][arm][twin]["per_seed"], key=int)
+    per = {(r["preset"], str(r["seed"])): r for r in rep["runs"]}
+    return ({p: sum(per[p, s]["psnr"] for s in seeds) / len(seeds) for p in (arm, twin)},
+            {p: sum(per[p, s]["steps"] for s in seeds) / len(seeds) for p in (arm, twin)})
 
 
 def unet_reference():
@@ -1029,11 +1037,7 @@ def unet_reference():
 def round19_reading(reps, arm, twin):
     """The round's bullets, from the reports' numbers (the rows present)."""
     def means(label):
-        rep = reps[label]
-        seeds = sorted(rep["gaps"][arm][twin]["per_seed"], key=int)
-        per = {(r["preset"], str(r["seed"])): r for r in rep["runs"]}
-        return {p: sum(per[p, s]["psnr"] for s in seeds) / len(seeds) for p in (arm, twin)}, \
-            {p: sum(per[p, s]["steps"] for s in seeds) / len(seeds) for p in (arm, twin)}
+        return paired_means(reps[label], arm, twin)
 
     def gap(label):
         return reps[label]["gaps"][arm][twin]["gap_db"]
@@ -1041,7 +1045,7 @@ def round19_reading(reps, arm, twin):
     lines = []
     base = "as shipped"
     if base in reps:
-        (m, steps) = means(base)
+        _, steps = means(base)
         lines.append(f"- At equal CPU time attention is first a cost: vit_fast as shipped makes "
                      f"{steps[arm]:.0f} steps in the 240 s, its MLP-only twin {steps[twin]:.0f} "
                      f"({1 - steps[arm] / steps[twin]:.0%} fewer).")
