@@ -369,13 +369,21 @@ def saved_path(docs, images):
     return docs / images_json(images)
 
 
-def kept_report(parser, path, images, cpu_seconds, settings=(), configs=None):
+TRAINING_KEYS = ("lr", "warmup_steps", "optimizer", "weight_decay")   # equal in every arm
+
+
+def kept_report(parser, path, images, cpu_seconds, settings=(), configs=None, training=None):
     """The saved report `--resume` keeps runs of; exits 2 when it was made with another budget,
-    other --set overrides or, for a preset to train now, another model config (a preset changed
-    since: its runs would not compare). None when there is none yet."""
+    other --set overrides, other training settings (`training`: the presets' rate, warm-up,
+    optimizer and weight decay now) or, for a preset to train now, another model config (a
+    preset changed since: its runs would not compare). None when there is none yet."""
     if not path.is_file():
         return None
     saved = json.loads(path.read_text())
+    for key, value in (training or {}).items():
+        if key in saved and saved[key] != value:
+            parser.exit(2, f"attention_ablation: --resume: {path} was trained with {key} = "
+                           f"{saved[key]}, the presets now have {value}; run without --resume\n")
     for preset, model in (configs or {}).items():
         if preset in saved.get("configs", {}) and saved["configs"][preset] != model:
             parser.exit(2, f"attention_ablation: --resume: {preset}'s model config has changed "
@@ -448,8 +456,10 @@ def main(argv=None):
             p.exit(2, f"attention_ablation: --set: {exc}\n")
     t0 = time.perf_counter()
     cpu_seconds = 60 * args.cpu_minutes
+    first = load_config(presets[0], args.set)
     saved = kept_report(p, saved_path(docs, args.images), args.images, cpu_seconds,
-                        args.set, configs) if args.resume else None
+                        args.set, configs, {k: getattr(first, k) for k in TRAINING_KEYS}
+                        ) if args.resume else None
     path = docs / (images_json(args.images) if args.images else MAIN_JSON)
     runs = list(saved["runs"]) if saved else []
     done = {(r["preset"], r["seed"]) for r in runs}

@@ -20,6 +20,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from denoise_vit.errors import DenoiseVitError  # noqa: E402
 from denoise_vit.training.config import load_config  # noqa: E402
 from denoise_vit.training.run import run_training  # noqa: E402
 
@@ -36,10 +37,13 @@ def main():
     parser.add_argument("--out-dir", default="runs", help="parent of the run folder")
     parser.add_argument("--docs", default=str(ROOT / "docs"), help="where QUICK.md and figures go")
     args = parser.parse_args()
-    cfg = load_config(args.config, [], {"out_dir": args.out_dir})   # the installed preset
-    load_before = os.getloadavg()
-    start = time.perf_counter()
-    summary = run_training(cfg, progress=False)
+    try:
+        cfg = load_config(args.config, [], {"out_dir": args.out_dir})   # the installed preset
+        load_before = os.getloadavg()
+        start = time.perf_counter()
+        summary = run_training(cfg, progress=False)
+    except DenoiseVitError as exc:       # a bad preset, or a run folder already in use
+        parser.exit(2, f"quick_report.py: {exc}\n")
     wall = time.perf_counter() - start
     load_after = os.getloadavg()
     docs = Path(args.docs)

@@ -115,6 +115,12 @@ def test_resume_adds_seeds_and_keeps_the_saved_runs(tmp_path):
     done = run(tmp_path, *args, "--seeds", "3", "--resume", "--set", "model.zero_init_out=true")
     assert done.returncode == 2 and "was trained with --set []" in done.stderr
     assert "keeping the runs of" in (tmp_path / "docs" / "ATTENTION.md").read_text()
+    # a preset whose rate changed since: the saved runs trained at another rate
+    path.write_text(json.dumps({**report, "lr": 0.5}))
+    done = run(tmp_path, *args, "--seeds", "3", "--resume")
+    assert done.returncode == 2 and "was trained with lr = 0.5" in done.stderr
+    assert json.loads(path.read_text())["lr"] == 0.5      # the saved report left as it was
+    path.write_text(json.dumps(report))
     # another budget: its runs would not compare with the saved ones
     done = run(tmp_path, "--quick", "--cpu-minutes", "0.03", "--seeds", "2", "--resume")
     assert done.returncode == 2 and "--resume" in done.stderr and "1.2 CPU s" in done.stderr

@@ -1,0 +1,54 @@
+"""experiments/variants/preset_rate.py (round 19) and experiments/quick_report.py: bad input
+exits 2 with one line and writes nothing; --collect-only reads finished runs into the json."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RATE = ROOT / "experiments" / "variants" / "preset_rate.py"
+QUICK = ROOT / "experiments" / "quick_report.py"
+
+
+def run(script, *args):
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_bad_rates_or_seeds_exit_2_with_one_line(tmp_path):
+    out = tmp_path / "rate.json"
+    for args, words in ((["--rates", "0.01,x"], "--rates must be numbers"),
+                        (["--rates", "0.01,-1"], "every rate positive"),
+                        (["--seeds", "0"], "--seeds must be at least 1")):
+        done = run(RATE, *args, "--out", str(out), "--runs-dir", str(tmp_path / "runs"))
+        assert done.returncode == 2 and words in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())
+
+
+def test_collect_only_reads_the_last_row_of_each_finished_run(tmp_path):
+    runs = tmp_path / "runs"
+    for name, psnr in (("vit_fast_lr0.01_s0", 30.5), ("vit_fast_lr0.03_s0", 31.25)):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "metrics.csv").write_text(
+            "epoch,step,train_loss,eval_psnr,eval_ssim,images_per_s,train_seconds\n"
+            f"1,10,0.1,20.0,0.5,100,5\n2,20,0.05,{psnr},0.9,100,9.5\n")
+    out = tmp_path / "rate.json"
+    done = run(RATE, "--collect-only", "--seeds", "2", "--runs-dir", str(runs), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    got = json.loads(out.read_text())["runs"]
+    assert set(got) == {"vit_fast_lr0.01_s0", "vit_fast_lr0.03_s0"}     # seed 1: not run
+    assert got["vit_fast_lr0.03_s0"] == {
+        "preset": "vit_fast", "seed": 0, "lr": 0.03, "psnr": 31.25, "steps": 20,
+        "train_seconds": 9.5, "loadavg_before": None, "other_processes_cpu_share": None}
+
+
+def test_quick_report_into_a_used_run_folder_exits_2_and_keeps_it(tmp_path):
+    used = tmp_path / "vit_fast"
+    used.mkdir()
+    (used / "metrics.csv").write_text("epoch,step\n1,10\n")
+    done = run(QUICK, "--out-dir", str(tmp_path), "--docs", str(tmp_path / "docs"))
+    assert done.returncode == 2 and "already holds a run" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert (used / "metrics.csv").read_text() == "epoch,step\n1,10\n"
+    assert not (tmp_path / "docs").exists()
