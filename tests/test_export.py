@@ -164,3 +164,28 @@ def test_failed_export_leaves_nothing(checkpoint, tmp_path, capsys, monkeypatch)
     assert err.endswith("cannot export vit_denoiser as torchscript: cannot trace this model")
     assert listing(tmp_path) == ["model.pt"] and target.read_bytes() == b"old"
 
+
+
+def test_position_biased_attention_exports_at_any_size(tmp_path):
+    """A ViT whose heads carry Swin's relative position bias (a learned table, clipped on grids
+    larger than the one it was built for) and the distance penalty runs in onnxruntime and as
+    TorchScript as in torch, at the training size and at sizes that clip the table."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from denoise_vit.export.onnx import export_onnx, onnx_runner
+    from denoise_vit.export.torchscript import export_torchscript, torchscript_runner
+    torch.manual_seed(0)
+    model = build_model("vit_denoiser", img_size=32, embed_dim=16, depth=2, num_heads=2,
+                        rel_pos_bias=True, distance_bias=True).eval()
+    with torch.no_grad():
+        for block in model.encoder.blocks:
+            block.attn.rel_pos_table.normal_()
+    export_onnx(model, tmp_path / "model.onnx")
+    export_torchscript(model, tmp_path / "model.pt")
+    runners = (onnx_runner(tmp_path / "model.onnx"), torchscript_runner(tmp_path / "model.pt"))
+    for size in SIZES:                       # grids 8x8 to 16x12 against the table's 4x4
+        x, expected = torch_outputs(model, size)
+        for run in runners:
+            got = np.asarray(run(x.numpy()))
+            assert got.shape == expected.shape
+            assert np.abs(got - expected).max() < 1e-4, size
