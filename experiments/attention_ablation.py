@@ -448,17 +448,16 @@ def main(argv=None):
     from denoise_vit.training.setup import model_args_for
 
     from denoise_vit.errors import DenoiseVitError
-    configs = {}
-    for preset in presets:        # a bad --set is one line before any training
-        try:
-            configs[preset] = load_config(preset, args.set).model
-        except DenoiseVitError as exc:
-            p.exit(2, f"attention_ablation: --set: {exc}\n")
+    try:                          # a bad --set is one line before any training
+        loaded = {preset: load_config(preset, args.set) for preset in presets}
+    except DenoiseVitError as exc:
+        p.exit(2, f"attention_ablation: --set: {exc}\n")
+    configs = {preset: cfg.model for preset, cfg in loaded.items()}
     t0 = time.perf_counter()
     cpu_seconds = 60 * args.cpu_minutes
-    first = load_config(presets[0], args.set)
     saved = kept_report(p, saved_path(docs, args.images), args.images, cpu_seconds,
-                        args.set, configs, {k: getattr(first, k) for k in TRAINING_KEYS}
+                        args.set, configs,
+                        {k: getattr(loaded[presets[0]], k) for k in TRAINING_KEYS}
                         ) if args.resume else None
     path = docs / (images_json(args.images) if args.images else MAIN_JSON)
     runs = list(saved["runs"]) if saved else []

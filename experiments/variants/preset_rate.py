@@ -14,7 +14,6 @@ the share of the CPU other processes used during it.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -23,13 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def last_row(run_dir: Path) -> dict:
-    with open(run_dir / "metrics.csv") as f:
-        row = list(csv.DictReader(f))[-1]
-    return {"psnr": float(row["eval_psnr"]), "steps": int(row["step"]),
-            "train_seconds": float(row["train_seconds"])}
+from preset_ab import last_row  # noqa: E402  (a run's final PSNR, steps and seconds)
 
 
 def run_name(preset, rate, seed):
