@@ -28,7 +28,8 @@ from ..layers import AxialBlock, Block, PosEmbed2d
 from ..layers.transposed_attention import TransposedAttentionBlock
 from ..layers.norms import BatchNorm2d
 from ..registry import register_model
-from .base import DenoisingModel, ModelFacts, check_config, compose_output, image_size
+from .base import (DenoisingModel, ModelFacts, check_config, compose_output, image_size,
+                   init_output)
 from .cnn import UNet
 from .vit_denoiser import init_weights
 
@@ -52,6 +53,7 @@ class ViTUNetConfig:
     qk_norm: bool = False            # LayerNorm on each head's queries and keys
     layer_scale: float = 0.0         # LayerScale on the blocks' branches from this value (0: off)
     residual: bool = False           # predict the clutter and subtract it from the input
+    zero_init_out: bool = False      # the output conv starts at zero, as unet_denoiser's
     # "transformer": the coarsest double conv becomes a TransformerBottleneck; "conv": it
     # stays the U-Net's (a network whose attention is all in its axial blocks)
     bottleneck: str = "transformer"
@@ -175,6 +177,7 @@ class ViTUNet(UNet, DenoisingModel):
                 block.apply(init_weights)
                 block.zero_branches()
             self.down[level] = nn.Sequential(self.down[level], *blocks)
+        init_output(self.out, config)
 
     @property
     def facts(self):
