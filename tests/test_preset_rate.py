@@ -19,7 +19,10 @@ def test_bad_rates_or_seeds_exit_2_with_one_line(tmp_path):
     out = tmp_path / "rate.json"
     for args, words in ((["--rates", "0.01,x"], "--rates must be numbers"),
                         (["--rates", "0.01,-1"], "every rate positive"),
-                        (["--seeds", "0"], "--seeds must be at least 1")):
+                        (["--seeds", "0"], "--seeds must be at least 1"),
+                        (["--set", "lr"], "--set takes KEY=VALUE"),
+                        (["--set", "model.zero_init_out=true"], "--set needs --tag"),
+                        (["--set", "lr=1", "--tag", "a/b"], "--tag must be letters")):
         done = run(RATE, *args, "--out", str(out), "--runs-dir", str(tmp_path / "runs"))
         assert done.returncode == 2 and words in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
@@ -49,6 +52,24 @@ def test_quick_report_into_a_used_run_folder_exits_2_and_keeps_it(tmp_path):
     (used / "metrics.csv").write_text("epoch,step\n1,10\n")
     done = run(QUICK, "--out-dir", str(tmp_path), "--docs", str(tmp_path / "docs"))
     assert done.returncode == 2 and "already holds a run" in done.stderr
+    assert "--out-dir" in done.stderr and "--resume" not in done.stderr   # options it has
     assert len(done.stderr.strip().splitlines()) == 1
     assert (used / "metrics.csv").read_text() == "epoch,step\n1,10\n"
     assert not (tmp_path / "docs").exists()
+
+
+def test_set_and_tag_name_the_runs_and_record_the_overrides(tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "vit_unet_new_lr0.01_s0").mkdir(parents=True)
+    (runs / "vit_unet_new_lr0.01_s0" / "metrics.csv").write_text(
+        "epoch,step,train_loss,eval_psnr,eval_ssim,images_per_s,train_seconds\n"
+        "1,10,0.1,33.5,0.9,100,5\n")
+    out = tmp_path / "rate.json"
+    done = run(RATE, "--collect-only", "--preset", "vit_unet", "--rates", "0.01", "--seeds", "1",
+               "--set", "model.zero_init_out=true", "--tag", "new", "--runs-dir", str(runs),
+               "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    got = json.loads(out.read_text())["runs"]
+    assert list(got) == ["vit_unet_new_lr0.01_s0"]
+    assert got["vit_unet_new_lr0.01_s0"]["overrides"] == ["model.zero_init_out=true"]
+    assert got["vit_unet_new_lr0.01_s0"]["psnr"] == 33.5

@@ -10,6 +10,11 @@ as two halves on two threads. So: `denoise-vit train --config PRESET seed=S lr=R
 seed and rate, one run after another, nothing else changed. Writes docs/variants/preset_rate.json
 with each run's final evaluation PSNR, steps, seconds of training, the load average before it and
 the share of the CPU other processes used during it.
+
+`--set KEY=VALUE` (repeatable) adds the same override to every run of the invocation, and
+`--tag T` names its runs PRESET_T_lrR_sS, so that a preset can be compared with a changed copy
+of itself in one json (round 20: `--preset vit_unet --rates 0.002` against `--rates 0.01 --set
+optimizer=adamw --set weight_decay=0.05 --set model.zero_init_out=true --tag unet_start`).
 """
 from __future__ import annotations
 
@@ -27,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from preset_ab import last_row  # noqa: E402  (a run's final PSNR, steps and seconds)
 
 
-def run_name(preset, rate, seed):
-    return f"{preset}_lr{rate:g}_s{seed}"
+def run_name(preset, rate, seed, tag=""):
+    return f"{preset}{'_' + tag if tag else ''}_lr{rate:g}_s{seed}"
 
 
 def main(argv=None):
@@ -38,6 +43,9 @@ def main(argv=None):
     p.add_argument("--preset", default="vit_fast")
     p.add_argument("--rates", default="0.01,0.03", help="comma-separated learning rates")
     p.add_argument("--seeds", type=int, default=2, help="seeds 0 .. N-1")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="an override for every run (repeatable), e.g. model.zero_init_out=true")
+    p.add_argument("--tag", default="", help="a word in the runs' names (with --set)")
     p.add_argument("--runs-dir", default="runs/preset_rate", help="parent of the run folders")
     p.add_argument("--collect-only", action="store_true",
                    help="train nothing: read the finished runs in --runs-dir")
@@ -50,25 +58,36 @@ def main(argv=None):
                   f"{args.rates!r}\n")
     if args.seeds < 1 or any(r <= 0 for r in rates):
         p.exit(2, "preset_rate.py: --seeds must be at least 1 and every rate positive\n")
+    bad = [item for item in args.set if "=" not in item or not item.split("=", 1)[0].strip()]
+    if bad:
+        p.exit(2, f"preset_rate.py: --set takes KEY=VALUE, not {bad[0]!r}\n")
+    if args.set and not args.tag.strip():
+        p.exit(2, "preset_rate.py: --set needs --tag, so that its runs do not take the "
+                  "preset's names\n")
+    if not all(c.isalnum() or c in "_-." for c in args.tag):
+        p.exit(2, f"preset_rate.py: --tag must be letters, digits, '_', '-' or '.', not "
+                  f"{args.tag!r}\n")
     runs_dir, out = Path(args.runs_dir), Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {"runs": {}}
     results["command"] = "flock /tmp/cpu.lock python experiments/variants/preset_rate.py " + \
         " ".join(argv if argv is not None else sys.argv[1:])
     for seed in range(args.seeds):
         for rate in rates:
-            name = run_name(args.preset, rate, seed)
+            name = run_name(args.preset, rate, seed, args.tag)
             extra = {}
             if not args.collect_only:
                 print(f"training {name} ...", file=sys.stderr, flush=True)
                 before, load = os.getloadavg()[0], ForeignLoad()
                 subprocess.run([sys.executable, "-m", "denoise_vit", "train", "--config",
-                                args.preset, f"seed={seed}", f"lr={rate}", f"name={name}",
-                                "--out-dir", str(runs_dir), "--no-progress"], check=True)
+                                args.preset, f"seed={seed}", f"lr={rate}", *args.set,
+                                f"name={name}", "--out-dir", str(runs_dir), "--no-progress"],
+                               check=True)
                 extra = {"loadavg_before": before, "other_processes_cpu_share": load.stop()}
             if (runs_dir / name / "metrics.csv").exists():
                 kept = results["runs"].get(name, {})      # the load a training run recorded
                 results["runs"][name] = {
-                    "preset": args.preset, "seed": seed, "lr": rate, **last_row(runs_dir / name),
+                    "preset": args.preset, "seed": seed, "lr": rate,
+                    **({"overrides": args.set} if args.set else {}), **last_row(runs_dir / name),
                     **(extra or {k: kept.get(k) for k in ("loadavg_before",
                                                           "other_processes_cpu_share")})}
                 r = results["runs"][name]
