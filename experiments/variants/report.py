@@ -74,6 +74,12 @@ x_unet.toml,x_unet_gate.toml --out-dir /tmp/variants/seeds/out --runs-dir R
     #   --images 50000 --set lr=0.03                                -> docs/lr3e-2/
     # (each folder's attention_ablation*.json holds its exact command)
 
+    # round 20, vit_unet with the U-Net preset's start (AMD EPYC, 2026-12-07, about 30 min):
+    flock /tmp/cpu.lock denoise-vit benchmark --budgets 1,4 --clock cpu --images 12800 \
+        --configs experiments/variants/x_vit_unet_zero_lr1e-2.toml,experiments/variants/x_vit_unet_zero_noattn_lr1e-2.toml,experiments/variants/x_vit_unet_l2_zero_lr1e-2.toml,experiments/variants/x_vit_unet_l2_zero_noattn_lr1e-2.toml,experiments/variants/x_unet_zero_adamw_lr1e-2.toml \
+        --methods none --seeds 2 --seed-margin 100 --cooldown --optimizer config --jobs 2 \
+        --threads 2 --runs-dir runs/round20 --out-dir docs/variants/round20   # -> round20/
+
     # round 17, EMA of weights, paired (about 11 min for both seeds at once, 1 thread each):
     python experiments/variants/ema.py --seed 0 & python experiments/variants/ema.py --seed 1
     #                                                       -> ema_s0.json, ema_s1.json
@@ -144,6 +150,13 @@ WHAT = {
     "x_mdta_lr1e-2": "the U-Net + a Restormer block after the double conv of every level, "
                      "full resolution included (as Restormer, which attends at every level)",
     "x_mdta_noattn_lr1e-2": "the same blocks without MDTA (GDFN only)",
+    "x_vit_unet_zero_lr1e-2": "vit_unet as shipped (two blocks of width 128 over the 8 x 8 map) "
+                              "with the output conv at zero",
+    "x_vit_unet_zero_noattn_lr1e-2": "the same with MLP-only blocks",
+    "x_vit_unet_l2_zero_lr1e-2": "vit_unet with levels = 2 (two blocks of width 64 over the "
+                                 "16 x 16 map) with the output conv at zero",
+    "x_vit_unet_l2_zero_noattn_lr1e-2": "the same with MLP-only blocks",
+    "x_unet_zero_adamw_lr1e-2": "the U-Net with the output conv at zero (reference)",
 }
 HYBRID_FIGURE = DATA / "hybrids.png"
 TWINS = (("x_axunet0", "x_axunet0_noattn"), ("x_vit_unet_l2_lr1e-2", "x_vit_unet_l2_noattn_lr1e-2"))
@@ -235,6 +248,7 @@ def main():
     lines += ema_section()
     lines += restormer_section()
     lines += attention_design_section()
+    lines += unet_transformer_section()
     DOC.write_text("\n".join(lines) + "\n")
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -1215,6 +1229,144 @@ def rate_figure(table):
     fig.savefig(RATE_FIGURE, dpi=110)
 
 
+ROUND20 = DATA / "round20" / "benchmarks.json"
+ROUND20_FIGURE = DATA / "unet_transformers.png"
+ROUND20_POINTS = (("time", 60, "1 min"), ("time", 240, "4 min"), ("images", 12800, "12,800 images"))
+ROUND20_UNET = "x_unet_zero_adamw_lr1e-2"
+ROUND20_TWINS = (("x_vit_unet_zero_lr1e-2", "x_vit_unet_zero_noattn_lr1e-2"),
+                 ("x_vit_unet_l2_zero_lr1e-2", "x_vit_unet_l2_zero_noattn_lr1e-2"))
+
+
+def paired(a, b):
+    """Per-seed differences a - b (the seeds both have), or None."""
+    if a is None or b is None:
+        return None
+    return [x - y for x, y in zip(a, b)]
+
+
+def gap_text(diffs):
+    """'+0.12 dB (seeds +0.30 / -0.06)'."""
+    return (f"{sum(diffs) / len(diffs):+.2f} dB (seeds "
+            + " / ".join(f"{d:+.2f}" for d in diffs) + ")")
+
+
+def unet_transformer_section():
+    """Round 20: vit_unet, the U-Net with a transformer at its bottleneck, given what the U-Net
+    preset has since 2026-12-06 (the output conv at zero, AdamW): does the transformer closest
+    to the U-Net match it, and does its attention add anything against MLP-only blocks?"""
+    if not ROUND20.exists():
+        return []
+    run = json.loads(ROUND20.read_text())
+    machine = run["machine"]
+    nets = {m["name"]: m for m in run["methods"] if m.get("kind") == "network"}
+    per = {name: [seeds_of(m, which, budget) for which, budget, _ in ROUND20_POINTS]
+           for name, m in nets.items()}
+    seeds = max(len(v) for vs in per.values() for v in vs if v)
+    lines = ["", "## Round 20: the U-Net's transformer with the U-Net's start", "",
+             "Why: issue 11, item 3 asks the best transformer preset to score at least as high as "
+             "the U-Net at every budget and per image, and the U-Net pulls away per image (docs/"
+             "benchmark-zero-init/BENCHMARKS.md, 2026-12-07: 41.09 dB against vit_fast's 36.71 "
+             "at 50,000 images). The transformer preset built on the U-Net, vit_unet (the U-Net "
+             "with its 8 x 8 double conv replaced by two transformer blocks), was last measured "
+             "with PyTorch's default init and Adam (rounds 6-10); since then the output conv at "
+             "zero lifted the U-Net by 3.9 dB at 240 CPU s (docs/ZERO_INIT.md) and AdamW by about "
+             "1 dB. `vit_unet` now has `zero_init_out` too. Here it gets both, as the U-Net "
+             "reference does; each with its MLP-only twin, and at levels = 2 (the transformer "
+             "over the 16 x 16 map, width 64). AdamW 1e-2 with decay 0.05 for all (the rate the "
+             "benchmark's sweep chose for the U-Net that morning), "
+             f"{seeds} seeds each, the cooldown protocol at 1 and 4 CPU min and 12,800 images; "
+             f"{machine['cpu']} ({machine['cpu_capability']} kernels), two networks at a time with "
+             f"1 torch thread each, nothing else running ({run['date'][:16]}; `{run['command']}`).",
+             "", "| run | what changes | params | images/s (1 thread) | "
+             + " | ".join(f"PSNR {label}" for *_, label in ROUND20_POINTS) + " |",
+             "|---|---|---:|---:|" + "---:|" * len(ROUND20_POINTS)]
+    for name, m in nets.items():
+        lines.append(f"| {name} | {WHAT.get(name, '')} | {m['params'] / 1e3:.0f} k | "
+                     f"{m['images_per_s']:.0f} | " + " | ".join(seed_cell(v) for v in per[name])
+                     + " |")
+    lines += ["", "Each cell: the mean over seeds (each seed in brackets). A dash: not reached "
+              "within 4 CPU minutes.", "", "### What it shows", ""]
+    labels = [label for *_, label in ROUND20_POINTS]
+    for arm, twin in ROUND20_TWINS:
+        gaps = [(label, paired(a, b)) for label, a, b in zip(labels, per[arm], per[twin])]
+        lines.append(f"- Attention in {arm} (against {twin}): "
+                     + ", ".join(f"{gap_text(d)} at {label}" for label, d in gaps if d) + ".")
+    for arm, _ in ROUND20_TWINS:
+        gaps = [(label, paired(a, b)) for label, a, b in zip(labels, per[arm], per[ROUND20_UNET])]
+        lines.append(f"- {arm} against the U-Net ({ROUND20_UNET}): "
+                     + ", ".join(f"{gap_text(d)} at {label}" for label, d in gaps if d) + ".")
+    lines += round20_reading(nets, per)
+    lines += ["", "![Round 20: vit_unet with the U-Net's start, each seed and the mean]"
+              "(variants/unet_transformers.png)"]
+    seed_dots_figure({name.removeprefix("x_").removesuffix("_lr1e-2"): v for name, v in per.items()},
+                     labels, ROUND20_FIGURE,
+                     f"Round 20: vit_unet with the output conv at zero against the U-Net "
+                     f"({seeds} seeds; {machine['cpu']}, 1 thread each)",
+                     reference=lambda name: name.startswith("unet"))
+    return lines
+
+
+def round20_reading(nets, per):
+    """The prose of round 20, written against its figures, and its longer per-image run
+    (docs/variants/round20b/: 12,800 and 25,000 images) when present."""
+    mean = {name: [None if v is None else sum(v) / len(v) for v in vs] for name, vs in per.items()}
+    unet, l3, l2 = (mean[ROUND20_UNET], mean["x_vit_unet_zero_lr1e-2"],
+                    mean["x_vit_unet_l2_zero_lr1e-2"])
+    l2_free = mean["x_vit_unet_l2_zero_noattn_lr1e-2"]
+    speed = {name: m["images_per_s"] for name, m in nets.items()}
+    lines = [
+        f"- With the U-Net's start, vit_unet scores {l3[1]:.2f} dB at 4 CPU min, against "
+        f"{unet[1]:.2f} for the U-Net: it stays behind at equal time, being slower "
+        f"({speed['x_vit_unet_zero_lr1e-2']:.0f} against {speed[ROUND20_UNET]:.0f} images/s). "
+        f"At 12,800 images it is level with the U-Net ({l3[2]:.2f} and {l2[2]:.2f} dB for the "
+        f"two vit_unets, {unet[2]:.2f} for the U-Net, whose two seeds lie "
+        f"{abs(per[ROUND20_UNET][2][0] - per[ROUND20_UNET][2][1]):.1f} dB apart): the first "
+        "transformer of these rounds level with the U-Net per image at some count, where "
+        "vit_fast learns 2.7-4.4 dB less (docs/benchmark-zero-init/BENCHMARKS.md, 25,000 and "
+        "50,000 images).",
+        f"- Its attention pays per image at the 16 x 16 map (levels = 2: "
+        f"{l2[2] - l2_free[2]:+.2f} dB at 12,800 images, both seeds above their twins) and costs "
+        f"at equal time ({l2[0] - l2_free[0]:+.2f} / {l2[1] - l2_free[1]:+.2f} dB at 1 / 4 min: "
+        f"{speed['x_vit_unet_l2_zero_lr1e-2']:.0f} against "
+        f"{speed['x_vit_unet_l2_zero_noattn_lr1e-2']:.0f} images/s).",
+        f"- The MLP-only twin at levels = 2, a U-Net with two down-samplings and per-token MLPs "
+        f"over its 16 x 16 map ({nets['x_vit_unet_l2_zero_noattn_lr1e-2']['params'] / 1e3:.0f} k "
+        f"parameters, no transformer), scores {l2_free[0]:.2f} / {l2_free[1]:.2f} dB at 1 / 4 "
+        f"min, above the U-Net's {unet[0]:.2f} / {unet[1]:.2f}, and {l2_free[2]:.2f} per image "
+        "(round 6's side result, now with two seeds)."]
+    longer = DATA / "round20b" / "benchmarks.json"
+    if longer.exists():
+        run = json.loads(longer.read_text())
+        nets_b = {m["name"]: m for m in run["methods"] if m.get("kind") == "network"}
+        counts = sorted(run["budgets_images"])
+        at = {name: [seeds_of(m, "images", n) for n in counts] for name, m in nets_b.items()}
+        lines += ["", f"Learning per image further: `{run['command']}` ({run['date'][:16]}, the "
+                  "same machine and protocol, a time budget long enough for every network to "
+                  f"reach {counts[-1]:,} images).", "",
+                  "| run | " + " | ".join(f"PSNR {n:,} images" for n in counts) + " |",
+                  "|---|" + "---:|" * len(counts)]
+        for name, vs in at.items():
+            lines.append(f"| {name} | " + " | ".join(seed_cell(v) for v in vs) + " |")
+        arm, twin = "x_vit_unet_l2_zero_lr1e-2", "x_vit_unet_l2_zero_noattn_lr1e-2"
+        lines += ["", f"- Attention in {arm} (against {twin}): "
+                  + ", ".join(f"{gap_text(d)} at {n:,} images"
+                              for n, d in zip(counts, (paired(a, b) for a, b in
+                                                       zip(at[arm], at[twin]))) if d) + ".",
+                  f"- {arm} against the U-Net: "
+                  + ", ".join(f"{gap_text(d)} at {n:,} images"
+                              for n, d in zip(counts, (paired(a, b) for a, b in
+                                                       zip(at[arm], at[ROUND20_UNET]))) if d)
+                  + ".",
+                  "- So the per-image lead does not last: by 25,000 images the U-Net is ahead "
+                  "again and attention's gain has turned into a cost, every seed alike, as "
+                  "vit_fast's early per-image gain shrank in round 14. vit_unet meets neither "
+                  "item 3 (behind the U-Net at 1 and 4 CPU min and at 25,000 images) nor item 4 "
+                  "(attention under 1 dB on every axis). The vit_unet preset is unchanged "
+                  "(Adam 2e-3, PyTorch's init): `zero_init_out` is an option of it now, but its "
+                  "preset was not A/B-tested under `denoise-vit train` this round."]
+    return lines
+
+
 def clean_share(rec):
     return sum(rec["regions"][k]["share"] for k in ("clean background", "clean cells"))
 
@@ -1225,19 +1377,26 @@ def spread(errors, region):
 
 
 def gate_figure(points):
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
-    for ax, (i, title) in zip(axes, AXES):
+    seed_dots_figure(points, [title for _, title in AXES], GATE_FIGURE,
+                     "Output gate: each seed (dots) and the mean (line)")
+
+
+def seed_dots_figure(points, titles, path, title, reference=lambda name: "unet" in name):
+    """One panel per axis: each network's seeds (dots) and their mean (line), the references
+    black. `points`: {name: [per-seed PSNRs or None, one per axis]}."""
+    fig, axes = plt.subplots(1, len(titles), figsize=(4 * len(titles), 3.8))
+    for i, (ax, axis) in enumerate(zip(axes, titles)):
         for j, (name, vs) in enumerate(points.items()):
-            v = vs[i - 1]
+            v = vs[i]
             if v is None:
                 continue
-            ax.scatter([j] * len(v), v, color="black" if "unet" in name else "tab:blue", s=18)
+            ax.scatter([j] * len(v), v, color="black" if reference(name) else "tab:blue", s=18)
             ax.hlines(sum(v) / len(v), j - 0.3, j + 0.3, color="tab:red")
         ax.set_xticks(range(len(points)), list(points), rotation=30, fontsize=8)
-        ax.set(title=f"PSNR at {title}", ylabel="PSNR (dB)" if i == 1 else None)
-    fig.suptitle("Output gate: each seed (dots) and the mean (line)", fontsize=10)
+        ax.set(title=f"PSNR at {axis}", ylabel="PSNR (dB)" if i == 0 else None)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(GATE_FIGURE, dpi=110)
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
