@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from denoise_vit.errors import DenoiseVitError  # noqa: E402
 from denoise_vit.training.config import load_config  # noqa: E402
 from denoise_vit.training.run import run_training  # noqa: E402
-from denoise_vit.training.run_folder import RUN_FILES  # noqa: E402
+from denoise_vit.training.run_folder import RunFolder  # noqa: E402
 
 
 def machine():
@@ -40,7 +40,7 @@ def main():
     args = parser.parse_args()
     try:
         cfg = load_config(args.config, [], {"out_dir": args.out_dir})   # the installed preset
-        found = [name for name in RUN_FILES if (cfg.run_dir / name).exists()]
+        found = RunFolder(cfg.run_dir).existing_run_files()
         if found:   # the trainer's own message suggests --resume, which this script has not
             parser.exit(2, f"quick_report.py: run folder {cfg.run_dir} already holds a run "
                            f"({', '.join(found)}); move it away, or write into another folder "
