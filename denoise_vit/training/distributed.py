@@ -3,6 +3,7 @@
 Without torchrun everything here is a single-process no-op, so the same training code runs
 alone on a laptop CPU and under `torchrun --nproc_per_node N` (gloo on CPU, nccl on GPUs).
 """
+import gc
 import os
 from dataclasses import dataclass
 
@@ -64,9 +65,17 @@ def barrier():
         dist.barrier()
 
 
-def cleanup():
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def cleanup(synchronize=False):
+    """Leave the process group. With `synchronize` (every rank got here normally) first wait for
+    the others and collect the objects still holding the group (the DDP wrapper's reducer), so
+    no rank destroys its gloo pairs while a peer's are still in use. After an error, leave at
+    once: a peer may never arrive."""
+    if not dist.is_initialized():
+        return
+    if synchronize:
+        gc.collect()
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def broadcast_object(obj):

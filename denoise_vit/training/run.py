@@ -381,9 +381,15 @@ def optimizer_hint(saved, cfg):
 def run_training(cfg, *, resume=False, progress=True, log=None):
     """Train `cfg` (a TrainConfig); returns a summary dict. Works alone or under torchrun."""
     info = distributed.init_distributed()
+    finished = False
     try:
         log = (log or tqdm.write) if info.is_main else (lambda *a, **k: None)
-        return TrainingRun(cfg, info, resume=resume, progress=progress and info.is_main,
-                           log=log).run()
+        summary = TrainingRun(cfg, info, resume=resume, progress=progress and info.is_main,
+                              log=log).run()
+        finished = True
+        return summary
     finally:
-        distributed.cleanup()
+        # after a normal end every rank leaves together (rank 0 still draws the figures), with
+        # the DDP wrapper gone: a rank that tore gloo down while its peer still held the group
+        # aborted once in CI ("terminate called without an active exception")
+        distributed.cleanup(synchronize=finished)
