@@ -43,7 +43,25 @@ def test_collect_only_reads_the_last_row_of_each_finished_run(tmp_path):
     assert set(got) == {"vit_fast_lr0.01_s0", "vit_fast_lr0.03_s0"}     # seed 1: not run
     assert got["vit_fast_lr0.03_s0"] == {
         "preset": "vit_fast", "seed": 0, "lr": 0.03, "psnr": 31.25, "steps": 20,
-        "train_seconds": 9.5, "loadavg_before": None, "other_processes_cpu_share": None}
+        "train_seconds": 9.5, "loadavg_before": None, "other_processes_cpu_share": None,
+        "command": None}                          # collected, not trained: which run is unknown
+
+
+def test_a_second_invocation_keeps_the_first_ones_command(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "rate.json"
+    (runs / "vit_fast_lr0.01_s0").mkdir(parents=True)
+    (runs / "vit_fast_lr0.01_s0" / "metrics.csv").write_text(
+        "epoch,step,train_loss,eval_psnr,eval_ssim,images_per_s,train_seconds\n"
+        "1,10,0.1,30.0,0.9,100,5\n")
+    out.write_text(json.dumps({"runs": {}, "command": "an older invocation"}))
+    for rates in ("0.01", "0.03", "0.01"):
+        done = run(RATE, "--collect-only", "--rates", rates, "--seeds", "1",
+                   "--runs-dir", str(runs), "--out", str(out))
+        assert done.returncode == 0, done.stderr
+    got = json.loads(out.read_text())
+    assert "command" not in got and len(got["commands"]) == 3
+    assert got["commands"][0] == "an older invocation"
+    assert "--rates 0.01" in got["commands"][1] and "--rates 0.03" in got["commands"][2]
 
 
 def test_quick_report_into_a_used_run_folder_exits_2_and_keeps_it(tmp_path):

@@ -69,8 +69,12 @@ def main(argv=None):
                   f"{args.tag!r}\n")
     runs_dir, out = Path(args.runs_dir), Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {"runs": {}}
-    results["command"] = "flock /tmp/cpu.lock python experiments/variants/preset_rate.py " + \
+    command = "flock /tmp/cpu.lock python experiments/variants/preset_rate.py " + \
         " ".join(argv if argv is not None else sys.argv[1:])
+    # every invocation that wrote this file, in order (files written before 2026-12-07 kept
+    # only the last one, as "command"), and on each run the one that trained it
+    commands = results.pop("commands", None) or [c for c in [results.pop("command", None)] if c]
+    results["commands"] = commands + ([] if command in commands else [command])
     for seed in range(args.seeds):
         for rate in rates:
             name = run_name(args.preset, rate, seed, args.tag)
@@ -82,14 +86,16 @@ def main(argv=None):
                                 args.preset, f"seed={seed}", f"lr={rate}", *args.set,
                                 f"name={name}", "--out-dir", str(runs_dir), "--no-progress"],
                                check=True)
-                extra = {"loadavg_before": before, "other_processes_cpu_share": load.stop()}
+                extra = {"loadavg_before": before, "other_processes_cpu_share": load.stop(),
+                         "command": command}
             if (runs_dir / name / "metrics.csv").exists():
                 kept = results["runs"].get(name, {})      # the load a training run recorded
                 results["runs"][name] = {
                     "preset": args.preset, "seed": seed, "lr": rate,
                     **({"overrides": args.set} if args.set else {}), **last_row(runs_dir / name),
                     **(extra or {k: kept.get(k) for k in ("loadavg_before",
-                                                          "other_processes_cpu_share")})}
+                                                          "other_processes_cpu_share",
+                                                          "command")})}
                 r = results["runs"][name]
                 print(f"{name}: {r['psnr']:.2f} dB, {r['steps']} steps, "
                       f"{r['train_seconds']:.0f} s", file=sys.stderr, flush=True)
