@@ -74,7 +74,10 @@ def cleanup(synchronize=False):
         return
     if synchronize:
         gc.collect()
-        dist.barrier()
+        try:
+            dist.barrier()
+        except RuntimeError:    # a peer left after an error of its own, which it reports
+            pass
     dist.destroy_process_group()
 
 
