@@ -138,11 +138,12 @@ def test_variant_configs_of_docs_variants_load_and_build(path):
     assert sum(p.numel() for p in model.parameters()) > 0
 
 
-def test_the_attention_ablation_preset_is_vit_fast_without_attention():
+@pytest.mark.parametrize("preset", ["vit_fast", "vit_unet"])
+def test_the_attention_ablation_preset_is_its_transformer_without_attention(preset):
     """Issue 11's ablation compares the two presets as shipped: everything but the name and
     model.attention must agree (the twin once kept an older rate and epoch count)."""
     import dataclasses
-    fast, twin = load_config("vit_fast"), load_config("vit_fast_no_attention")
+    fast, twin = load_config(preset), load_config(f"{preset}_no_attention")
     differ = {f.name for f in dataclasses.fields(fast)
               if getattr(fast, f.name) != getattr(twin, f.name)}
     assert differ == {"name", "model"}

@@ -1361,10 +1361,65 @@ def round20_reading(nets, per):
                   "again and attention's gain has turned into a cost, every seed alike, as "
                   "vit_fast's early per-image gain shrank in round 14. vit_unet meets neither "
                   "item 3 (behind the U-Net at 1 and 4 CPU min and at 25,000 images) nor item 4 "
-                  "(attention under 1 dB on every axis). The vit_unet preset is unchanged "
-                  "(Adam 2e-3, PyTorch's init): `zero_init_out` is an option of it now, but its "
-                  "preset was not A/B-tested under `denoise-vit train` this round."]
-    return lines
+                  "(attention under 1 dB on every axis)."]
+    return lines + vit_unet_preset_lines()
+
+
+def vit_unet_preset_lines():
+    """The vit_unet preset as `denoise-vit train` runs it, before and with the U-Net's start
+    (experiments/variants/preset_rate.py, docs/variants/vit_unet_start.json)."""
+    path = DATA / "vit_unet_start.json"
+    if not path.exists():
+        return []
+    runs = json.loads(path.read_text())["runs"].values()
+    arms, twin = {}, [r for r in runs if r["preset"] == "vit_unet_no_attention"]
+    for r in runs:
+        if r["preset"] == "vit_unet":
+            arms.setdefault((bool(r.get("overrides")), r["lr"]), []).append(r)
+    loads = [r["loadavg_before"] for r in runs if r.get("loadavg_before") is not None]
+
+    def arm(key):
+        rs = sorted(arms[key] if isinstance(key, tuple) else key, key=lambda r: r["seed"])
+        return (" / ".join(f"{r['psnr']:.2f}" for r in rs) + f" dB on seeds "
+                + " / ".join(str(r["seed"]) for r in rs)
+                + f" (mean {sum(r['psnr'] for r in rs) / len(rs):.2f})")
+    old = [k for k in sorted(arms) if not k[0]]
+    new = [k for k in sorted(arms) if k[0]]
+    return (["", "The preset as `denoise-vit train --config vit_unet seed=S` runs it (its cosine "
+            "over 720 steps, the 270-s wall-clock stop, two threads; `python experiments/variants/"
+            "preset_rate.py --preset vit_unet --rates R --seeds 2 --set optimizer=adamw --set "
+            "weight_decay=0.05 --set model.zero_init_out=true --tag unet_start`, one run after "
+            f"another alone under the CPU lock, load average {min(loads):.1f}-{max(loads):.1f} "
+            "before each, raised by the run before; other processes "
+            f"{max(r['other_processes_cpu_share'] for r in runs):.1%} of the CPU at most):", ""]
+            + [f"- as it was (Adam {k[1]:g}, PyTorch's init): {arm(k)};" for k in old]
+            + [f"- with the U-Net's start (AdamW 0.05, output conv at zero) at {k[1]:g}: {arm(k)};"
+               for k in new]
+            + ["- so since 2026-12-07 vit_unet and its MLP-only twin train with AdamW 0.05 and the "
+               "output conv at zero, at 1e-2 (the higher mean; 3e-2's seeds lie 1.7 dB apart). "
+               "The U-Net preset under the same command: 39.79 / 39.78 dB (README), still ahead "
+               "on both seeds."]
+            + twin_lines(arms.get((True, 0.01), []), twin, arm))
+
+
+def twin_lines(arm_runs, twin, arm):
+    """What attention adds to the vit_unet preset as shipped, seed by seed."""
+    pairs = paired_seeds(arm_runs, twin)
+    if not pairs:
+        return []
+    gains = [a["psnr"] - b["psnr"] for a, b in pairs]
+    return [f"- its MLP-only twin as the preset now is (`--preset vit_unet_no_attention --rates "
+            f"0.01`): {arm(twin)}, in "
+            + " / ".join(str(b["steps"]) for _, b in pairs) + " steps against vit_unet's "
+            + " / ".join(str(a["steps"]) for a, _ in pairs) + "; so attention adds "
+            + " / ".join(f"{g:+.2f}" for g in gains) + " dB on those seeds, "
+            + ("at least" if min(gains) >= 1 else "under") + " item 4's 1 dB."]
+
+
+def paired_seeds(arm, twin):
+    """(arm run, twin run) for each seed both have, in seed order."""
+    by = {r["seed"]: r for r in twin}
+    return [(r, by[r["seed"]]) for r in sorted(arm, key=lambda r: r["seed"]) if r["seed"] in by]
 
 
 def clean_share(rec):
