@@ -1399,7 +1399,28 @@ def vit_unet_preset_lines():
                "output conv at zero, at 1e-2 (the higher mean; 3e-2's seeds lie 1.7 dB apart). "
                "The U-Net preset under the same command: 39.79 / 39.78 dB (README), still ahead "
                "on both seeds."]
-            + twin_lines(arms.get((True, 0.01), []), twin, arm))
+            + twin_lines(arms.get((True, 0.01), []), twin, arm)
+            + depth_lines(arms.get((True, 0.01), []), twin, arm))
+
+
+def depth_lines(arm_runs, twin, arm):
+    """The vit_unet preset and its twin with four blocks instead of two
+    (docs/variants/vit_unet_depth.json)."""
+    path = DATA / "vit_unet_depth.json"
+    if not path.exists():
+        return []
+    runs = json.loads(path.read_text())["runs"].values()
+    deep = [r for r in runs if r["preset"] == "vit_unet"]
+    deep_twin = [r for r in runs if r["preset"] == "vit_unet_no_attention"]
+    if not deep or not deep_twin:
+        return []
+    gains = [a["psnr"] - b["psnr"] for a, b in paired_seeds(deep, deep_twin)]
+    return [f"- four blocks instead of two (`--set model.depth=4 --tag d4`, both presets, "
+            f"docs/variants/vit_unet_depth.json): vit_unet {arm(deep)} in "
+            + " / ".join(str(r["steps"]) for r in sorted(deep, key=lambda r: r["seed"]))
+            + f" steps, its twin {arm(deep_twin)}; attention adds "
+            + " / ".join(f"{g:+.2f}" for g in gains) + " dB, and both lose against two blocks "
+            f"(vit_unet {arm(arm_runs)}, the twin {arm(twin)}), so the presets keep two."]
 
 
 def twin_lines(arm_runs, twin, arm):
