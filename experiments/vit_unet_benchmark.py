@@ -147,7 +147,21 @@ def render(nets, rates, report):
                      f"{gap_text(gap(v, other.get(pt)))} | "
                      f"{gap_text(gap(v, nets['vit_unet_no_attention'].get(pt)))} |")
     lines += ["", "Gaps in dB, the mean and each seed's (paired by seed: the same weights' seed "
-              "and data stream)."]
+              "and data stream).", "", "## Verdict", ""]
+    for name in ("unet", UNET_1E2):
+        if name not in nets:
+            continue
+        gaps = {pt: gap(nets["vit_unet"].get(pt), nets[name].get(pt)) for pt in pts}
+        gaps = {pt: g for pt, g in gaps.items() if g is not None}
+        behind = [label(pt) for pt, g in gaps.items() if g[0] < 0]
+        lines.append(f"- vit_unet against the {names[name]} (means): "
+                     + (f"**behind** at {', '.join(behind)} ({len(behind)} of the {len(gaps)} "
+                        f"budgets both reached)" if behind
+                        else f"at least as high at all {len(gaps)} budgets both reached") + ".")
+    att = {pt: gap(nets["vit_unet"].get(pt), nets["vit_unet_no_attention"].get(pt)) for pt in pts}
+    met = [label(pt) for pt, g in att.items() if g is not None and g[0] >= 1.0]
+    lines.append("- Attention adds at least 1 dB (issue 11, item 4): "
+                 + (f"at {', '.join(met)}." if met else "**at no budget**."))
     return "\n".join(lines)
 
 
@@ -169,6 +183,9 @@ def figure(nets, path):
             for x, v in got:
                 ax.scatter([x] * len(v), v, color=colors[name], s=10, alpha=0.5)
         ax.set_xscale("log")
+        ticks = sorted({pt[1] for pts in nets.values() for pt in pts if pt[0] == unit})
+        ax.set_xticks(ticks, [f"{t:g}" if unit == "cpu" else f"{t / 1000:g}k" for t in ticks])
+        ax.minorticks_off()
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("PSNR (dB), evaluation set")

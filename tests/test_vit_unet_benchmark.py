@@ -54,6 +54,9 @@ def test_summary_pairs_seeds_and_merges_the_unet_at_1e2(tmp_path):
     assert "| 25,000 images | 37.75 (37.50 / 38.00) | 37.75 (37.00 / 38.50) | 37.00 (37.00 / 37.00) " \
            "| not reached |" in text
     assert "| 25,000 images | +0.75 (+0.50 / +1.00) | – | +0.00 (+0.50 / -0.50) |" in text
+    assert "- vit_unet against the U-Net (sweep's rate) (means): at least as high at all 3 budgets both reached." in text
+    assert "- vit_unet against the U-Net at 1e-2 (means): **behind** at 4 CPU min (1 of the 2 budgets both reached)." in text
+    assert "item 4): **at no budget**." in text
 
 
 def test_missing_report_or_network_exits_2_with_one_line(tmp_path):
