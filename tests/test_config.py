@@ -1,5 +1,6 @@
 """Configs: experiment files, overrides, and clear errors for keys that do not exist."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -129,11 +130,15 @@ VARIANTS = sorted((Path(__file__).resolve().parents[1] / "experiments" / "varian
 def test_variant_configs_of_docs_variants_load_and_build(path):
     """docs/VARIANTS.md's command trains these files: each must stay a valid config."""
     cfg = load_config(str(path))
+    # a `_seedN` file is another file's copy at seed N, under that file's name (the benchmark
+    # gives a lone network one seed; experiments/vit_unet_benchmark.py)
+    stem, seed = re.fullmatch(r"(.*?)(?:_seed(\d+))?", path.stem).groups()
+    assert cfg.seed == int(seed or 0)
     # every variant trains at 3e-3 except those whose names carry their rate (x_unet_lr1e-2)
     # and the axial U-Nets of rounds 7-8 (x_axunet*), at 1e-2 as the references they ran beside
-    rate = (float(path.stem.split("_lr")[1]) if "_lr" in path.stem
-            else 1e-2 if path.stem.startswith("x_axunet") else 3e-3)
-    assert cfg.name == path.stem and cfg.lr == rate
+    rate = (float(stem.split("_lr")[1]) if "_lr" in stem
+            else 1e-2 if stem.startswith("x_axunet") else 3e-3)
+    assert cfg.name == stem and cfg.lr == rate
     model = build_model(cfg.model_name, **model_args_for(cfg))
     assert sum(p.numel() for p in model.parameters()) > 0
 
