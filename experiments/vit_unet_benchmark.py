@@ -23,7 +23,7 @@ to networks close to another):
 
     denoise-vit benchmark --budgets 1,4,15 --configs experiments/variants/x_unet_zero_adamw_lr1e-2.toml \\
         --methods none --clock cpu --images 25000,50000,100000 --seeds 1 --cooldown \\
-        --optimizer adamw --jobs 1 --threads 1 --runs-dir runs/benchmark-vit-unet-lr1e-2 \\
+        --optimizer adamw --jobs 1 --threads 1 --idle-wait 0 --runs-dir runs/benchmark-vit-unet-lr1e-2 \\
         --out-dir docs/benchmark-vit-unet/unet-lr1e-2-seed0      # and _seed1.toml -> ...-seed1
 
 Writes DIR/SUMMARY.md and DIR/summary.png.
@@ -36,6 +36,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
 from saved_report import read_saved  # noqa: E402
@@ -43,6 +44,8 @@ from saved_report import read_saved  # noqa: E402
 MAIN = ("vit_unet", "vit_unet_no_attention", "unet")
 EXTRA = ("unet-lr1e-2-seed0", "unet-lr1e-2-seed1")   # sub-folders, one seed each
 UNET_1E2 = "unet at 1e-2"
+NAMES = {"vit_unet": "vit_unet", "vit_unet_no_attention": "MLP-only twin",
+         "unet": "U-Net (sweep's rate)", UNET_1E2: "U-Net at 1e-2"}
 
 
 def points(rec):
@@ -100,8 +103,8 @@ def gap(a, b):
     """Mean and per-seed gaps a - b (seeds paired), or None."""
     if a is None or b is None:
         return None
-    pairs = list(zip(a, b))
-    return mean([x - y for x, y in pairs]), [x - y for x, y in pairs]
+    each = [x - y for x, y in zip(a, b)]
+    return mean(each), each
 
 
 def gap_text(g):
@@ -111,29 +114,20 @@ def gap_text(g):
     return f"{m:+.2f} ({' / '.join(f'{v:+.2f}' for v in each)})"
 
 
-def machine(report):
-    m = report.get("machine") or {}
-    if not isinstance(m, dict):
-        return str(m)
-    return (f"{m.get('cpu', '?')} ({m.get('cpu_capability', '?')} kernels), {m.get('cores', '?')} "
-            f"cores, GPU {m.get('gpu') or 'none'}, torch {m.get('torch', '?')}")
-
-
 def render(nets, rates, report):
     order = [n for n in (*MAIN, UNET_1E2) if n in nets]
     pts = sorted({pt for n in order for pt in nets[n]}, key=lambda pt: (pt[0] != "cpu", pt[1]))
-    names = {"vit_unet": "vit_unet", "vit_unet_no_attention": "MLP-only twin",
-             "unet": "U-Net (sweep's rate)", UNET_1E2: "U-Net at 1e-2"}
+    from denoise_vit.benchmark.report import machine_line
     lines = ["# vit_unet against the U-Net at every budget (issue 11, items 3 and 4)", "",
              "Written by `python experiments/vit_unet_benchmark.py` from "
              "[BENCHMARKS.md](BENCHMARKS.md) (its command, machine and load are there) and, for the "
              "U-Net at vit_unet's rate, the one-seed runs in `unet-lr1e-2-seed0/` and "
              "`unet-lr1e-2-seed1/` (their commands in the script's docstring). "
-             f"Machine: {machine(report)}; the main run {report.get('date', '?')}.", "",
-             "Rates: " + ", ".join(f"{names[n]} {rates[n]:g}" for n in order) + " (the sweep "
+             f"Machine: {machine_line(report)}; the main run {report.get('date', '?')}.", "",
+             "Rates: " + ", ".join(f"{NAMES[n]} {rates[n]:g}" for n in order) + " (the sweep "
              "chose all but the last; AdamW 0.05 for all, output conv at zero, the cooldown "
              "protocol).", "", "![PSNR per CPU time and per training image](summary.png)", "",
-             "| budget | " + " | ".join(names[n] for n in order) + " |",
+             "| budget | " + " | ".join(NAMES[n] for n in order) + " |",
              "|---|" + "---:|" * len(order)]
     for pt in pts:
         lines.append(f"| {label(pt)} | " + " | ".join(cell(nets[n].get(pt)) for n in order) + " |")
@@ -154,7 +148,7 @@ def render(nets, rates, report):
         gaps = {pt: gap(nets["vit_unet"].get(pt), nets[name].get(pt)) for pt in pts}
         gaps = {pt: g for pt, g in gaps.items() if g is not None}
         behind = [label(pt) for pt, g in gaps.items() if g[0] < 0]
-        lines.append(f"- vit_unet against the {names[name]} (means): "
+        lines.append(f"- vit_unet against the {NAMES[name]} (means): "
                      + (f"**behind** at {', '.join(behind)} ({len(behind)} of the {len(gaps)} "
                         f"budgets both reached)" if behind
                         else f"at least as high at all {len(gaps)} budgets both reached") + ".")
@@ -170,8 +164,6 @@ def figure(nets, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     colors = {"vit_unet": "C0", "vit_unet_no_attention": "C1", "unet": "C2", UNET_1E2: "C3"}
-    names = {"vit_unet": "vit_unet", "vit_unet_no_attention": "MLP-only twin",
-             "unet": "U-Net (sweep's rate)", UNET_1E2: "U-Net at 1e-2"}
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, unit, xlabel in ((axes[0], "cpu", "CPU minutes"), (axes[1], "images", "training images")):
         for name, pts in nets.items():
@@ -179,7 +171,7 @@ def figure(nets, path):
             if not got:
                 continue
             xs = [x for x, _ in got]
-            ax.plot(xs, [mean(v) for _, v in got], "-o", color=colors[name], label=names[name])
+            ax.plot(xs, [mean(v) for _, v in got], "-o", color=colors[name], label=NAMES[name])
             for x, v in got:
                 ax.scatter([x] * len(v), v, color=colors[name], s=10, alpha=0.5)
         ax.set_xscale("log")

@@ -27,7 +27,8 @@ def record(name, lr, cpu, images):
 def write(path, *records):
     path.mkdir(parents=True, exist_ok=True)
     (path / "benchmarks.json").write_text(json.dumps(
-        {"machine": {"cpu": "Test CPU", "cores": 2}, "date": "2026-12-07 12:42",
+        {"machine": {"cpu": "Test CPU", "cores": 2, "torch_threads": 2, "gpu": None,
+                     "python": "3.11", "torch": "2.14"}, "date": "2026-12-07 12:42",
          "methods": [{"name": "noisy input", "kind": "input"}, *records]}))
 
 
