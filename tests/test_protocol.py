@@ -79,6 +79,53 @@ def test_the_rate_comes_from_the_validation_sweep(protocol_run):
     # the sweep stops extending once its best rate is inside the tried range, or at its limit
     assert tried[0] < sweep["chosen"] < tried[-1] or len(sweep.get("added", [])) == 2
     assert results["lr_sweep"]["validation_seed"] != results["eval_set"]["seed"]
+    assert sweep["warmup_share"] == results["lr_sweep"]["warmup_share"] == 0.2
+    assert "its warm-up ended within the first 20% of it" in render_markdown(results)
+
+
+def test_the_sweep_s_runs_end_their_warm_up_within_a_share_of_the_budget(monkeypatch):
+    """The runs a sweep scores reach the rate they score: a slow network's 50 warm-up steps
+    may be more than a 30-s run makes (before 2026-12-07 the U-Net's sweep was all warm-up)."""
+    from denoise_vit.benchmark import runner
+    from denoise_vit.training.config import TrainConfig
+    seen = []
+
+    def fake_marks(cfg, budgets, *args, warmup_share=None, cosine_to=None, **kwargs):
+        seen.append((warmup_share, cosine_to))
+        return None, [{"psnr": 20.0}]
+
+    monkeypatch.setattr(runner, "train_with_marks", fake_marks)
+    monkeypatch.setattr(runner, "validation_set", lambda n: (None, None))
+    runner.sweep_learning_rate(TrainConfig(name="t"), (1e-3, 3e-3), 30, log=lambda msg: None)
+    assert seen == [(runner.SWEEP_WARMUP, 30)] * 2
+    seen.clear()
+    runner.sweep_learning_rate(TrainConfig(name="t"), (1e-3,), 30, warmup_share=None,
+                               log=lambda msg: None)
+    assert seen == [(None, 30)]
+
+
+def test_a_sweep_run_on_the_images_axis_trains_at_its_rate_after_a_share_of_it(monkeypatch,
+                                                                              tmp_path):
+    from denoise_vit.benchmark import runner
+    from denoise_vit.training.config import load_config
+    import torch
+    rates = []
+    real = runner.train_steps
+
+    def spy(model, stream, optimizer, scheduler, **kwargs):
+        rates.append(optimizer.param_groups[0]["lr"])
+        return real(model, stream, optimizer, scheduler, **kwargs)
+
+    monkeypatch.setattr(runner, "train_steps", spy)
+    (tmp_path / "tiny_unet.toml").write_text(TINY_UNET)
+    cfg = load_config(str(tmp_path / "tiny_unet.toml"),
+                      ["batch_size=2", "warmup_steps=50", "data.size=16"])
+    x = torch.rand(2, 1, 16, 16)
+    runner.train_with_marks(cfg, [20], x, x, unit="images", cosine_to=20, warmup_share=0.2,
+                            idle_wait=0, log=lambda msg: None)
+    # 10 steps of 2 images: warm-up over after 2 steps (20 %), not 50; then the cosine
+    assert len(rates) == 10 and rates[2] == pytest.approx(cfg.lr) and rates[1] < cfg.lr
+    assert rates[-1] < rates[5] < cfg.lr
 
 
 def test_every_record_names_its_library_and_the_report_shows_the_axes(protocol_run):

@@ -89,3 +89,35 @@ def test_weight_decay_spares_norms_biases_and_position_embeddings():
 def test_without_weight_decay_one_group_as_earlier_checkpoints_have():
     cfg = load_config(None, [])
     assert len(make_optimizer(cfg, build_model("vit_denoiser", depth=1)).param_groups) == 1
+
+
+def test_a_warmup_share_ends_a_slow_runs_warmup_within_its_budget():
+    # 50 warm-up steps, but a run of 10 steps in 10 s: without the share it never leaves warm-up
+    opt, clock = sgd(), FakeClock()
+    sched = make_scheduler(opt, schedule="cosine", warmup_steps=50, min_lr_ratio=0.1,
+                           budget_seconds=10.0, clock=clock, warmup_share=0.2)
+    f = factors(sched, opt, 10, clock, [float(t) for t in range(1, 11)])
+    assert f[0] == pytest.approx(0.5)                    # 1 s of the 2-s warm-up
+    assert f[1] == 1.0                                   # warm-up over at 20 % of the budget
+    assert f[5] == pytest.approx(0.55)                   # half-way through the cosine's 8 s
+    assert f[-1] == pytest.approx(0.1)
+    plain = make_scheduler(sgd(), schedule="cosine", warmup_steps=50, min_lr_ratio=0.1,
+                           budget_seconds=10.0, clock=FakeClock())
+    assert max(factors(plain, plain.optimizer, 10, FakeClock(), list(range(1, 11)))) <= 0.22
+
+
+def test_a_warmup_share_keeps_a_fast_runs_shorter_warmup_then_holds_the_rate():
+    opt, clock = sgd(), FakeClock()
+    sched = make_scheduler(opt, schedule="cosine", warmup_steps=2, min_lr_ratio=0.0,
+                           total_steps=100, warmup_share=0.2)
+    f = factors(sched, opt, 100)
+    assert f[0] == 1.0 and f[18] == 1.0                  # steps 2..20: warmed up, not decaying
+    assert f[59] == pytest.approx(0.5)                   # step 60: half of the cosine's 80 steps
+    assert f[-1] == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("share, budget", [(0.0, 10.0), (1.0, 10.0), (0.2, None)])
+def test_a_warmup_share_needs_a_budget_and_a_share_between_0_and_1(share, budget):
+    with pytest.raises(ValueError, match="warmup_share"):
+        make_scheduler(sgd(), schedule="cosine" if budget else "constant", warmup_steps=5,
+                       budget_seconds=budget, clock=FakeClock(), warmup_share=share)

@@ -420,6 +420,10 @@ def lr_sweep_section(results):
              f"{sweep.get('validation_seed', '?')}) after a short run with a cosine timed to "
              f"{minutes(sweep.get('budget_s', 0))} of "
              f"{'process CPU time' if results.get('budget_clock') == 'cpu' else 'wall clock'}"
+             + (f", its warm-up ended within the first {sweep['warmup_share']:.0%} of it (or "
+                f"after the config's warm-up steps, if sooner)" if sweep.get("warmup_share")
+                else ", after the config's warm-up steps (a run that did not reach them was all "
+                     "warm-up: results before 2026-12-07)")
              + (f"; a network that scored best at an edge of the given rates was tried at up to "
                 f"{sweep['extend']} more beyond it, stopping at the first that scored lower "
                 f"(– : not tried):" if sweep.get("extend") else ":"),

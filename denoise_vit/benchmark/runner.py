@@ -35,7 +35,8 @@ The protocol's knobs (issue 11):
   CPU, is read there.
 - `lr_rates=(3e-4, 1e-3, 3e-3)` gives each network the rate that scores best on the
   validation set (the classical filters' seed) after a short run of `sweep_min` minutes with
-  a cosine timed to it; the sweep's scores are kept in the record (`lr_sweep`). Where a
+  a cosine timed to it, whose warm-up ends within the first `SWEEP_WARMUP` of it (a slow
+  network's step-counted warm-up would otherwise fill the whole run); the sweep's scores are kept in the record (`lr_sweep`). Where a
   network scores best at an edge of the rates, `sweep_extend` more rates beyond it are tried
   (one step of the sweep each, stopping at the first that scores lower), so that its rate is
   bracketed rather than capped by the sweep.
@@ -236,12 +237,13 @@ UNITS = ("wall", "cpu", "images")   # what a budget counts: seconds of wall cloc
 
 
 def train_with_marks(cfg, marks, eval_inputs, eval_targets, *, unit="wall", cosine_to=None,
-                     idle_wait=1200.0, log=log_default):
+                     warmup_share=None, idle_wait=1200.0, log=log_default):
     """Train `cfg` on the CPU until its training reaches each of `marks` (sorted; seconds of
     `unit` "wall" or "cpu", or a count of training images for "images") and evaluate there.
     Evaluation time is not training time. Both clocks are recorded whatever the unit.
 
-    Schedule: warm-up then constant, or with `cosine_to` (in `unit`) a cosine timed to end there.
+    Schedule: warm-up then constant, or with `cosine_to` (in `unit`) a cosine timed to end there
+    (and with `warmup_share` a warm-up that ends within that share of it: make_scheduler).
     First waits up to `idle_wait` seconds for other processes to leave the CPU (0: no wait).
     Returns (model, points): one dict per mark with wall and CPU seconds, steps, images and
     eval psnr / ssim.
@@ -260,7 +262,7 @@ def train_with_marks(cfg, marks, eval_inputs, eval_targets, *, unit="wall", cosi
         else {"budget_seconds": cosine_to, "clock": timed})
     scheduler = make_scheduler(optimizer, schedule="cosine" if cosine_to else "constant",
                                warmup_steps=cfg.warmup_steps, min_lr_ratio=cfg.min_lr_ratio,
-                               **cosine)
+                               warmup_share=warmup_share if cosine_to else None, **cosine)
     stream = make_train_stream(cfg.data, cfg.batch_size, seed=cfg.seed * 1000, device=device)
     points, step, images = [], 0, 0
 
@@ -295,10 +297,19 @@ def train_with_marks(cfg, marks, eval_inputs, eval_targets, *, unit="wall", cosi
     return model, points
 
 
+SWEEP_WARMUP = 0.2   # the sweep's warm-up ends within this share of its budget
+
+
 def sweep_learning_rate(cfg, rates, budget, *, unit="wall", val_size=32, extend=0,
-                        log=log_default):
+                        warmup_share=SWEEP_WARMUP, steps=None, log=log_default):
     """The rate among `rates` whose short run (a cosine over `budget`, in `unit`) scores best
     on the validation set (its own seed, never the evaluation set).
+
+    warmup_share: the warm-up ends at the first of the config's `warmup_steps` and this share
+        of `budget`, so that every rate is trained at, not only ramped towards (None: the
+        config's warm-up whatever the budget, as before 2026-12-07: at 30 s, the U-Net's
+        run on one thread was all warm-up).
+    steps: a dict to fill with {rate: steps its run made}.
 
     extend: when the best rate is the highest (lowest) one tried, try the next one beyond it,
         a step as wide as the last (first) step of `rates`, up to `extend` times on each side,
@@ -312,9 +323,12 @@ def sweep_learning_rate(cfg, rates, budget, *, unit="wall", val_size=32, extend=
 
     def score(rate):
         _, points = train_with_marks(replace(cfg, lr=float(rate)), [budget], val_inputs,
-                                     val_targets, unit=unit, cosine_to=budget, idle_wait=0,
+                                     val_targets, unit=unit, cosine_to=budget,
+                                     warmup_share=warmup_share, idle_wait=0,
                                      log=lambda msg: None)
         scores[float(rate)] = points[-1]["psnr"]
+        if steps is not None:
+            steps[float(rate)] = points[-1]["steps"]
         log(f"  {cfg.name}: lr {rate:g} -> validation PSNR {scores[float(rate)]:.2f} dB "
             f"after {budget:g} {'images' if unit == 'images' else 's ' + unit}")
 
@@ -401,8 +415,8 @@ def train_curves(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_
 
 
 def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_budgets=(),
-                lr_rates=(), sweep_budget=None, sweep_extend=0, val_size=32,
-                separate_runs=False, cooldown=False,
+                lr_rates=(), sweep_budget=None, sweep_extend=0, sweep_warmup=SWEEP_WARMUP,
+                val_size=32, separate_runs=False, cooldown=False,
                 runs_dir=None, matmul_rate=None, idle_wait=1200.0, log=log_default):
     """Cost figures and the PSNR curves of one experiment config: against training time
     (`budgets` in `unit`) and, with `image_budgets`, against training images (a run of its own,
@@ -422,11 +436,14 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
         f"forward+backward")
     sweep = None
     if lr_rates:
+        steps = {}
         best, scores, added = sweep_learning_rate(cfg, lr_rates, sweep_budget, unit=unit,
                                                   val_size=val_size, extend=sweep_extend,
+                                                  warmup_share=sweep_warmup, steps=steps,
                                                   log=log)
-        sweep = {"budget": sweep_budget, "unit": unit, "validation_psnr":
-                 {f"{r:g}": v for r, v in scores.items()}, "chosen": best}
+        sweep = {"budget": sweep_budget, "unit": unit, "warmup_share": sweep_warmup,
+                 "validation_psnr": {f"{r:g}": v for r, v in scores.items()},
+                 "steps": {f"{r:g}": n for r, n in sorted(steps.items())}, "chosen": best}
         if added:
             sweep["added"] = added
         cfg = replace(cfg, lr=best)
@@ -789,7 +806,7 @@ def run_benchmark(opts, *, log=log_default):
 
     first = tasks_run([(cfg, {**common, "budgets": opts.budgets_for(entry[cfg.name]),
                               "lr_rates": opts.lr_rates, "sweep_budget": opts.sweep_min * 60,
-                              "sweep_extend": opts.sweep_extend})
+                              "sweep_extend": opts.sweep_extend, "sweep_warmup": SWEEP_WARMUP})
                        for cfg in cfgs])
     for cfg, (rec, out) in zip(cfgs, first):
         note_read_back(cfg, rec)
@@ -820,7 +837,7 @@ def run_benchmark(opts, *, log=log_default):
         "data_ms_per_batch": {c.batch_size: data_ms_per_batch(data, c.batch_size) for c in cfgs},
         "budgets_s": budgets, "budget_clock": opts.clock, "budgets_images": sorted(opts.images),
         "lr_sweep": ({"rates": list(opts.lr_rates), "budget_s": opts.sweep_min * 60,
-                      "extend": opts.sweep_extend,
+                      "extend": opts.sweep_extend, "warmup_share": SWEEP_WARMUP,
                       "validation_seed": VALIDATION_SEED} if opts.lr_rates else None),
         "skipped": skipped, "separate_runs": opts.separate_runs,
         "seeds": opts.seeds, "seed_margin": opts.seed_margin,
