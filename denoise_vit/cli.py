@@ -312,8 +312,10 @@ def build_parser():
     p.add_argument("--lr-sweep", default=None,
                    help="learning rates, comma-separated: each network trains at the one that "
                         "scores best on the validation set after a short run")
-    p.add_argument("--sweep-budget", type=float, default=0.5,
-                   help="minutes (of --clock) of each learning-rate sweep run (default 0.5)")
+    p.add_argument("--sweep-budget", type=float, default=None,
+                   help="minutes (of --clock) of each learning-rate sweep run (default: the "
+                        "smallest of --budgets; a 30-s run of the U-Net is about 50 steps and "
+                        "picked a rate its budgets do not favour, docs/sweep-check)")
     p.add_argument("--sweep-extend", type=int, default=2,
                    help="when a network scores best at the highest (lowest) rate of --lr-sweep, "
                         "try up to this many rates beyond it, one step of the sweep each, until "

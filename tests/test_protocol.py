@@ -409,3 +409,11 @@ def test_the_attention_line_gives_each_seed_s_gap_where_both_ran_several():
     assert "+0.50 dB at 1 min of CPU time, +1.00 dB at 4 min of CPU time (per seed +1.50 / +0.50)" \
         in line   # one seed at 1 min: no per-seed gaps
     assert "met at 4 min of CPU time" in line
+
+
+def test_a_sweep_run_lasts_the_smallest_budget_unless_told_otherwise():
+    opts = BenchmarkOptions.from_cli(budgets="4,1,15", lr_sweep="1e-3,3e-3")
+    assert opts.sweep_seconds == 60 and "--sweep-budget" not in opts.command_line()
+    opts = BenchmarkOptions.from_cli(budgets="4,1,15", lr_sweep="1e-3,3e-3", sweep_min=0.5)
+    assert opts.sweep_seconds == 30
+    assert opts.command_line().endswith("--lr-sweep 0.001,0.003 --sweep-budget 0.5")

@@ -34,7 +34,8 @@ The protocol's knobs (issue 11):
   from speed (and so speaks for a GPU too). The DnCNN row, too slow for the time axis on a
   CPU, is read there.
 - `lr_rates=(3e-4, 1e-3, 3e-3)` gives each network the rate that scores best on the
-  validation set (the classical filters' seed) after a short run of `sweep_min` minutes with
+  validation set (the classical filters' seed) after a short run of `sweep_min` minutes (by
+  default the smallest budget) with
   a cosine timed to it, whose warm-up ends within the first `SWEEP_WARMUP` of it (a slow
   network's step-counted warm-up would otherwise fill the whole run); the sweep's scores are kept in the record (`lr_sweep`). Where a
   network scores best at an edge of the rates, `sweep_extend` more rates beyond it are tried
@@ -568,7 +569,8 @@ class BenchmarkOptions:
     clock: str = "wall"                   # what --budgets count: "wall" or "cpu" seconds
     images: tuple = ()                    # the second axis: training images (one run each)
     lr_rates: tuple = ()                  # learning rates of the sweep (empty: the config's)
-    sweep_min: float = 0.5                # budget of each sweep run, minutes of `clock`
+    sweep_min: float = None               # budget of each sweep run, minutes of `clock`
+                                          # (None: the smallest budget)
     sweep_extend: int = 2                 # rates tried beyond an edge of the sweep that wins
     seeds: int = 1                        # networks within `seed_margin` dB of another: this many seeds
     seed_margin: float = 1.5              # dB at the largest budget
@@ -639,7 +641,8 @@ class BenchmarkOptions:
         if not all(math.isfinite(r) and r > 0 for r in self.lr_rates):
             raise ConfigError(f"--lr-sweep must be positive rates, not "
                               f"{','.join(f'{r:g}' for r in self.lr_rates)}")
-        if not (math.isfinite(self.sweep_min) and self.sweep_min > 0):
+        if self.sweep_min is not None and not (math.isfinite(self.sweep_min)
+                                               and self.sweep_min > 0):
             raise ConfigError(f"--sweep-budget must be positive minutes, not {self.sweep_min:g}")
         if self.optimizer not in OPTIMIZERS + (OWN_OPTIMIZER,):
             raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)} or "
@@ -681,6 +684,13 @@ class BenchmarkOptions:
             return float(self.weight_decay)
         return 0.05 if self.optimizer == "adamw" else 0.0
 
+    @property
+    def sweep_seconds(self):
+        """Each sweep run's budget: --sweep-budget, else the smallest budget. A shorter run
+        decides on too few steps: at 30 s the U-Net's sweep chose 3e-3, and 1e-2 scores
+        higher at every budget from 1 to 15 min (docs/sweep-check, docs/benchmark-vit-unet)."""
+        return 60 * (self.sweep_min if self.sweep_min is not None else min(self.budgets_min))
+
     def budgets_for(self, name):
         """The budgets (seconds) a network trains to: all of them, or those up to its cap."""
         cap = dict(self.max_budget).get(name, math.inf)
@@ -706,7 +716,7 @@ class BenchmarkOptions:
             parts.append("--images " + ",".join(map(str, self.images)))
         if self.lr_rates:
             parts.append("--lr-sweep " + ",".join(f"{r:g}" for r in self.lr_rates))
-            if self.sweep_min != default.sweep_min:
+            if self.sweep_min is not None:
                 parts.append(f"--sweep-budget {self.sweep_min:g}")
             if self.sweep_extend != default.sweep_extend:
                 parts.append(f"--sweep-extend {self.sweep_extend}")
@@ -805,7 +815,7 @@ def run_benchmark(opts, *, log=log_default):
             read_back.append({"name": cfg.name, "seed": cfg.seed, "date": rec.pop("read_back")})
 
     first = tasks_run([(cfg, {**common, "budgets": opts.budgets_for(entry[cfg.name]),
-                              "lr_rates": opts.lr_rates, "sweep_budget": opts.sweep_min * 60,
+                              "lr_rates": opts.lr_rates, "sweep_budget": opts.sweep_seconds,
                               "sweep_extend": opts.sweep_extend, "sweep_warmup": SWEEP_WARMUP})
                        for cfg in cfgs])
     for cfg, (rec, out) in zip(cfgs, first):
@@ -836,7 +846,7 @@ def run_benchmark(opts, *, log=log_default):
         "machine": machine, "matmul_gflops": rate,
         "data_ms_per_batch": {c.batch_size: data_ms_per_batch(data, c.batch_size) for c in cfgs},
         "budgets_s": budgets, "budget_clock": opts.clock, "budgets_images": sorted(opts.images),
-        "lr_sweep": ({"rates": list(opts.lr_rates), "budget_s": opts.sweep_min * 60,
+        "lr_sweep": ({"rates": list(opts.lr_rates), "budget_s": opts.sweep_seconds,
                       "extend": opts.sweep_extend, "warmup_share": SWEEP_WARMUP,
                       "validation_seed": VALIDATION_SEED} if opts.lr_rates else None),
         "skipped": skipped, "separate_runs": opts.separate_runs,
