@@ -183,7 +183,7 @@ def cmd_benchmark(args):
         idle_wait=args.idle_wait, seeds=args.seeds, optimizer=args.optimizer,
         weight_decay=args.weight_decay,
         seed_margin=args.seed_margin, cooldown=args.cooldown, max_budget=args.max_budget,
-        jobs=args.jobs, resume=args.resume)
+        jobs=args.jobs, resume=args.resume, rate_check=args.rate_check)
     print(f"wrote {run_and_report(opts, args.out_dir)}")
 
 
@@ -320,6 +320,10 @@ def build_parser():
                    help="when a network scores best at the highest (lowest) rate of --lr-sweep, "
                         "try up to this many rates beyond it, one step of the sweep each, until "
                         "one scores lower (default 2; 0: only the given rates)")
+    p.add_argument("--rate-check", action="store_true",
+                   help="a network within --seed-margin dB of another that trained at a "
+                        "different rate is trained at that rate too, and keeps the rate that "
+                        "scores higher on the validation set at its largest budget")
     p.add_argument("--seeds", type=int, default=1,
                    help="networks whose PSNR is within --seed-margin dB of another network's "
                         "are trained with this many seeds and reported as the mean (default 1)")

@@ -417,3 +417,56 @@ def test_a_sweep_run_lasts_the_smallest_budget_unless_told_otherwise():
     opts = BenchmarkOptions.from_cli(budgets="4,1,15", lr_sweep="1e-3,3e-3", sweep_min=0.5)
     assert opts.sweep_seconds == 30
     assert opts.command_line().endswith("--lr-sweep 0.001,0.003 --sweep-budget 0.5")
+
+
+def curve(**psnr_at):
+    return [{"budget_s": float(b[1:]), "psnr": v} for b, v in psnr_at.items()]
+
+
+def test_rival_rates_pairs_close_networks_trained_at_different_rates():
+    from denoise_vit.benchmark.runner import rival_rates
+    recs = [{"name": "a", "lr": 1e-2, "curve": curve(s60=30.0, s240=35.0)},
+            {"name": "b", "lr": 3e-3, "curve": curve(s60=30.5, s240=34.0)},   # close to a
+            {"name": "c", "lr": 3e-3, "curve": curve(s60=20.0, s240=25.0)},   # far from all
+            {"name": "d", "lr": 1e-2, "curve": curve(s60=29.0)},   # stops at 1 min, close to a, b
+            {"name": "e", "lr": 3e-2, "curve": curve(s60=40.0, s240=34.5)}]   # close to a, b
+    assert rival_rates(recs, 1.5) == {"a": [3e-3, 3e-2], "b": [1e-2, 3e-2],
+                                      "d": [3e-3], "e": [3e-3, 1e-2]}
+    assert rival_rates(recs, 0.1) == {}
+
+
+def test_keep_best_rate_chooses_by_validation_never_by_evaluation():
+    from denoise_vit.benchmark.runner import keep_best_rate
+    own = {"name": "a", "lr": 3e-3, "psnr": 38.0, "validation_psnr": 37.0}
+    rival = {"name": "a", "lr": 1e-2, "psnr": 37.5, "validation_psnr": 37.4}
+    kept = keep_best_rate(own, [rival])
+    assert kept is rival and kept["rate_check"]["kept"] == 1e-2
+    assert kept["rate_check"]["swept"] == 3e-3
+    assert kept["rate_check"]["validation_psnr"] == {"0.003": 37.0, "0.01": 37.4}
+    assert keep_best_rate({**own, "validation_psnr": 38.0}, [rival])["lr"] == 3e-3
+
+
+def test_the_rate_check_trains_close_networks_at_their_rivals_rates(tmp_path):
+    (tmp_path / "tiny_unet.toml").write_text(TINY_UNET)
+    (tmp_path / "tiny_b.toml").write_text(TINY_UNET.replace('"tiny_unet"', '"tiny_b"')
+                                          .replace("warmup_steps = 1", "warmup_steps = 1\nlr = 3e-3"))
+    opts = BenchmarkOptions(configs=(str(tmp_path / "tiny_unet.toml"), str(tmp_path / "tiny_b.toml")),
+                            budgets_min=(0.003,), methods=(), eval_size=4, val_size=2, workers=1,
+                            runs_dir=str(tmp_path / "runs"), figure_samples=2, matmul_seconds=0.1,
+                            idle_wait=0, clock="cpu", seed_margin=100.0, rate_check=True)
+    lines = []
+    results = run_benchmark(opts, log=lines.append)
+    a, b = results["methods"]
+    for rec, own, rival in ((a, 1e-3, 3e-3), (b, 3e-3, 1e-3)):
+        check = rec["rate_check"]
+        assert check["swept"] == own and set(check["validation_psnr"]) == {f"{own:g}", f"{rival:g}"}
+        best = max(check["validation_psnr"], key=check["validation_psnr"].get)
+        assert rec["lr"] == check["kept"] == float(best)
+        assert rec["validation_psnr"] == check["validation_psnr"][best]
+    runs = {p.name for p in (tmp_path / "runs").iterdir()}
+    assert {"tiny_unet-seed0.json", "tiny_unet-seed0-lr0.003.json", "tiny_b-seed0-lr0.001.json",
+            "tiny_unet-seed0-lr0.003.pt"} <= runs
+    text = render_markdown(results)
+    assert "### Rate check" in text and "| tiny_b | 0.001 | a rival |" in text
+    assert opts.command_line().endswith("--rate-check")
+    assert any("trained at that rate too (--rate-check)" in line for line in lines)

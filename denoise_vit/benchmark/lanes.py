@@ -30,8 +30,9 @@ def task_key(cfg, kwargs, extra):
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def task_path(runs_dir, cfg):
-    return Path(runs_dir) / f"{cfg.name}-seed{cfg.seed}.json"
+def task_path(runs_dir, cfg, tag=""):
+    """runs_dir/NAME-seedS.json; a rate-check run (tag "-lr0.01") has a file of its own."""
+    return Path(runs_dir) / f"{cfg.name}-seed{cfg.seed}{tag}.json"
 
 
 def _run(cfg, kwargs, eval_inputs, eval_targets, n_samples, threads, path, key):
@@ -72,7 +73,7 @@ def run_tasks(tasks, eval_inputs, eval_targets, *, jobs=1, threads=None, n_sampl
     results, todo = [None] * len(tasks), []
     for i, (cfg, kwargs) in enumerate(tasks):
         key = task_key(cfg, kwargs, extra)
-        path = task_path(runs_dir, cfg) if runs_dir is not None else None
+        path = task_path(runs_dir, cfg, kwargs.get("tag", "")) if runs_dir is not None else None
         hit = cached(path, key) if (resume and path is not None) else None
         if hit is not None:
             log(f"{cfg.name} (seed {cfg.seed}): read back from {path} (--resume)")

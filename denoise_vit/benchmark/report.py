@@ -456,6 +456,33 @@ def lr_sweep_section(results):
     return lines
 
 
+def rate_check_section(results):
+    """--rate-check: each close network's runs at its rivals' rates, and the rate it kept."""
+    if not results.get("rate_check"):
+        return []
+    checked = [r for r in networks(results) if r.get("rate_check")]
+    margin = results.get("seed_margin", 1.5)
+    lines = ["", "### Rate check", ""]
+    if not checked:
+        return lines + [f"No two networks within {margin:g} dB of each other trained at "
+                        f"different rates: no rate to check (--rate-check)."]
+    lines += [f"A short sweep can pick a rate that the longer budgets do not favour, so each "
+              f"network within {margin:g} dB of another that trained at a different rate was "
+              f"trained at that rate too (its first seed), and kept the rate whose network scored higher on the validation set at its "
+              f"largest budget (the evaluation set's figure beside it is for reading, not "
+              f"choosing):", "",
+              "| network | rate | from | validation PSNR | evaluation PSNR | kept |",
+              "|---|---:|---|---:|---:|---|"]
+    for r in checked:
+        check = r["rate_check"]
+        for rate, val in sorted(check["validation_psnr"].items(), key=lambda kv: float(kv[0])):
+            lines.append(f"| {r['name']} | {rate} | "
+                         f"{'the sweep' if float(rate) == check['swept'] else 'a rival'} | "
+                         f"{val:.2f} | {check['eval_psnr'][rate]:.2f} | "
+                         f"{'yes' if float(rate) == check['kept'] else ''} |")
+    return lines
+
+
 def equal_images_section(results):
     """PSNR after equal numbers of training images (learning per sample, not speed)."""
     counts = results.get("budgets_images") or []
@@ -568,7 +595,8 @@ def render_markdown(results, ablation=None, fig_rel=FIG_DIR, crosscheck=None):
         lines += ["", f"Networks within {results['seed_margin']:g} dB of another at the largest "
                       f"budget both reached were trained with {results['seeds']} seeds (weights and data "
                       "stream); their figures are the mean over seeds."]
-    lines += [*skipped_lines(results), *lr_sweep_section(results), *equal_images_section(results)]
+    lines += [*skipped_lines(results), *lr_sweep_section(results), *rate_check_section(results),
+              *equal_images_section(results)]
     lines += ["", f"![PSNR against training time]({fig_rel}/psnr_vs_time.png)", "",
               *(crosscheck_section(crosscheck) if crosscheck else []),
               "## Training cost", "",

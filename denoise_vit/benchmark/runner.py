@@ -45,6 +45,11 @@ The protocol's knobs (issue 11):
   run per network, scored at every budget on a copy cooled down to it (benchmark.cooldown);
   `jobs` trains that many networks at once and `resume` reads finished runs back
   (benchmark.lanes); `max_budget` stops the slowest networks at a smaller budget.
+- `rate_check=True`: a short sweep can pick a rate the longer budgets do not favour (1 min of
+  CPU gave vit_unet 3e-3, 0.9 dB below its 1e-2 at 4 min; docs/sweep-check). Each network
+  within `seed_margin` dB of another that trained at a different rate is trained at that
+  rival's rate too, and keeps the rate whose network scores higher on the validation set at
+  its largest budget, so a verdict between close networks does not rest on the sweep.
 """
 import math
 import os
@@ -418,7 +423,7 @@ def train_curves(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_
 def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_budgets=(),
                 lr_rates=(), sweep_budget=None, sweep_extend=0, sweep_warmup=SWEEP_WARMUP,
                 val_size=32, separate_runs=False, cooldown=False,
-                runs_dir=None, matmul_rate=None, idle_wait=1200.0, log=log_default):
+                runs_dir=None, matmul_rate=None, idle_wait=1200.0, tag="", log=log_default):
     """Cost figures and the PSNR curves of one experiment config: against training time
     (`budgets` in `unit`) and, with `image_budgets`, against training images (a run of its own,
     or with `cooldown` the same run). With `lr_rates` the rate comes from a short sweep on the
@@ -426,7 +431,11 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
 
     cooldown: one constant-rate run per network with a cooldown branch per budget, on both axes
     (benchmark.cooldown); an image count the run does not reach within the largest time budget
-    is left out (`images_left_out` in the record)."""
+    is left out (`images_left_out` in the record).
+
+    The record keeps the trained network's PSNR on the validation set too (`validation_psnr`,
+    at the largest budget): what `--rate-check` chooses a rate by, never the evaluation set.
+    tag: appended to the checkpoint's file name (a rate-check run keeps its own)."""
     shape = tuple(eval_inputs.shape[1:])
     probe = build_model(cfg.model_name, **model_args_for(cfg))
     params = sum(p.numel() for p in probe.parameters())
@@ -477,14 +486,18 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
     images_per_s = last["images"] / last["train_seconds"]
     ms, _ = time_per_image(lambda x: predict(model, x, device=torch.device("cpu"),
                                              batch_size=cfg.eval_batch_size), eval_inputs)
+    val_inputs, val_targets = validation_set(val_size)
+    val_psnr = psnr(predict(model, val_inputs, device=torch.device("cpu"),
+                            batch_size=cfg.eval_batch_size), val_targets)
     if runs_dir is not None:
         Path(runs_dir).mkdir(parents=True, exist_ok=True)
         torch.save(make_checkpoint(model, step=last["steps"], train_seconds=last["train_seconds"],
                                    eval_psnr=last["psnr"], config=to_dict(cfg)),
-                   Path(runs_dir) / f"{cfg.name}-seed{cfg.seed}.pt")
+                   Path(runs_dir) / f"{cfg.name}-seed{cfg.seed}{tag}.pt")
     rec = {"name": cfg.name, "label": f"{cfg.name} ({cfg.model_name})", "kind": "network",
            "library": library,
-           "psnr": last["psnr"], "ssim": last["ssim"], "params": params, "flops": flops,
+           "psnr": last["psnr"], "ssim": last["ssim"], "validation_psnr": val_psnr,
+           "params": params, "flops": flops,
            "train_seconds": last["train_seconds"], "cpu_seconds": last["cpu_seconds"],
            "infer_ms_per_image": ms,
            "model": cfg.model, "lr": cfg.lr, "batch_size": cfg.batch_size,
@@ -522,6 +535,38 @@ def close_networks(records, margin):
     return {a["name"] for a in records for b in records
             if a is not b and shared(a, b) is not None
             and abs(at(a, shared(a, b)) - at(b, shared(a, b))) <= margin}
+
+
+def rival_rates(records, margin):
+    """{name: [rates]}: for each network within `margin` dB of another (as close_networks
+    judges) that trained at another rate, the rates its close rivals trained at."""
+    def at(rec, budget):
+        return next(p["psnr"] for p in rec["curve"] if p["budget_s"] == budget)
+
+    out = {}
+    for a in records:
+        for b in records:
+            if a is b or b["lr"] == a["lr"]:
+                continue
+            shared = max(set(p["budget_s"] for p in a["curve"])
+                         & set(p["budget_s"] for p in b["curve"]), default=None)
+            if shared is not None and abs(at(a, shared) - at(b, shared)) <= margin:
+                rates = out.setdefault(a["name"], [])
+                if b["lr"] not in rates:
+                    rates.append(b["lr"])
+    return {name: sorted(rates) for name, rates in out.items()}
+
+
+def keep_best_rate(rec, others):
+    """Of a network's run at its own rate (`rec`) and its runs at its rivals' rates, the one
+    whose network scores highest on the validation set at the largest budget, with the check
+    recorded in `rate_check` ({rate: validation PSNR}, the rate kept, the rate swept)."""
+    runs = [rec, *others]
+    best = max(runs, key=lambda r: r["validation_psnr"])
+    best["rate_check"] = {"validation_psnr": {f"{r['lr']:g}": r["validation_psnr"] for r in runs},
+                          "eval_psnr": {f"{r['lr']:g}": r["psnr"] for r in runs},
+                          "kept": best["lr"], "swept": rec["lr"]}
+    return best
 
 
 def merge_seeds(rec, others, seeds):
@@ -578,6 +623,7 @@ class BenchmarkOptions:
     jobs: int = 1                         # networks trained at once (worker processes)
     max_budget: tuple = ()                # ((config name, minutes), ...): these stop earlier
     resume: bool = False                  # read finished runs back from runs_dir
+    rate_check: bool = False              # close networks also train at their rivals' rates
     optimizer: str = "adam"               # every network's optimizer, whatever its preset says,
                                           # or "config": each network's own
     weight_decay: float = None            # its decay (None: 0.05 for adamw, 0 for adam)
@@ -726,6 +772,8 @@ class BenchmarkOptions:
                 parts.append(f"--seed-margin {self.seed_margin:g}")
         if self.cooldown:
             parts.append("--cooldown")
+        if self.rate_check:
+            parts.append("--rate-check")
         if self.max_budget:
             parts.append("--max-budget " + ",".join(f"{n}={m:g}" for n, m in self.max_budget))
         if self.optimizer != default.optimizer:
@@ -822,6 +870,33 @@ def run_benchmark(opts, *, log=log_default):
         note_read_back(cfg, rec)
         records.append(rec)
         samples[cfg.name] = out
+    if opts.rate_check:
+        nets = [r for r in records if r["kind"] == "network"]
+        rivals = rival_rates(nets, opts.seed_margin)
+        checks = [(cfg, rec, lr) for cfg, (rec, _) in zip(cfgs, first)
+                  for lr in rivals.get(cfg.name, ())]
+        for cfg, rec, lr in checks:
+            log(f"{cfg.name}: within {opts.seed_margin:g} dB of a network trained at lr {lr:g}; "
+                f"trained at that rate too (--rate-check)")
+        done = tasks_run([(replace(cfg, lr=lr),
+                           {**common, "budgets": opts.budgets_for(entry[cfg.name]),
+                            "tag": f"-lr{lr:g}"}) for cfg, rec, lr in checks])
+        for i, (cfg, (rec, out)) in enumerate(zip(cfgs, first)):
+            mine = [(other, other_out) for (c, _, _), (other, other_out) in zip(checks, done)
+                    if c is cfg]
+            if not mine:
+                continue
+            for other, _ in mine:
+                note_read_back(cfg, other)
+            best = keep_best_rate(rec, [other for other, _ in mine])
+            if best is not rec:
+                best_out = next(o for other, o in mine if other is best)
+                records[records.index(rec)] = best
+                samples[cfg.name] = best_out
+                first[i] = (best, best_out)
+            log(f"{cfg.name}: validation PSNR " + ", ".join(
+                f"{v:.2f} dB at lr {k}" for k, v in best["rate_check"]["validation_psnr"].items())
+                + f"; keeps lr {best['lr']:g}")
     if opts.seeds > 1:
         close = close_networks([r for r in records if r["kind"] == "network"], opts.seed_margin)
         again = [(cfg, rec) for cfg, (rec, _) in zip(cfgs, first) if cfg.name in close]
@@ -850,7 +925,7 @@ def run_benchmark(opts, *, log=log_default):
                       "extend": opts.sweep_extend, "warmup_share": SWEEP_WARMUP,
                       "validation_seed": VALIDATION_SEED} if opts.lr_rates else None),
         "skipped": skipped, "separate_runs": opts.separate_runs,
-        "seeds": opts.seeds, "seed_margin": opts.seed_margin,
+        "seeds": opts.seeds, "seed_margin": opts.seed_margin, "rate_check": opts.rate_check,
         "schedule": ("cosine timed to each budget, one run per budget" if opts.separate_runs
                      else f"linear warm-up then constant; for each budget a copy cooled down "
                           f"over its last {COOLDOWN:.0%} (the rate falling linearly to the "
