@@ -321,9 +321,10 @@ def build_parser():
                         "try up to this many rates beyond it, one step of the sweep each, until "
                         "one scores lower (default 2; 0: only the given rates)")
     p.add_argument("--rate-check", action="store_true",
-                   help="a network within --seed-margin dB of another that trained at a "
-                        "different rate is trained at that rate too, and keeps the rate that "
-                        "scores higher on the validation set at its largest budget")
+                   help="a network within --seed-margin dB of another is trained at the "
+                        "swept rates next to its own and at its close rivals' rates too, and "
+                        "keeps the rate that scores highest on the validation set at its "
+                        "largest budget")
     p.add_argument("--seeds", type=int, default=1,
                    help="networks whose PSNR is within --seed-margin dB of another network's "
                         "are trained with this many seeds and reported as the mean (default 1)")

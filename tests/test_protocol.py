@@ -423,16 +423,23 @@ def curve(**psnr_at):
     return [{"budget_s": float(b[1:]), "psnr": v} for b, v in psnr_at.items()]
 
 
-def test_rival_rates_pairs_close_networks_trained_at_different_rates():
-    from denoise_vit.benchmark.runner import rival_rates
-    recs = [{"name": "a", "lr": 1e-2, "curve": curve(s60=30.0, s240=35.0)},
-            {"name": "b", "lr": 3e-3, "curve": curve(s60=30.5, s240=34.0)},   # close to a
-            {"name": "c", "lr": 3e-3, "curve": curve(s60=20.0, s240=25.0)},   # far from all
-            {"name": "d", "lr": 1e-2, "curve": curve(s60=29.0)},   # stops at 1 min, close to a, b
-            {"name": "e", "lr": 3e-2, "curve": curve(s60=40.0, s240=34.5)}]   # close to a, b
-    assert rival_rates(recs, 1.5) == {"a": [3e-3, 3e-2], "b": [1e-2, 3e-2],
-                                      "d": [3e-3], "e": [3e-3, 1e-2]}
-    assert rival_rates(recs, 0.1) == {}
+def test_check_rates_gives_close_networks_their_sweep_neighbours_and_rivals_rates():
+    from denoise_vit.benchmark.runner import check_rates
+
+    def swept(*rates):
+        return {"validation_psnr": {f"{r:g}": 30.0 for r in rates}}
+
+    recs = [{"name": "a", "lr": 1e-2, "curve": curve(s60=30.0, s240=35.0),
+             "lr_sweep": swept(1e-3, 3e-3, 1e-2, 3e-2)},
+            {"name": "b", "lr": 3e-3, "curve": curve(s60=30.5, s240=34.0),   # close to a
+             "lr_sweep": swept(3e-3, 1e-2, 3e-2)},                           # 3e-3: lowest tried
+            {"name": "c", "lr": 3e-3, "curve": curve(s60=20.0, s240=25.0),   # far from all
+             "lr_sweep": swept(1e-3, 3e-3, 1e-2)},
+            {"name": "d", "lr": 1e-2, "curve": curve(s60=29.0)},   # stops at 1 min; no sweep
+            {"name": "e", "lr": 3e-3, "curve": curve(s60=40.0, s240=34.5)}]   # close to a, b
+    assert check_rates(recs, 1.5) == {"a": [3e-3, 3e-2], "b": [1e-2],
+                                      "d": [3e-3], "e": [1e-2]}
+    assert check_rates(recs, 0.1) == {}
 
 
 def test_keep_best_rate_chooses_by_validation_never_by_evaluation():
@@ -467,6 +474,6 @@ def test_the_rate_check_trains_close_networks_at_their_rivals_rates(tmp_path):
     assert {"tiny_unet-seed0.json", "tiny_unet-seed0-lr0.003.json", "tiny_b-seed0-lr0.001.json",
             "tiny_unet-seed0-lr0.003.pt"} <= runs
     text = render_markdown(results)
-    assert "### Rate check" in text and "| tiny_b | 0.001 | a rival |" in text
+    assert "### Rate check" in text and "| tiny_b | 0.001 | checked |" in text
     assert opts.command_line().endswith("--rate-check")
-    assert any("trained at that rate too (--rate-check)" in line for line in lines)
+    assert any("trained at lr 0.003 too (--rate-check)" in line for line in lines)

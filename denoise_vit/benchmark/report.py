@@ -464,20 +464,21 @@ def rate_check_section(results):
     margin = results.get("seed_margin", 1.5)
     lines = ["", "### Rate check", ""]
     if not checked:
-        return lines + [f"No two networks within {margin:g} dB of each other trained at "
-                        f"different rates: no rate to check (--rate-check)."]
+        return lines + [f"No network within {margin:g} dB of another had a rate to check "
+                        f"(--rate-check)."]
     lines += [f"A short sweep can pick a rate that the longer budgets do not favour, so each "
-              f"network within {margin:g} dB of another that trained at a different rate was "
-              f"trained at that rate too (its first seed), and kept the rate whose network scored higher on the validation set at its "
+              f"network within {margin:g} dB of another was trained for its whole budgets at "
+              f"the swept rates next to its own and at its close rivals' rates too (its first "
+              f"seed), and kept the rate whose network scored higher on the validation set at its "
               f"largest budget (the evaluation set's figure beside it is for reading, not "
               f"choosing):", "",
-              "| network | rate | from | validation PSNR | evaluation PSNR | kept |",
+              "| network | rate | chosen by | validation PSNR | evaluation PSNR | kept |",
               "|---|---:|---|---:|---:|---|"]
     for r in checked:
         check = r["rate_check"]
         for rate, val in sorted(check["validation_psnr"].items(), key=lambda kv: float(kv[0])):
             lines.append(f"| {r['name']} | {rate} | "
-                         f"{'the sweep' if float(rate) == check['swept'] else 'a rival'} | "
+                         f"{'the sweep' if float(rate) == check['swept'] else 'checked'} | "
                          f"{val:.2f} | {check['eval_psnr'][rate]:.2f} | "
                          f"{'yes' if float(rate) == check['kept'] else ''} |")
     return lines

@@ -47,9 +47,10 @@ The protocol's knobs (issue 11):
   (benchmark.lanes); `max_budget` stops the slowest networks at a smaller budget.
 - `rate_check=True`: a short sweep can pick a rate the longer budgets do not favour (1 min of
   CPU gave vit_unet 3e-3, 0.9 dB below its 1e-2 at 4 min; docs/sweep-check). Each network
-  within `seed_margin` dB of another that trained at a different rate is trained at that
-  rival's rate too, and keeps the rate whose network scores higher on the validation set at
-  its largest budget, so a verdict between close networks does not rest on the sweep.
+  within `seed_margin` dB of another is trained, for its whole budgets, at the swept rates
+  next to its own (one step up and down) and at its close rivals' rates too, and keeps the
+  rate whose network scores highest on the validation set at its largest budget, so a
+  verdict between close networks does not rest on the sweep's pick.
 """
 import math
 import os
@@ -537,28 +538,39 @@ def close_networks(records, margin):
             and abs(at(a, shared(a, b)) - at(b, shared(a, b))) <= margin}
 
 
-def rival_rates(records, margin):
+def check_rates(records, margin):
     """{name: [rates]}: for each network within `margin` dB of another (as close_networks
-    judges) that trained at another rate, the rates its close rivals trained at."""
+    judges), the rates `--rate-check` trains it at besides its own: the rates next to its own
+    among those its sweep tried (one step up, one step down), and the rates its close rivals
+    trained at. A short sweep's pick between neighbouring rates is within its noise (the
+    U-Net's 1-min sweep chose 1e-2, then 3e-3 an hour later; docs/sweep-check)."""
     def at(rec, budget):
         return next(p["psnr"] for p in rec["curve"] if p["budget_s"] == budget)
 
+    def close(a, b):
+        shared = max(set(p["budget_s"] for p in a["curve"])
+                     & set(p["budget_s"] for p in b["curve"]), default=None)
+        return shared is not None and abs(at(a, shared) - at(b, shared)) <= margin
+
     out = {}
     for a in records:
-        for b in records:
-            if a is b or b["lr"] == a["lr"]:
-                continue
-            shared = max(set(p["budget_s"] for p in a["curve"])
-                         & set(p["budget_s"] for p in b["curve"]), default=None)
-            if shared is not None and abs(at(a, shared) - at(b, shared)) <= margin:
-                rates = out.setdefault(a["name"], [])
-                if b["lr"] not in rates:
-                    rates.append(b["lr"])
-    return {name: sorted(rates) for name, rates in out.items()}
+        rivals = [b for b in records if b is not a and close(a, b)]
+        if not rivals:
+            continue
+        tried = sorted(float(r) for r in (a.get("lr_sweep") or {}).get("validation_psnr", ()))
+        rates = set()
+        if a["lr"] in tried:
+            i = tried.index(a["lr"])
+            rates.update(tried[max(i - 1, 0):i + 2])
+        rates.update(b["lr"] for b in rivals)
+        rates.discard(a["lr"])
+        if rates:
+            out[a["name"]] = sorted(rates)
+    return out
 
 
 def keep_best_rate(rec, others):
-    """Of a network's run at its own rate (`rec`) and its runs at its rivals' rates, the one
+    """Of a network's run at its own rate (`rec`) and its runs at the checked rates, the one
     whose network scores highest on the validation set at the largest budget, with the check
     recorded in `rate_check` ({rate: validation PSNR}, the rate kept, the rate swept)."""
     runs = [rec, *others]
@@ -623,7 +635,8 @@ class BenchmarkOptions:
     jobs: int = 1                         # networks trained at once (worker processes)
     max_budget: tuple = ()                # ((config name, minutes), ...): these stop earlier
     resume: bool = False                  # read finished runs back from runs_dir
-    rate_check: bool = False              # close networks also train at their rivals' rates
+    rate_check: bool = False              # close networks also train at the rates next to
+                                          # theirs and at their rivals' (check_rates)
     optimizer: str = "adam"               # every network's optimizer, whatever its preset says,
                                           # or "config": each network's own
     weight_decay: float = None            # its decay (None: 0.05 for adamw, 0 for adam)
@@ -872,12 +885,12 @@ def run_benchmark(opts, *, log=log_default):
         samples[cfg.name] = out
     if opts.rate_check:
         nets = [r for r in records if r["kind"] == "network"]
-        rivals = rival_rates(nets, opts.seed_margin)
+        more_rates = check_rates(nets, opts.seed_margin)
         checks = [(cfg, rec, lr) for cfg, (rec, _) in zip(cfgs, first)
-                  for lr in rivals.get(cfg.name, ())]
+                  for lr in more_rates.get(cfg.name, ())]
         for cfg, rec, lr in checks:
-            log(f"{cfg.name}: within {opts.seed_margin:g} dB of a network trained at lr {lr:g}; "
-                f"trained at that rate too (--rate-check)")
+            log(f"{cfg.name}: within {opts.seed_margin:g} dB of another network; trained at "
+                f"lr {lr:g} too (--rate-check)")
         done = tasks_run([(replace(cfg, lr=lr),
                            {**common, "budgets": opts.budgets_for(entry[cfg.name]),
                             "tag": f"-lr{lr:g}"}) for cfg, rec, lr in checks])
