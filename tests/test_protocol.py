@@ -444,10 +444,12 @@ def test_check_rates_gives_close_networks_their_sweep_neighbours_and_rivals_rate
 
 def test_keep_best_rate_chooses_by_validation_never_by_evaluation():
     from denoise_vit.benchmark.runner import keep_best_rate
-    own = {"name": "a", "lr": 3e-3, "psnr": 38.0, "validation_psnr": 37.0}
+    sweep = {"validation_psnr": {"0.003": 30.0, "0.01": 29.0}, "chosen": 3e-3}
+    own = {"name": "a", "lr": 3e-3, "psnr": 38.0, "validation_psnr": 37.0, "lr_sweep": sweep}
     rival = {"name": "a", "lr": 1e-2, "psnr": 37.5, "validation_psnr": 37.4}
     kept = keep_best_rate(own, [rival])
     assert kept is rival and kept["rate_check"]["kept"] == 1e-2
+    assert kept["lr_sweep"] is sweep   # the report's rates table still shows the sweep
     assert kept["rate_check"]["swept"] == 3e-3
     assert kept["rate_check"]["validation_psnr"] == {"0.003": 37.0, "0.01": 37.4}
     assert keep_best_rate({**own, "validation_psnr": 38.0}, [rival])["lr"] == 3e-3

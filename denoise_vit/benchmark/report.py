@@ -426,7 +426,9 @@ def lr_sweep_section(results):
                      "warm-up: results before 2026-12-07)")
              + (f"; a network that scored best at an edge of the given rates was tried at up to "
                 f"{sweep['extend']} more beyond it, stopping at the first that scored lower "
-                f"(– : not tried):" if sweep.get("extend") else ":"),
+                f"(– : not tried)" if sweep.get("extend") else "")
+             + ("; the rate check below may change the rate a close network trains at:"
+                if results.get("rate_check") else ":"),
              "",
              "| network | " + " | ".join(f"lr {r}" for r in rates) + " | chosen | trained at |",
              "|---|" + "---:|" * len(rates) + "---:|---:|"]
@@ -469,9 +471,9 @@ def rate_check_section(results):
     lines += [f"A short sweep can pick a rate that the longer budgets do not favour, so each "
               f"network within {margin:g} dB of another was trained for its whole budgets at "
               f"the swept rates next to its own and at its close rivals' rates too (its first "
-              f"seed), and kept the rate whose network scored higher on the validation set at its "
-              f"largest budget (the evaluation set's figure beside it is for reading, not "
-              f"choosing):", "",
+              f"seed), and kept the rate whose network scored highest on the validation set "
+              f"at its largest budget (the evaluation set's figure beside it is for reading, "
+              f"not choosing):", "",
               "| network | rate | chosen by | validation PSNR | evaluation PSNR | kept |",
               "|---|---:|---|---:|---:|---|"]
     for r in checked:

@@ -575,6 +575,8 @@ def keep_best_rate(rec, others):
     recorded in `rate_check` ({rate: validation PSNR}, the rate kept, the rate swept)."""
     runs = [rec, *others]
     best = max(runs, key=lambda r: r["validation_psnr"])
+    if rec.get("lr_sweep"):   # the sweep that chose the first rate stays on the record
+        best["lr_sweep"] = rec["lr_sweep"]
     best["rate_check"] = {"validation_psnr": {f"{r['lr']:g}": r["validation_psnr"] for r in runs},
                           "eval_psnr": {f"{r['lr']:g}": r["psnr"] for r in runs},
                           "kept": best["lr"], "swept": rec["lr"]}
