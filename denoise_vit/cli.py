@@ -322,9 +322,10 @@ def build_parser():
                         "one scores lower (default 2; 0: only the given rates)")
     p.add_argument("--rate-check", action="store_true",
                    help="a network within --seed-margin dB of another is trained at the "
-                        "swept rates next to its own and at its close rivals' rates too, and "
-                        "keeps the rate that scores highest on the validation set at its "
-                        "largest budget")
+                        "swept rates next to its own and at its close rivals' rates too (and, "
+                        "while the best is at an edge, up to --sweep-extend more steps that "
+                        "way), and keeps the rate that scores highest on the validation set "
+                        "at its largest budget")
     p.add_argument("--seeds", type=int, default=1,
                    help="networks whose PSNR is within --seed-margin dB of another network's "
                         "are trained with this many seeds and reported as the mean (default 1)")

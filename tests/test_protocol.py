@@ -462,7 +462,8 @@ def test_the_rate_check_trains_close_networks_at_their_rivals_rates(tmp_path):
     opts = BenchmarkOptions(configs=(str(tmp_path / "tiny_unet.toml"), str(tmp_path / "tiny_b.toml")),
                             budgets_min=(0.003,), methods=(), eval_size=4, val_size=2, workers=1,
                             runs_dir=str(tmp_path / "runs"), figure_samples=2, matmul_seconds=0.1,
-                            idle_wait=0, clock="cpu", seed_margin=100.0, rate_check=True)
+                            idle_wait=0, clock="cpu", seed_margin=100.0, rate_check=True,
+                            sweep_extend=0)   # no climbing beyond the rates first checked
     lines = []
     results = run_benchmark(opts, log=lines.append)
     a, b = results["methods"]
@@ -477,5 +478,39 @@ def test_the_rate_check_trains_close_networks_at_their_rivals_rates(tmp_path):
             "tiny_unet-seed0-lr0.003.pt"} <= runs
     text = render_markdown(results)
     assert "### Rate check" in text and "| tiny_b | 0.001 | checked |" in text
+    from denoise_vit.benchmark.report import write_report
+    write_report(results, tmp_path / "report")
+    assert (tmp_path / "report" / "benchmarks" / "rate_check.png").stat().st_size > 0
+    assert "benchmarks/rate_check.png" in (tmp_path / "report" / "BENCHMARKS.md").read_text()
     assert opts.command_line().endswith("--rate-check")
     assert any("trained at lr 0.003 too (--rate-check)" in line for line in lines)
+
+
+def test_the_rate_check_says_when_the_kept_rate_is_at_the_edge_of_those_checked():
+    from denoise_vit.benchmark.report import rate_check_section
+
+    def net(name, swept, kept, rates):
+        return {"name": name, "kind": "network", "lr": kept,
+                "rate_check": {"validation_psnr": {f"{r:g}": 30.0 for r in rates},
+                               "eval_psnr": {f"{r:g}": 29.0 for r in rates},
+                               "kept": kept, "swept": swept}}
+    results = {"rate_check": True, "seed_margin": 1.5,
+               "methods": [net("up", 3e-3, 1e-2, (9e-4, 3e-3, 1e-2)),        # edge, upwards
+                           net("mid", 3e-3, 3e-3, (9e-4, 3e-3, 1e-2)),       # the sweep's pick
+                           net("down", 3e-3, 9e-4, (9e-4, 3e-3, 1e-2))]}     # edge, downwards
+    text = "\n".join(rate_check_section(results))
+    assert "might score higher): up, down." in text
+
+
+@pytest.mark.parametrize("rates_vals, grid, expected", [
+    ({3e-3: 37.8, 9e-4: 36.5, 1e-2: 38.8}, (9e-4, 3e-3, 1e-2, 3e-2), 3e-2),  # up: the sweep's next
+    ({3e-3: 37.8, 9e-4: 36.5, 1e-2: 38.8}, (9e-4, 3e-3, 1e-2), 3.33e-2),     # up: a step beyond
+    ({3e-3: 37.8, 9e-4: 38.5, 1e-2: 36.8}, (9e-4, 3e-3, 1e-2), 2.7e-4),      # down: x 0.3
+    ({3e-3: 38.8, 9e-4: 36.5, 1e-2: 37.8}, (9e-4, 3e-3, 1e-2), None),        # the sweep's pick
+    ({3e-3: 37.8, 9e-4: 36.5, 1e-2: 38.8, 3e-2: 38.0}, (3e-3, 1e-2), None),  # bracketed
+])
+def test_the_rate_check_climbs_while_its_best_rate_is_at_an_edge(rates_vals, grid, expected):
+    from denoise_vit.benchmark.runner import rate_beyond
+    own, *others = [{"lr": r, "validation_psnr": v} for r, v in rates_vals.items()]
+    own["lr_sweep"] = {"validation_psnr": {f"{r:g}": 30.0 for r in grid}}
+    assert rate_beyond(own, others) == (pytest.approx(expected) if expected else None)

@@ -132,6 +132,40 @@ def plot_psnr_vs_images(results, path, title):
     fig.savefig(path, dpi=110)
 
 
+def checked_networks(results):
+    return [r for r in networks(results) if r.get("rate_check")]
+
+
+def plot_rate_check(results, path, title):
+    """Per checked network, validation PSNR against the rate: the sweep's short runs (dashed)
+    and the rate check's runs over the whole budgets (solid), the rate kept starred."""
+    checked = checked_networks(results)
+    fig = Figure(figsize=(3.6 * len(checked) + 0.4, 3.6))
+    axes = fig.subplots(1, len(checked), squeeze=False)[0]
+    sweep_len = minutes((results.get("lr_sweep") or {}).get("budget_s", 0))
+    for ax, rec in zip(axes, checked):
+        check = rec["rate_check"]
+        swept = (rec.get("lr_sweep") or {}).get("validation_psnr") or {}
+        if swept:
+            xs = sorted(swept, key=float)
+            ax.plot([float(x) for x in xs], [swept[x] for x in xs], "s--", color="grey",
+                    label=f"sweep ({sweep_len} run)")
+        xs = sorted(check["validation_psnr"], key=float)
+        ax.plot([float(x) for x in xs], [check["validation_psnr"][x] for x in xs], "o-",
+                color="C0", label=f"whole budgets ({minutes(rec['curve'][-1]['budget_s'])})")
+        ax.plot([check["kept"]], [check["validation_psnr"][f"{check['kept']:g}"]], "*",
+                color="C3", ms=15, label="kept")
+        ax.set_xscale("log")
+        ax.set_title(rec["name"], fontsize=9)
+        ax.set_xlabel("learning rate")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("validation PSNR (dB)")
+    axes[-1].legend(fontsize=7)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def plot_psnr_vs_params(results, path, title):
     fig = Figure(figsize=(7, 4.2))
     ax = fig.subplots()
@@ -462,7 +496,7 @@ def rate_check_section(results):
     """--rate-check: each close network's runs at its rivals' rates, and the rate it kept."""
     if not results.get("rate_check"):
         return []
-    checked = [r for r in networks(results) if r.get("rate_check")]
+    checked = checked_networks(results)
     margin = results.get("seed_margin", 1.5)
     lines = ["", "### Rate check", ""]
     if not checked:
@@ -470,8 +504,10 @@ def rate_check_section(results):
                         f"(--rate-check)."]
     lines += [f"A short sweep can pick a rate that the longer budgets do not favour, so each "
               f"network within {margin:g} dB of another was trained for its whole budgets at "
-              f"the swept rates next to its own and at its close rivals' rates too (its first "
-              f"seed), and kept the rate whose network scored highest on the validation set "
+              f"the swept rates next to its own and at its close rivals' rates too, and while "
+              f"the best was at an edge away from the sweep's pick, at up to "
+              f"{results.get('lr_sweep', {}).get('extend', 0) if results.get('lr_sweep') else 0} "
+              f"more rates that way (its first seed), and kept the rate whose network scored highest on the validation set "
               f"at its largest budget (the evaluation set's figure beside it is for reading, "
               f"not choosing):", "",
               "| network | rate | chosen by | validation PSNR | evaluation PSNR | kept |",
@@ -483,7 +519,17 @@ def rate_check_section(results):
                          f"{'the sweep' if float(rate) == check['swept'] else 'checked'} | "
                          f"{val:.2f} | {check['eval_psnr'][rate]:.2f} | "
                          f"{'yes' if float(rate) == check['kept'] else ''} |")
-    return lines
+    edge = [r["name"] for r in checked
+            if r["rate_check"]["kept"] > r["rate_check"]["swept"]
+            and r["rate_check"]["kept"] == max(map(float, r["rate_check"]["validation_psnr"]))
+            or r["rate_check"]["kept"] < r["rate_check"]["swept"]
+            and r["rate_check"]["kept"] == min(map(float, r["rate_check"]["validation_psnr"]))]
+    if edge:
+        lines += ["", f"Kept at the edge of the rates checked, away from the sweep's pick (the "
+                      f"check stopped there; a rate one more step beyond might score higher): "
+                      f"{', '.join(edge)}."]
+    return lines + ["", "![The sweep's scores against the rate check's, per rate]"
+                        "(benchmarks/rate_check.png)"]
 
 
 def equal_images_section(results):
@@ -657,6 +703,8 @@ def _write_report(results, out, ablation, crosscheck):
     plot_psnr_vs_time(results, figs / "psnr_vs_time.png", tag)
     if results.get("budgets_images"):
         plot_psnr_vs_images(results, figs / "psnr_vs_images.png", tag)
+    if checked_networks(results):
+        plot_rate_check(results, figs / "rate_check.png", tag)
     plot_psnr_vs_params(results, figs / "psnr_vs_params.png",
                         tag + f"; networks after {minutes(results['budgets_s'][-1])}")
     if "_samples" in results:

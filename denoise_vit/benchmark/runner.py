@@ -48,9 +48,10 @@ The protocol's knobs (issue 11):
 - `rate_check=True`: a short sweep can pick a rate the longer budgets do not favour (1 min of
   CPU gave vit_unet 3e-3, 0.9 dB below its 1e-2 at 4 min; docs/sweep-check). Each network
   within `seed_margin` dB of another is trained, for its whole budgets, at the swept rates
-  next to its own (one step up and down) and at its close rivals' rates too, and keeps the
-  rate whose network scores highest on the validation set at its largest budget, so a
-  verdict between close networks does not rest on the sweep's pick.
+  next to its own (one step up and down) and at its close rivals' rates too; while the best
+  of them is at an edge away from the sweep's pick, up to `sweep_extend` more steps that way.
+  It keeps the rate whose network scores highest on the validation set at its largest budget,
+  so a verdict between close networks does not rest on the sweep's pick.
 """
 import math
 import os
@@ -569,6 +570,25 @@ def check_rates(records, margin):
     return out
 
 
+def rate_beyond(rec, others):
+    """The next rate for `--rate-check` to try, or None: where the best of a network's runs
+    (`rec` at the sweep's rate, `others` at checked rates) is the highest (lowest) rate tried
+    and above (below) the sweep's, one more step that way: the next rate its sweep tried
+    beyond it, else a step as wide as the last one. The check climbs as the sweep extends."""
+    runs = [rec, *others]
+    rates = sorted({r["lr"] for r in runs})
+    best = max(runs, key=lambda r: r["validation_psnr"])["lr"]
+    if len(rates) < 2 or best == rec["lr"] or best not in (rates[0], rates[-1]):
+        return None
+    up = best == rates[-1]
+    grid = sorted(float(r) for r in (rec.get("lr_sweep") or {}).get("validation_psnr", ()))
+    beyond = [r for r in grid if (r > best if up else r < best)]
+    if beyond:
+        return min(beyond) if up else max(beyond)
+    step = rates[-1] / rates[-2] if up else rates[0] / rates[1]
+    return float(f"{best * step:.3g}")
+
+
 def keep_best_rate(rec, others):
     """Of a network's run at its own rate (`rec`) and its runs at the checked rates, the one
     whose network scores highest on the validation set at the largest budget, with the check
@@ -887,22 +907,29 @@ def run_benchmark(opts, *, log=log_default):
         samples[cfg.name] = out
     if opts.rate_check:
         nets = [r for r in records if r["kind"] == "network"]
-        more_rates = check_rates(nets, opts.seed_margin)
-        checks = [(cfg, rec, lr) for cfg, (rec, _) in zip(cfgs, first)
-                  for lr in more_rates.get(cfg.name, ())]
-        for cfg, rec, lr in checks:
-            log(f"{cfg.name}: within {opts.seed_margin:g} dB of another network; trained at "
-                f"lr {lr:g} too (--rate-check)")
-        done = tasks_run([(replace(cfg, lr=lr),
-                           {**common, "budgets": opts.budgets_for(entry[cfg.name]),
-                            "tag": f"-lr{lr:g}"}) for cfg, rec, lr in checks])
-        for i, (cfg, (rec, out)) in enumerate(zip(cfgs, first)):
-            mine = [(other, other_out) for (c, _, _), (other, other_out) in zip(checks, done)
-                    if c is cfg]
-            if not mine:
-                continue
-            for other, _ in mine:
+        pending = check_rates(nets, opts.seed_margin)
+        tried = {cfg.name: [(rec, out)] for cfg, (rec, out) in zip(cfgs, first)}
+        steps_left = {name: opts.sweep_extend for name in pending}
+        while pending:
+            checks = [(cfg, lr) for cfg in cfgs for lr in pending.get(cfg.name, ())]
+            for cfg, lr in checks:
+                log(f"{cfg.name}: within {opts.seed_margin:g} dB of another network; trained "
+                    f"at lr {lr:g} too (--rate-check)")
+            done = tasks_run([(replace(cfg, lr=lr),
+                               {**common, "budgets": opts.budgets_for(entry[cfg.name]),
+                                "tag": f"-lr{lr:g}"}) for cfg, lr in checks])
+            for (cfg, _), (other, out) in zip(checks, done):
                 note_read_back(cfg, other)
+                tried[cfg.name].append((other, out))
+            pending = {}
+            for name, left in steps_left.items():
+                beyond = rate_beyond(tried[name][0][0], [r for r, _ in tried[name][1:]])
+                if beyond is not None and left > 0:
+                    pending[name], steps_left[name] = [beyond], left - 1
+        for i, cfg in enumerate(cfgs):
+            if cfg.name not in steps_left:
+                continue
+            (rec, _), *mine = tried[cfg.name]
             best = keep_best_rate(rec, [other for other, _ in mine])
             if best is not rec:
                 best_out = next(o for other, o in mine if other is best)
