@@ -35,9 +35,9 @@ The protocol's knobs (issue 11):
   CPU, is read there.
 - `lr_rates=(3e-4, 1e-3, 3e-3)` gives each network the rate that scores best on the
   validation set (the classical filters' seed) after a short run of `sweep_min` minutes (by
-  default the smallest budget) with
-  a cosine timed to it, whose warm-up ends within the first `SWEEP_WARMUP` of it (a slow
-  network's step-counted warm-up would otherwise fill the whole run); the sweep's scores are kept in the record (`lr_sweep`). Where a
+  default the smallest budget) with a cosine timed to it, whose warm-up ends within the
+  first `SWEEP_WARMUP` of it (a slow network's step-counted warm-up would otherwise fill the
+  whole run); the sweep's scores are kept in the record (`lr_sweep`). Where a
   network scores best at an edge of the rates, `sweep_extend` more rates beyond it are tried
   (one step of the sweep each, stopping at the first that scores lower), so that its rate is
   bracketed rather than capped by the sweep.
@@ -524,19 +524,20 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
     return rec, model
 
 
+def within(a, b, margin):
+    """Whether two network records are within `margin` dB of each other at the largest budget
+    both reached (a network with a --max-budget cap is compared where it stopped)."""
+    shared = max(set(p["budget_s"] for p in a["curve"]) & set(p["budget_s"] for p in b["curve"]),
+                 default=None)
+    if shared is None:
+        return False
+    at = [next(p["psnr"] for p in r["curve"] if p["budget_s"] == shared) for r in (a, b)]
+    return abs(at[0] - at[1]) <= margin
+
+
 def close_networks(records, margin):
-    """Names of the networks whose PSNR is within `margin` dB of another's, at the largest
-    budget both reached (a network with a --max-budget cap is compared where it stopped)."""
-    def at(rec, budget):
-        return next(p["psnr"] for p in rec["curve"] if p["budget_s"] == budget)
-
-    def shared(a, b):
-        return max(set(p["budget_s"] for p in a["curve"]) & set(p["budget_s"] for p in b["curve"]),
-                   default=None)
-
-    return {a["name"] for a in records for b in records
-            if a is not b and shared(a, b) is not None
-            and abs(at(a, shared(a, b)) - at(b, shared(a, b))) <= margin}
+    """Names of the networks whose PSNR is within `margin` dB of another's (`within`)."""
+    return {a["name"] for a in records for b in records if a is not b and within(a, b, margin)}
 
 
 def check_rates(records, margin):
@@ -545,17 +546,9 @@ def check_rates(records, margin):
     among those its sweep tried (one step up, one step down), and the rates its close rivals
     trained at. A short sweep's pick between neighbouring rates is within its noise (the
     U-Net's 1-min sweep chose 1e-2, then 3e-3 an hour later; docs/sweep-check)."""
-    def at(rec, budget):
-        return next(p["psnr"] for p in rec["curve"] if p["budget_s"] == budget)
-
-    def close(a, b):
-        shared = max(set(p["budget_s"] for p in a["curve"])
-                     & set(p["budget_s"] for p in b["curve"]), default=None)
-        return shared is not None and abs(at(a, shared) - at(b, shared)) <= margin
-
     out = {}
     for a in records:
-        rivals = [b for b in records if b is not a and close(a, b)]
+        rivals = [b for b in records if b is not a and within(a, b, margin)]
         if not rivals:
             continue
         tried = sorted(float(r) for r in (a.get("lr_sweep") or {}).get("validation_psnr", ()))
