@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -92,23 +91,16 @@ def one_sweep(name, kind, minutes, rates, extend):
 
 
 def machine():
-    import torch
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in
-                   Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
-            "capability": torch.backends.cpu.get_cpu_capability(),
-            "load_average_at_start": os.getloadavg()}
+    """The benchmark's machine facts, and the load average when the sweeps start."""
+    from denoise_vit.benchmark.runner import machine_info
+    return {**machine_info(), "load_average_at_start": os.getloadavg()}
 
 
 def render(results):
     lines = ["# Does the rate sweep pick the rate the full budgets favour?", "",
              f"`{results['command']}` ({results['date']}, {results['wall_minutes']:.1f} min; "
              f"{results['machine']['cpu']}, {results['machine']['cores']} cores, "
-             f"{results['machine']['capability']}, torch {results['machine']['torch']}; load "
+             f"{results['machine']['cpu_capability']}, torch {results['machine']['torch']}; load "
              f"average {results['machine']['load_average_at_start'][0]:.2f} at the start; two "
              f"sweeps at a time, one torch thread each). Validation PSNR (dB, seed 4321, 32 "
              f"images) after each sweep run; steps that run made; the rate the sweep chose.",

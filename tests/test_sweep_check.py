@@ -35,7 +35,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, mess
 def test_the_table_shows_each_rate_with_its_steps_and_the_choice():
     results = {"command": "python experiments/sweep_check.py", "date": "2026-12-07 15:05",
                "wall_minutes": 20.0, "rates_shown": ["0.003", "0.01", "0.03"],
-               "machine": {"cpu": "Test CPU", "cores": 2, "capability": "AVX512",
+               "machine": {"cpu": "Test CPU", "cores": 2, "cpu_capability": "AVX512",
                            "torch": "2.14", "load_average_at_start": [0.4, 0.5, 0.7]},
                "sweeps": [{"config": "unet", "sweep": "before", "minutes": 0.5,
                            "validation_psnr": {"0.003": 29.9, "0.01": 27.7},

@@ -492,10 +492,20 @@ def lr_sweep_section(results):
     return lines
 
 
+def kept_at_edge(check):
+    """Whether a rate check kept the highest (lowest) rate it tried, above (below) the
+    sweep's pick: the check stopped there, and a rate beyond might score higher."""
+    rates = [float(r) for r in check["validation_psnr"]]
+    return (check["kept"] > check["swept"] and check["kept"] == max(rates)
+            or check["kept"] < check["swept"] and check["kept"] == min(rates))
+
+
 def rate_check_section(results):
-    """--rate-check: each close network's runs at its rivals' rates, and the rate it kept."""
-    if not results.get("rate_check"):
+    """--rate-check: each close network's runs at the rates checked, and the rate it kept."""
+    options = results.get("rate_check")
+    if not options:
         return []
+    extend = options.get("extend", 0) if isinstance(options, dict) else 0
     checked = checked_networks(results)
     margin = results.get("seed_margin", 1.5)
     lines = ["", "### Rate check", ""]
@@ -505,11 +515,10 @@ def rate_check_section(results):
     lines += [f"A short sweep can pick a rate that the longer budgets do not favour, so each "
               f"network within {margin:g} dB of another was trained for its whole budgets at "
               f"the swept rates next to its own and at its close rivals' rates too, and while "
-              f"the best was at an edge away from the sweep's pick, at up to "
-              f"{results.get('lr_sweep', {}).get('extend', 0) if results.get('lr_sweep') else 0} "
-              f"more rates that way (its first seed), and kept the rate whose network scored highest on the validation set "
-              f"at its largest budget (the evaluation set's figure beside it is for reading, "
-              f"not choosing):", "",
+              f"the best was at an edge away from the sweep's pick, at up to {extend} more "
+              f"rates that way (its first seed), and kept the rate whose network scored highest "
+              f"on the validation set at its largest budget (the evaluation set's figure "
+              f"beside it is for reading, not choosing):", "",
               "| network | rate | chosen by | validation PSNR | evaluation PSNR | kept |",
               "|---|---:|---|---:|---:|---|"]
     for r in checked:
@@ -519,11 +528,7 @@ def rate_check_section(results):
                          f"{'the sweep' if float(rate) == check['swept'] else 'checked'} | "
                          f"{val:.2f} | {check['eval_psnr'][rate]:.2f} | "
                          f"{'yes' if float(rate) == check['kept'] else ''} |")
-    edge = [r["name"] for r in checked
-            if r["rate_check"]["kept"] > r["rate_check"]["swept"]
-            and r["rate_check"]["kept"] == max(map(float, r["rate_check"]["validation_psnr"]))
-            or r["rate_check"]["kept"] < r["rate_check"]["swept"]
-            and r["rate_check"]["kept"] == min(map(float, r["rate_check"]["validation_psnr"]))]
+    edge = [r["name"] for r in checked if kept_at_edge(r["rate_check"])]
     if edge:
         lines += ["", f"Kept at the edge of the rates checked, away from the sweep's pick (the "
                       f"check stopped there; a rate one more step beyond might score higher): "

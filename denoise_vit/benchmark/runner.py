@@ -960,7 +960,9 @@ def run_benchmark(opts, *, log=log_default):
                       "extend": opts.sweep_extend, "warmup_share": SWEEP_WARMUP,
                       "validation_seed": VALIDATION_SEED} if opts.lr_rates else None),
         "skipped": skipped, "separate_runs": opts.separate_runs,
-        "seeds": opts.seeds, "seed_margin": opts.seed_margin, "rate_check": opts.rate_check,
+        "seeds": opts.seeds, "seed_margin": opts.seed_margin,
+        # the climb beyond an edge is --sweep-extend steps, with or without a sweep
+        "rate_check": {"extend": opts.sweep_extend} if opts.rate_check else None,
         "schedule": ("cosine timed to each budget, one run per budget" if opts.separate_runs
                      else f"linear warm-up then constant; for each budget a copy cooled down "
                           f"over its last {COOLDOWN:.0%} (the rate falling linearly to the "
