@@ -1317,11 +1317,9 @@ def unet_transformer_section():
     lines += round20_reading(nets, per)
     lines += ["", "![Round 20: vit_unet with the U-Net's start, each seed and the mean]"
               "(variants/unet_transformers.png)"]
-    seed_dots_figure({name.removeprefix("x_").removesuffix("_lr1e-2"): v for name, v in per.items()},
-                     labels, ROUND20_FIGURE,
-                     f"Round 20: vit_unet with the output conv at zero against the U-Net "
-                     f"({seeds} seeds; {machine['cpu']}, 1 thread each)",
-                     reference=lambda name: name.startswith("unet"))
+    runs_figure(per, labels, ROUND20_FIGURE,
+                f"Round 20: vit_unet with the output conv at zero against the U-Net "
+                f"({seeds} seeds; {machine['cpu']}, 1 thread each)")
     return lines
 
 
@@ -1567,12 +1565,17 @@ def light_transformer_section():
     lines += light_preset_lines()
     lines += ["", "![Round 21: lighter bottleneck transformers against the U-Net, each seed and "
               "the mean](variants/light_transformers.png)"]
-    seed_dots_figure({name.removeprefix("x_").removesuffix("_lr1e-2"): v for name, v in per.items()},
-                     labels, ROUND21_FIGURE,
-                     f"Round 21: lighter bottleneck transformers against the U-Net "
-                     f"(2 seeds; {machine['cpu']}, 1 thread each)",
-                     reference=lambda name: name.startswith("unet"))
+    runs_figure(per, labels, ROUND21_FIGURE,
+                f"Round 21: lighter bottleneck transformers against the U-Net "
+                f"(2 seeds; {machine['cpu']}, 1 thread each)")
     return lines
+
+
+def runs_figure(per, labels, path, title):
+    """seed_dots_figure for a round's benchmark runs: names without the x_ and _lr1e-2 of the
+    config files, the U-Net in black."""
+    seed_dots_figure({name.removeprefix("x_").removesuffix("_lr1e-2"): v for name, v in per.items()},
+                     labels, path, title, reference=lambda name: name.startswith("unet"))
 
 
 def light_reading(per, nets):
@@ -1652,11 +1655,9 @@ def longer_light_lines():
                         per[ROUND21_LIGHT], per[ROUND21_TWIN], labels),
               gaps_line(f"{ROUND21_TWIN} against the U-Net", per[ROUND21_TWIN],
                         per[ROUND20_UNET], labels)]
-    seed_dots_figure({name.removeprefix("x_").removesuffix("_lr1e-2"): v for name, v in per.items()},
-                     labels, ROUND21B_FIGURE,
-                     f"Round 21: the lighter vit_unet, its MLP-only twin and the U-Net at every "
-                     f"budget (2 seeds; {machine['cpu']}, 1 thread each)",
-                     reference=lambda name: name.startswith("unet"))
+    runs_figure(per, labels, ROUND21B_FIGURE,
+                f"Round 21: the lighter vit_unet, its MLP-only twin and the U-Net at every "
+                f"budget (2 seeds; {machine['cpu']}, 1 thread each)")
     lines += ["", "![Round 21, every budget: the lighter vit_unet, its MLP-only twin and the "
               "U-Net, each seed and the mean](variants/light_transformers_long.png)", ""]
     return lines + longer_light_reading(per, labels)
