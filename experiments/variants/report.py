@@ -86,13 +86,19 @@ x_unet.toml,x_unet_gate.toml --out-dir /tmp/variants/seeds/out --runs-dir R
         --configs $V/x_vit_unet_zero_lr1e-2.toml,$V/x_vit_unet_d1_lr1e-2.toml,$V/x_vit_unet_d1m2_lr1e-2.toml,$V/x_vit_unet_l2d1_lr1e-2.toml,$V/x_unet_zero_adamw_lr1e-2.toml \
         --methods none --seeds 2 --seed-margin 100 --cooldown --optimizer config --jobs 2 \
         --runs-dir runs/round21 --out-dir docs/variants/round21              # -> round21/
-    flock /tmp/cpu.lock denoise-vit benchmark --budgets 1,4,15 --clock cpu --images 25000,50000 \
-        --configs $V/x_vit_unet_d1m2_lr1e-2.toml,$V/x_vit_unet_d1m2_noattn_lr1e-2.toml,$V/x_unet_zero_adamw_lr1e-2.toml \
-        --methods none --seeds 2 --seed-margin 100 --cooldown --optimizer config --jobs 2 \
-        --runs-dir runs/round21b --out-dir docs/variants/round21b            # -> round21b/
-    flock /tmp/cpu.lock python experiments/variants/preset_rate.py --preset vit_unet --rates 0.01 \
-        --out docs/variants/vit_unet_light.json   # and again with --set model.depth=1 --set
-    #   model.mlp_ratio=2.0 --tag d1m2: the preset as `denoise-vit train` runs it, both ways
+    # then one invocation per seed, both at once (S=0: the configs below; S=1: their _seed1
+    # copies), so that no seed waits for another network's first:
+    B="denoise-vit benchmark --budgets 1,4,15 --clock cpu --images 25000,50000 --methods none \
+        --seeds 1 --cooldown --optimizer config --jobs 1 --threads 1"
+    flock /tmp/cpu.lock bash -c "$B --configs $V/x_vit_unet_d1m2_lr1e-2.toml,$V/x_vit_unet_d1m2_noattn_lr1e-2.toml,$V/x_unet_zero_adamw_lr1e-2.toml \
+        --runs-dir runs/round21b-seed0 --out-dir docs/variants/round21b/seed0 & $B --configs \
+        $V/x_vit_unet_d1m2_lr1e-2_seed1.toml,$V/x_vit_unet_d1m2_noattn_lr1e-2_seed1.toml,$V/x_unet_zero_adamw_lr1e-2_seed1.toml \
+        --runs-dir runs/round21b-seed1 --out-dir docs/variants/round21b/seed1; wait"
+    # the presets as `denoise-vit train` runs them (-> vit_unet_light.json):
+    P="flock /tmp/cpu.lock python experiments/variants/preset_rate.py --out docs/variants/vit_unet_light.json"
+    $P --preset vit_unet --rates 0.01
+    $P --preset vit_unet --rates 0.01 --set model.depth=1 --set model.mlp_ratio=2.0 --tag d1m2
+    $P --preset unet --rates 0.03
 
     # round 17, EMA of weights, paired (about 11 min for both seeds at once, 1 thread each):
     python experiments/variants/ema.py --seed 0 & python experiments/variants/ema.py --seed 1
@@ -1548,10 +1554,13 @@ def light_transformer_section():
         lines.append(f"| {name} | {WHAT.get(name, '')} | {m['params'] / 1e3:.0f} k | "
                      f"{m['flops'] / 1e6:.0f} | {m['images_per_s']:.0f} | "
                      + " | ".join(seed_cell(v) for v in per[name]) + " |")
+    alone = [n for n, m in nets.items() if m["foreign_cpu_max"] < 0.25]
     lines += ["", "Each cell: the mean over seeds (each seed in brackets). Images/s: the mean "
-              "of the seeds' runs, each beside another network's run but for the U-Net's, which "
-              "ran last and alone (other load 1-7 %, against 50 % for the others: the benchmark "
-              "gives the second seeds only once every network's first is done).", "", "### What it shows", ""]
+              "of the seeds' runs, each beside another network's run"
+              + (f" but for {', '.join(alone)}'s, which ran alone (other load at most "
+                 f"{max(nets[n]['foreign_cpu_max'] for n in alone):.0%}, against about 50 % for "
+                 "the others: the benchmark gives the second seeds only once every network's "
+                 "first is done)" if alone else "") + ".", "", "### What it shows", ""]
     for name in nets:
         if name not in (ROUND20_UNET, ROUND21_SHIPPED):
             lines.append(gaps_line(f"{name} against the U-Net", per[name], per[ROUND20_UNET],
@@ -1560,9 +1569,9 @@ def light_transformer_section():
         if name not in (ROUND20_UNET, ROUND21_SHIPPED):
             lines.append(gaps_line(f"{name} against vit_unet as shipped", per[name],
                                    per[ROUND21_SHIPPED], labels))
-    lines += light_reading(per, nets)
+    lines += light_reading(per, labels, nets, alone)
     lines += longer_light_lines()
-    lines += light_preset_lines()
+    lines += light_preset_lines(nets)
     lines += ["", "![Round 21: lighter bottleneck transformers against the U-Net, each seed and "
               "the mean](variants/light_transformers.png)"]
     runs_figure(per, labels, ROUND21_FIGURE,
@@ -1578,7 +1587,7 @@ def runs_figure(per, labels, path, title):
                      labels, path, title, reference=lambda name: name.startswith("unet"))
 
 
-def light_reading(per, nets):
+def light_reading(per, labels, nets, alone):
     """The prose of round 21's short run, written against its figures."""
     mean = {name: [None if v is None else sum(v) / len(v) for v in vs] for name, vs in per.items()}
     unet, shipped = mean[ROUND20_UNET], mean[ROUND21_SHIPPED]
@@ -1592,17 +1601,17 @@ def light_reading(per, nets):
         "faster (" + ", ".join(f"{speed[n]:.0f}" for n in light)
         + f" against {speed[ROUND21_SHIPPED]:.0f} images/s).",
         f"- The best of them over the three points, {best}, is ahead of the U-Net at "
-        + (" and ".join(per_label for i, per_label in enumerate(("1 min", "4 min",
-                                                                 "12,800 images")) if i in ahead)
-           or "none of them")
-        + f" and behind at the rest ({mean[best][0] - unet[0]:+.2f} / "
-        f"{mean[best][1] - unet[1]:+.2f} / {mean[best][2] - unet[2]:+.2f} dB at 1 min / 4 min / "
-        "12,800 images): level with the U-Net within the seeds' spread, not ahead of it.",
+        + (" and ".join(label for i, label in enumerate(labels) if i in ahead) or "none of them")
+        + " and behind at the rest ("
+        + " / ".join(f"{a - b:+.2f}" for a, b in zip(mean[best], unet)) + " dB at "
+        + " / ".join(labels) + "): level with the U-Net within the seeds' spread, not ahead "
+        "of it.",
         f"- The U-Net still trains faster here ({speed[ROUND20_UNET]:.0f} images/s against "
         f"{speed[best]:.0f}), though the transformer now costs about what the double conv it "
         "replaces does: its FLOPs per image are about the U-Net's "
         f"({nets[best]['flops'] / 1e6:.0f} against {nets[ROUND20_UNET]['flops'] / 1e6:.0f} "
-        "MFLOP); the U-Net's two seeds ran last, each alone on the machine."]
+        "MFLOP)" + ("; the U-Net's seeds ran alone on the machine." if ROUND20_UNET in alone
+                    else ".")]
 
 
 def merged_seed_runs(folder):
@@ -1660,10 +1669,11 @@ def longer_light_lines():
                 f"budget (2 seeds; {machine['cpu']}, 1 thread each)")
     lines += ["", "![Round 21, every budget: the lighter vit_unet, its MLP-only twin and the "
               "U-Net, each seed and the mean](variants/light_transformers_long.png)", ""]
-    return lines + longer_light_reading(per, labels)
+    speed = {name: sum(m["images_per_s"] for m in rs) / len(rs) for name, rs in recs.items()}
+    return lines + longer_light_reading(per, labels, speed)
 
 
-def longer_light_reading(per, labels):
+def longer_light_reading(per, labels, speed):
     """Items 3 and 4 for the lighter vit_unet, from the long run's means."""
     mean = {name: [None if v is None else sum(v) / len(v) for v in vs] for name, vs in per.items()}
     light, twin, unet = mean[ROUND21_LIGHT], mean[ROUND21_TWIN], mean[ROUND20_UNET]
@@ -1679,11 +1689,11 @@ def longer_light_reading(per, labels):
         + (f"behind at {', '.join(behind)}." if behind else "ahead at every point."),
         f"- Item 4 (attention adds at least 1 dB): "
         + ("met" if min(attention) >= 1 else "**not met**")
-        + f": attention adds {min(attention):+.2f} to {max(attention):+.2f} dB over these points, "
-        "the MLP-only twin being the faster network (more steps in the same CPU time)."]
+        + f": attention adds {min(attention):+.2f} to {max(attention):+.2f} dB over these points "
+        f"({speed[ROUND21_LIGHT]:.0f} images/s with it, {speed[ROUND21_TWIN]:.0f} without)."]
 
 
-def light_preset_lines():
+def light_preset_lines(nets):
     """The vit_unet preset as shipped against its lighter copy and the U-Net preset, as
     `denoise-vit train --config PRESET seed=S` runs them (docs/variants/vit_unet_light.json)."""
     path = DATA / "vit_unet_light.json"
@@ -1711,10 +1721,10 @@ def light_preset_lines():
                      + f" (mean {sum(r['psnr'] for r in rs) / len(rs):.2f}), "
                      + " / ".join(str(r["steps"]) for r in rs) + " steps in "
                      + " / ".join(f"{r['train_seconds']:.0f}" for r in rs) + " s;")
-    return lines + light_preset_reading(arms)
+    return lines + light_preset_reading(arms, nets)
 
 
-def light_preset_reading(arms):
+def light_preset_reading(arms, nets):
     """What the three presets under `denoise-vit train` say, and what the preset became."""
     by = {("light" if "d1m2" in label else label.split()[0]): sorted(rs, key=lambda r: r["seed"])
           for label, rs in arms.items()}
@@ -1734,7 +1744,10 @@ def light_preset_reading(arms):
         f"the mean and faster still ({mean('unet', 'train_seconds'):.0f} s against "
         f"{mean('light', 'train_seconds'):.0f}).",
         "- So since 2026-12-07 (evening) the vit_unet preset and its MLP-only twin have one block "
-        "with an MLP 2 x wide (476 k parameters, 285 MFLOP per image, against 740 k and 319): "
+        f"with an MLP 2 x wide ({nets[ROUND21_LIGHT]['params'] / 1e3:.0f} k parameters, "
+        f"{nets[ROUND21_LIGHT]['flops'] / 1e6:.0f} MFLOP per image, against "
+        f"{nets[ROUND21_SHIPPED]['params'] / 1e3:.0f} k and "
+        f"{nets[ROUND21_SHIPPED]['flops'] / 1e6:.0f}): "
         "as good per step under `denoise-vit train`, better at 1 and 4 CPU min and at 12,800 "
         "images under the benchmark's protocol (above), and about as costly as the U-Net it is "
         "measured against."]
