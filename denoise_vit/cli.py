@@ -183,7 +183,8 @@ def cmd_benchmark(args):
         idle_wait=args.idle_wait, seeds=args.seeds, optimizer=args.optimizer,
         weight_decay=args.weight_decay,
         seed_margin=args.seed_margin, cooldown=args.cooldown, max_budget=args.max_budget,
-        jobs=args.jobs, resume=args.resume, rate_check=args.rate_check)
+        jobs=args.jobs, resume=args.resume, rate_check=args.rate_check,
+        warmup_share=args.warmup_share)
     print(f"wrote {run_and_report(opts, args.out_dir)}")
 
 
@@ -335,6 +336,11 @@ def build_parser():
                    help="one run per network at a constant rate; for each budget (time and "
                         "--images) a copy is cooled down over its last 20 %% and scored (costs "
                         "the largest budget plus a fifth of the others)")
+    p.add_argument("--warmup-share", type=float, default=0.2, metavar="F",
+                   help="every training run's warm-up ends within this share of the smallest "
+                        "budget if that is sooner than its config's warm-up steps, as the rate "
+                        "sweep's does (default 0.2; 0: the config's steps however short the "
+                        "budget, the protocol until 2026-12-07)")
     p.add_argument("--max-budget", metavar="NAME=MIN,...",
                    help="networks that stop at a smaller budget (the slowest peers), e.g. "
                         "peer_restormer=4; said in the report")

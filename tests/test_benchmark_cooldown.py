@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from denoise_vit import ConfigError
+from denoise_vit.benchmark import cooldown
 from denoise_vit.benchmark.cooldown import Mark, train_with_cooldowns
 from denoise_vit.benchmark.report import render_markdown
 from denoise_vit.benchmark.runner import BenchmarkOptions, run_benchmark
@@ -65,6 +66,35 @@ def test_each_mark_scores_a_cooled_copy_and_the_trunk_is_untouched(tmp_path):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("share, trunk, branch_start", [
+    # the config's 50 steps: the trunk is still warming up at its fork (8 steps, 32 images)
+    (None, [i / 50 for i in range(1, 9)], 9 / 50),
+    # within 20 % of the smallest mark (40 images: 8 images, 2 steps of 4), then the full rate
+    (0.2, [1 / 50, 0.5, 1, 1, 1, 1, 1, 1], 1.0),
+])
+def test_the_warm_up_ends_within_its_share_of_the_smallest_mark(tmp_path, monkeypatch, share,
+                                                                  trunk, branch_start):
+    cfg = load_config(str(tiny_config(tmp_path)), ["warmup_steps=50"])
+    inputs, targets = eval_set(cfg)
+    model = build_run_model(cfg, torch.device("cpu"))
+    optimizer = make_optimizer(cfg, model)
+    seen, step = [], cooldown._one_step
+
+    def record(model, stream, optimizer, scheduler, *rest):
+        seen.append((scheduler, optimizer.param_groups[0]["lr"] / cfg.lr))
+        return step(model, stream, optimizer, scheduler, *rest)
+
+    monkeypatch.setattr(cooldown, "_one_step", record)
+    train_with_cooldowns(cfg, [Mark("images", 40), Mark("images", 80)], inputs, targets,
+                         model=model, optimizer=optimizer, stop_unit="images",
+                         warmup_share=share, log=lambda msg: None)
+    trunk_factor = seen[0][0]
+    rates = [f for s, f in seen if s is trunk_factor]
+    branch = [f for s, f in seen if s is not trunk_factor]
+    assert rates[:8] == pytest.approx(trunk)
+    assert branch[0] == pytest.approx(branch_start)   # the branch starts where the trunk is
+
+
 def test_marks_of_another_unit_not_reached_are_left_out(tmp_path):
     cfg = load_config(str(tiny_config(tmp_path)), [])
     inputs, targets = eval_set(cfg)
@@ -115,6 +145,8 @@ def test_jobs_resume_and_caps(tmp_path):
 @pytest.mark.parametrize("kwargs, message", [
     (dict(cooldown=True, separate_runs=True), "choose one"),
     (dict(jobs=0), "--jobs must be at least 1"),
+    (dict(warmup_share=1.0), "--warmup-share must be a share"),
+    (dict(warmup_share=-0.1), "--warmup-share must be a share"),
     (dict(max_budget="vit_fast=x"), "--max-budget takes NAME=MINUTES"),
     (dict(max_budget="nope=1"), "'nope', which is not in --configs"),
     (dict(configs="vit_fast", max_budget="vit_fast=0.5"), "at least the smallest budget"),

@@ -127,6 +127,15 @@ def test_a_sweep_run_on_the_images_axis_trains_at_its_rate_after_a_share_of_it(m
     assert len(rates) == 10 and rates[2] == pytest.approx(cfg.lr) and rates[1] < cfg.lr
     assert rates[-1] < rates[5] < cfg.lr
 
+    # a constant run: the warm-up ends within the share of its first mark, then the full rate
+    rates.clear()
+    runner.train_with_marks(cfg, [20, 40], x, x, unit="images", warmup_share=0.2, idle_wait=0,
+                            log=lambda msg: None)
+    assert len(rates) == 20 and rates[1] < cfg.lr and rates[2:] == pytest.approx([cfg.lr] * 18)
+    rates.clear()   # without it the config's 50 steps, however short the run
+    runner.train_with_marks(cfg, [20], x, x, unit="images", idle_wait=0, log=lambda msg: None)
+    assert rates == pytest.approx([cfg.lr * (i + 1) / 50 for i in range(10)])
+
 
 def test_every_record_names_its_library_and_the_report_shows_the_axes(protocol_run):
     results, opts = protocol_run

@@ -12,6 +12,12 @@ short cooldown matches a cosine timed to the budget (Hägele et al. 2024, "Scali
 Compute-Optimal Training Beyond Fixed Training Durations"; the WSD schedule of MiniCPM), and
 costs the largest budget plus a fifth of the others instead of their sum (separate runs).
 
+The trunk's warm-up is the config's `warmup_steps`, or with `warmup_share` it ends sooner, once
+the trunk has trained for that share of the smallest budget of its stopping unit (as the rate
+sweep's does): a slow network's 50-step warm-up would otherwise fill its short budgets (CARE's
+U-Net makes about 40 steps in a CPU minute, SCUNet 42 and Restormer 30 in four), so it would
+never train at the rate its sweep chose.
+
 Each branch draws its batches from a stream of its own (seeded by the mark), so the trunk sees
 the same data whatever budgets are asked for. Branch time is not trunk time: the trunk's clocks
 stop while a branch runs.
@@ -23,7 +29,7 @@ import torch
 
 from ..training.data import make_train_stream
 from ..training.engine import evaluate, train_steps
-from ..training.schedule import CpuClock, TrainClock, lr_factor
+from ..training.schedule import CpuClock, TrainClock
 
 COOLDOWN = 0.2          # the share of each budget spent decaying the rate
 
@@ -75,6 +81,15 @@ class _Progress:
         return other
 
 
+def warmup_factor(cfg, step, reading=0.0, end=None):
+    """The trunk's rate multiplier at `step`: linear over the config's `warmup_steps`, or, with
+    `end` (a reading of the trunk's clock or image count), reaching 1 there if that is sooner."""
+    if step >= cfg.warmup_steps:
+        return 1.0
+    ramp = (step + 1) / cfg.warmup_steps
+    return ramp if end is None else min(1.0, max(ramp, reading / end))
+
+
 def _one_step(model, stream, optimizer, scheduler, progress, cfg, device):
     n, loss, images, _ = train_steps(model, stream, optimizer, scheduler,
                                      first_step=progress.step, last_step=progress.step + 1,
@@ -86,7 +101,8 @@ def _one_step(model, stream, optimizer, scheduler, progress, cfg, device):
 
 
 def train_with_cooldowns(cfg, marks, eval_inputs, eval_targets, *, model, optimizer,
-                         device=torch.device("cpu"), stop_unit=None, load_meter=None, log=print):
+                         device=torch.device("cpu"), stop_unit=None, warmup_share=None,
+                         load_meter=None, log=print):
     """Train `model` on a constant-rate trunk and score a cooled-down copy at every mark.
 
     marks: Mark objects (time units and "images" may be mixed). The trunk stops once every
@@ -97,13 +113,21 @@ def train_with_cooldowns(cfg, marks, eval_inputs, eval_targets, *, model, optimi
     and with `load_meter` (a ForeignLoad class) the share of the CPU other processes used since
     the previous point (`foreign_cpu`). On return `model` holds the cooled-down weights of the
     largest `stop_unit` mark, the model the benchmark scores at its largest budget.
+
+    warmup_share: the warm-up ends by this share (0..1) of the smallest `stop_unit` mark, if
+    that comes before the config's `warmup_steps` (None: those steps, whatever the budget).
     """
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     stop_unit = stop_unit or marks[0].unit
     pending = sorted(marks, key=lambda m: (m.unit, m.value))
     trunk = _Progress()
-    trunk_factor = _Factor(optimizer, base_lrs, lambda step: lr_factor(
-        step, 0.0, warmup_steps=cfg.warmup_steps, schedule="constant"))
+    end = (warmup_share * min(m.value for m in marks if m.unit == stop_unit)
+           if warmup_share else None)
+
+    def warm(step):   # the rate multiplier of the trunk's step `step`, from where it stands
+        return warmup_factor(cfg, step, trunk.reading(stop_unit), end)
+
+    trunk_factor = _Factor(optimizer, base_lrs, warm)
     stream = make_train_stream(cfg.data, cfg.batch_size, seed=cfg.seed * 1000, device=device)
     last = max(m.value for m in marks if m.unit == stop_unit)
     points, final_state = [], None
@@ -114,7 +138,7 @@ def train_with_cooldowns(cfg, marks, eval_inputs, eval_targets, *, model, optimi
             pending.remove(mark)
             keep = mark.unit == stop_unit and mark.value == last
             point, state = _branch(cfg, mark, trunk, model, optimizer, base_lrs, eval_inputs,
-                                   eval_targets, device, keep=keep)
+                                   eval_targets, device, f0=warm(trunk.step), keep=keep)
             if keep:
                 final_state = state
             point["foreign_cpu"] = meter.stop() if meter else None
@@ -132,6 +156,7 @@ def train_with_cooldowns(cfg, marks, eval_inputs, eval_targets, *, model, optimi
         _one_step(model, stream, optimizer, trunk_factor, trunk, cfg, device)
         trunk.wall.stop()
         trunk.cpu.stop()
+        trunk_factor.apply()   # the next step's rate from where the trunk now stands
     model.load_state_dict(final_state)
     return points, pending
 
@@ -142,14 +167,13 @@ def _describe(mark):
 
 
 def _branch(cfg, mark, trunk, model, optimizer, base_lrs, eval_inputs, eval_targets, device, *,
-            keep=False):
-    """Cool a copy of the trunk's state down to `mark`, score it, and put the trunk back.
-    Returns (point, the cooled weights if `keep` else None)."""
+            f0, keep=False):
+    """Cool a copy of the trunk's state down to `mark` from the trunk's rate multiplier `f0`,
+    score it, and put the trunk back. Returns (point, the cooled weights if `keep` else None)."""
     saved_model = copy.deepcopy(model.state_dict())
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
     here = trunk.copy()
     start = here.reading(mark.unit)
-    f0 = lr_factor(here.step, 0.0, warmup_steps=cfg.warmup_steps, schedule="constant")
     span = max(mark.value - start, 1e-9)
 
     def factor(_step):

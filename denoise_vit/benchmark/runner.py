@@ -41,6 +41,11 @@ The protocol's knobs (issue 11):
   network scores best at an edge of the rates, `sweep_extend` more rates beyond it are tried
   (one step of the sweep each, stopping at the first that scores lower), so that its rate is
   bracketed rather than capped by the sweep.
+- `warmup_share=0.2`: every training run's warm-up ends within that share of the smallest
+  budget, as the sweep's does, if that comes before the config's warm-up steps. The runs
+  trained with the config's 50 steps whatever the budget until 2026-12-07 (night): CARE's U-Net makes
+  about 40 steps in a CPU minute, SCUNet 42 and Restormer 30 in four, so their whole budgets
+  were warm-up and they never trained at the rate their sweep chose.
 - `cooldown=True` replaces both the per-budget runs and the images run with one constant-rate
   run per network, scored at every budget on a copy cooled down to it (benchmark.cooldown);
   `jobs` trains that many networks at once and `resume` reads finished runs back
@@ -250,8 +255,9 @@ def train_with_marks(cfg, marks, eval_inputs, eval_targets, *, unit="wall", cosi
     `unit` "wall" or "cpu", or a count of training images for "images") and evaluate there.
     Evaluation time is not training time. Both clocks are recorded whatever the unit.
 
-    Schedule: warm-up then constant, or with `cosine_to` (in `unit`) a cosine timed to end there
-    (and with `warmup_share` a warm-up that ends within that share of it: make_scheduler).
+    Schedule: warm-up then constant, or with `cosine_to` (in `unit`) a cosine timed to end there.
+    With `warmup_share` the warm-up ends within that share of the cosine's budget, or of the
+    first mark without one, if that is sooner than the config's warm-up steps (make_scheduler).
     First waits up to `idle_wait` seconds for other processes to leave the CPU (0: no wait).
     Returns (model, points): one dict per mark with wall and CPU seconds, steps, images and
     eval psnr / ssim.
@@ -265,12 +271,13 @@ def train_with_marks(cfg, marks, eval_inputs, eval_targets, *, unit="wall", cosi
     optimizer = make_optimizer(cfg, model)
     wall, cpu = TrainClock(), CpuClock()
     timed = {"wall": wall, "cpu": cpu}.get(unit)
-    cosine = {} if not cosine_to else (
-        {"total_steps": math.ceil(cosine_to / cfg.batch_size)} if unit == "images"
-        else {"budget_seconds": cosine_to, "clock": timed})
+    span = cosine_to or (marks[0] if warmup_share else None)   # what the schedule is timed to
+    timing = {} if not span else (
+        {"total_steps": math.ceil(span / cfg.batch_size)} if unit == "images"
+        else {"budget_seconds": span, "clock": timed})
     scheduler = make_scheduler(optimizer, schedule="cosine" if cosine_to else "constant",
                                warmup_steps=cfg.warmup_steps, min_lr_ratio=cfg.min_lr_ratio,
-                               warmup_share=warmup_share if cosine_to else None, **cosine)
+                               warmup_share=warmup_share if span else None, **timing)
     stream = make_train_stream(cfg.data, cfg.batch_size, seed=cfg.seed * 1000, device=device)
     points, step, images = [], 0, 0
 
@@ -306,6 +313,7 @@ def train_with_marks(cfg, marks, eval_inputs, eval_targets, *, unit="wall", cosi
 
 
 SWEEP_WARMUP = 0.2   # the sweep's warm-up ends within this share of its budget
+WARMUP_SHARE = SWEEP_WARMUP   # and the training runs' within this share of the smallest budget
 
 
 def sweep_learning_rate(cfg, rates, budget, *, unit="wall", val_size=32, extend=0,
@@ -388,7 +396,8 @@ def divergence(points, noisy_psnr):
 
 
 def train_curves(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_budgets=(),
-                 separate_runs=False, cooldown=False, idle_wait=1200.0, log=log_default):
+                 separate_runs=False, cooldown=False, warmup_share=None, idle_wait=1200.0,
+                 log=log_default):
     """Train `cfg` and score it along both axes: (model, the points at `budgets` in `unit`, the
     points at `image_budgets` or None, the image counts left out). See run_network."""
     left_out, curve_images = [], None
@@ -399,7 +408,8 @@ def train_curves(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_
         marks = [Mark(unit, b) for b in budgets] + [Mark("images", n) for n in image_budgets]
         got, left = train_with_cooldowns(cfg, marks, eval_inputs, eval_targets, model=model,
                                          optimizer=make_optimizer(cfg, model), stop_unit=unit,
-                                         load_meter=ForeignLoad, log=log)
+                                         warmup_share=warmup_share, load_meter=ForeignLoad,
+                                         log=log)
         points = sorted((p for p in got if p["unit"] == unit), key=lambda p: p["budget_s"])
         curve_images = sorted((p for p in got if p["unit"] == "images"),
                               key=lambda p: p["budget_images"]) or None
@@ -411,20 +421,22 @@ def train_curves(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_
         points = []
         for budget in budgets:
             model, pts = train_with_marks(cfg, [budget], eval_inputs, eval_targets, unit=unit,
-                                          cosine_to=budget, idle_wait=idle_wait, log=log)
+                                          cosine_to=budget, warmup_share=warmup_share,
+                                          idle_wait=idle_wait, log=log)
             points += pts
     else:
         model, points = train_with_marks(cfg, budgets, eval_inputs, eval_targets, unit=unit,
-                                         idle_wait=idle_wait, log=log)
+                                         warmup_share=warmup_share, idle_wait=idle_wait, log=log)
     if image_budgets and not cooldown:
         _, curve_images = train_with_marks(cfg, sorted(image_budgets), eval_inputs, eval_targets,
-                                           unit="images", idle_wait=idle_wait, log=log)
+                                           unit="images", warmup_share=warmup_share,
+                                           idle_wait=idle_wait, log=log)
     return model, points, curve_images, left_out
 
 
 def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_budgets=(),
                 lr_rates=(), sweep_budget=None, sweep_extend=0, sweep_warmup=SWEEP_WARMUP,
-                val_size=32, separate_runs=False, cooldown=False,
+                val_size=32, separate_runs=False, cooldown=False, warmup_share=None,
                 runs_dir=None, matmul_rate=None, idle_wait=1200.0, tag="", log=log_default):
     """Cost figures and the PSNR curves of one experiment config: against training time
     (`budgets` in `unit`) and, with `image_budgets`, against training images (a run of its own,
@@ -434,6 +446,10 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
     cooldown: one constant-rate run per network with a cooldown branch per budget, on both axes
     (benchmark.cooldown); an image count the run does not reach within the largest time budget
     is left out (`images_left_out` in the record).
+
+    warmup_share: the training runs' warm-up ends within this share of the smallest budget (of
+    each run's own budget with `separate_runs`) if that is sooner than the config's warm-up
+    steps, as the sweep's does (None: the config's steps, as before 2026-12-07 (night)).
 
     The record keeps the trained network's PSNR on the validation set too (`validation_psnr`,
     at the largest budget): what `--rate-check` chooses a rate by, never the evaluation set.
@@ -464,7 +480,8 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
     def curves(cfg):
         return train_curves(cfg, budgets, eval_inputs, eval_targets, unit=unit,
                             image_budgets=image_budgets, separate_runs=separate_runs,
-                            cooldown=cooldown, idle_wait=idle_wait, log=log)
+                            cooldown=cooldown, warmup_share=warmup_share, idle_wait=idle_wait,
+                            log=log)
 
     model, points, curve_images, left_out = curves(cfg)
     # a run that diverged gets the care the others got: the next lower rate of the sweep
@@ -655,6 +672,8 @@ class BenchmarkOptions:
     optimizer: str = "adam"               # every network's optimizer, whatever its preset says,
                                           # or "config": each network's own
     weight_decay: float = None            # its decay (None: 0.05 for adamw, 0 for adam)
+    warmup_share: float = WARMUP_SHARE    # the training runs' warm-up ends within this share
+                                          # of the smallest budget (0: the config's steps only)
 
     @classmethod
     def from_cli(cls, *, budgets, configs=None, methods=None, workers=None, images=None,
@@ -728,6 +747,9 @@ class BenchmarkOptions:
                                                   and self.weight_decay >= 0):
             raise ConfigError(f"--weight-decay must be a finite number of at least 0, not "
                               f"{self.weight_decay:g}")
+        if not (math.isfinite(self.warmup_share) and 0 <= self.warmup_share < 1):
+            raise ConfigError(f"--warmup-share must be a share from 0 up to (not including) 1, "
+                              f"not {self.warmup_share:g}")
         if isinstance(self.sweep_extend, bool) or not isinstance(self.sweep_extend, int) \
                 or self.sweep_extend < 0:
             raise ConfigError(f"--sweep-extend must be a whole number of rates, 0 or more, "
@@ -794,6 +816,8 @@ class BenchmarkOptions:
                 parts.append(f"--sweep-budget {self.sweep_min:g}")
             if self.sweep_extend != default.sweep_extend:
                 parts.append(f"--sweep-extend {self.sweep_extend}")
+        if self.warmup_share != default.warmup_share:
+            parts.append(f"--warmup-share {self.warmup_share:g}")
         if self.seeds != default.seeds:
             parts.append(f"--seeds {self.seeds}")
             if self.seed_margin != default.seed_margin:
@@ -876,6 +900,8 @@ def run_benchmark(opts, *, log=log_default):
               "separate_runs": opts.separate_runs, "cooldown": opts.cooldown,
               "runs_dir": opts.runs_dir, "matmul_rate": rate,
               "idle_wait": 0 if jobs > 1 else opts.idle_wait, "log": log}
+    if opts.warmup_share:   # absent when 0, so that runs of the old warm-up keep their keys
+        common["warmup_share"] = opts.warmup_share
     extra = {"eval_set": [data.eval_size, data.eval_seed], "threads": threads,
              "torch": torch.__version__}
 
@@ -949,6 +975,10 @@ def run_benchmark(opts, *, log=log_default):
                 note_read_back(seed_cfg, other)
                 others.append(other)
             merge_seeds(rec, others, [cfg.seed + k for k in range(opts.seeds)])
+    warmup = ("linear warm-up over each config's warm-up steps" + (
+        f", or over the first {opts.warmup_share:.0%} of the "
+        f"{'budget' if opts.separate_runs else 'smallest budget'} if that is sooner"
+        if opts.warmup_share else " (however short the budget)"))
     return {
         "command": opts.command_line(),
         "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(started)),
@@ -963,12 +993,14 @@ def run_benchmark(opts, *, log=log_default):
         "seeds": opts.seeds, "seed_margin": opts.seed_margin,
         # the climb beyond an edge is --sweep-extend steps, with or without a sweep
         "rate_check": {"extend": opts.sweep_extend} if opts.rate_check else None,
-        "schedule": ("cosine timed to each budget, one run per budget" if opts.separate_runs
-                     else f"linear warm-up then constant; for each budget a copy cooled down "
+        "schedule": (f"{warmup} then a cosine timed to each budget, one run per budget"
+                     if opts.separate_runs
+                     else f"{warmup} then constant; for each budget a copy cooled down "
                           f"over its last {COOLDOWN:.0%} (the rate falling linearly to the "
                           f"config's floor), one run per network" if opts.cooldown
-                     else "linear warm-up then constant; one run per network, evaluated at each "
+                     else f"{warmup} then constant; one run per network, evaluated at each "
                           "budget"),
+        "warmup_share": opts.warmup_share or None,
         "cooldown": COOLDOWN if opts.cooldown else None, "jobs": jobs,
         "memory_format": "channels_last", "read_back": read_back,
         "optimizer": {"name": opts.optimizer, "weight_decay": opts.decay()},
