@@ -29,7 +29,7 @@ import torch
 
 from ..training.data import make_train_stream
 from ..training.engine import evaluate, train_steps
-from ..training.schedule import CpuClock, TrainClock
+from ..training.schedule import CpuClock, TrainClock, warmup_factor
 
 COOLDOWN = 0.2          # the share of each budget spent decaying the rate
 
@@ -81,15 +81,6 @@ class _Progress:
         return other
 
 
-def warmup_factor(cfg, step, reading=0.0, end=None):
-    """The trunk's rate multiplier at `step`: linear over the config's `warmup_steps`, or, with
-    `end` (a reading of the trunk's clock or image count), reaching 1 there if that is sooner."""
-    if step >= cfg.warmup_steps:
-        return 1.0
-    ramp = (step + 1) / cfg.warmup_steps
-    return ramp if end is None else min(1.0, max(ramp, reading / end))
-
-
 def _one_step(model, stream, optimizer, scheduler, progress, cfg, device):
     n, loss, images, _ = train_steps(model, stream, optimizer, scheduler,
                                      first_step=progress.step, last_step=progress.step + 1,
@@ -125,7 +116,8 @@ def train_with_cooldowns(cfg, marks, eval_inputs, eval_targets, *, model, optimi
            if warmup_share else None)
 
     def warm(step):   # the rate multiplier of the trunk's step `step`, from where it stands
-        return warmup_factor(cfg, step, trunk.reading(stop_unit), end)
+        return warmup_factor(step, cfg.warmup_steps,
+                             trunk.reading(stop_unit) / end if end else 0.0)
 
     trunk_factor = _Factor(optimizer, base_lrs, warm)
     stream = make_train_stream(cfg.data, cfg.batch_size, seed=cfg.seed * 1000, device=device)

@@ -11,6 +11,15 @@ import time
 import torch
 
 
+def warmup_factor(step, warmup_steps, reached=0.0):
+    """The rate multiplier at optimisation step `step` of a linear warm-up over `warmup_steps`
+    that ends sooner, at 1, once `reached` (the share done of a warm-up timed in seconds or
+    images) gets there first."""
+    if step >= warmup_steps:
+        return 1.0
+    return min(1.0, max((step + 1) / warmup_steps, reached))
+
+
 def lr_factor(step, progress, *, warmup_steps=0, schedule="cosine", min_lr_ratio=0.0):
     """Multiplier of the base rate at optimisation step `step` (0-based).
 
@@ -104,7 +113,7 @@ def make_scheduler(optimizer, *, schedule="cosine", warmup_steps=0, min_lr_ratio
                              min_lr_ratio=min_lr_ratio)
         share = done(step)
         if step < warmup_steps and share < warmup_share:
-            return min(1.0, max((step + 1) / warmup_steps, share / warmup_share))
+            return warmup_factor(step, warmup_steps, share / warmup_share)
         return lr_factor(step, (share - warmup_share) / (1 - warmup_share), warmup_steps=0,
                          schedule=schedule, min_lr_ratio=min_lr_ratio)
 
