@@ -291,8 +291,13 @@ def point(minutes, value):
     ([point(1, 18.0), point(4, float("nan"))], "4 min"),
     ([point(1, 18.0), {"budget_images": 25000, "psnr": 20.0},
       {"budget_images": 50000, "psnr": 10.0}], "50,000 images"),
+    # losing what it learned: more than 1 dB below an earlier budget of the same run
+    ([point(1, 33.86), point(4, 36.74), point(15, 33.32)], "15 min"),
+    ([point(1, 33.86), point(4, 36.74), point(15, 35.80)], None),   # 0.94 dB: within
+    ([point(1, 13.0), point(4, 11.0), point(15, 30.0)], None),      # had not learned yet
 ])
-def test_divergence_is_falling_below_the_noisy_input_after_having_learned(points, where):
+def test_divergence_is_falling_below_the_input_or_1_db_below_the_best_after_learning(points,
+                                                                                     where):
     bad = divergence(points, noisy_psnr=15.0)
     assert (bad and bad["at"]) == where
 
@@ -523,3 +528,53 @@ def test_the_rate_check_climbs_while_its_best_rate_is_at_an_edge(rates_vals, gri
     own, *others = [{"lr": r, "validation_psnr": v} for r, v in rates_vals.items()]
     own["lr_sweep"] = {"validation_psnr": {f"{r:g}": 30.0 for r in grid}}
     assert rate_beyond(own, others) == (pytest.approx(expected) if expected else None)
+
+
+def test_resume_trains_a_run_again_that_the_current_divergence_rule_rejects(monkeypatch,
+                                                                          tmp_path):
+    """A run written before the fall rule (15 min 3.4 dB below 4 min) is read back by --resume,
+    found diverged, and trained again at the next lower swept rate, keeping its sweep; a run the
+    rule accepts, or one with no lower rate left, is read back as it is."""
+    import json
+    from denoise_vit.benchmark import runner
+    from denoise_vit.benchmark.lanes import task_key
+    (tmp_path / "tiny_unet.toml").write_text(TINY_UNET)
+    opts = BenchmarkOptions(configs=(str(tmp_path / "tiny_unet.toml"),), budgets_min=(0.004,),
+                            methods=("median",), eval_size=4, val_size=2, workers=1,
+                            runs_dir=str(tmp_path / "runs"), figure_samples=2,
+                            matmul_seconds=0.1, idle_wait=0, clock="cpu", lr_rates=(1e-3, 3e-3),
+                            sweep_min=0.002)
+    first = run_benchmark(opts, log=lambda msg: None)
+    path = tmp_path / "runs" / "tiny_unet-seed0.json"
+    saved = json.loads(path.read_text())
+    rec = saved["record"]
+    rec["lr"] = rec["lr_sweep"]["chosen"] = 3e-3
+    rec["curve"] = [{**rec["curve"][0], "budget_s": 60.0, "psnr": 36.74},
+                    {**rec["curve"][0], "budget_s": 240.0, "psnr": 33.32}]
+    path.write_text(json.dumps(saved))
+    swept = []
+    real_sweep = runner.sweep_learning_rate
+    monkeypatch.setattr(runner, "sweep_learning_rate",
+                        lambda *a, **k: swept.append(1) or real_sweep(*a, **k))
+    lines = []
+    again = run_benchmark(BenchmarkOptions(**{**opts.__dict__, "resume": True}), log=lines.append)
+    net = again["methods"][-1]
+    assert any("diverged by the current rule; trained again" in line for line in lines)
+    assert not swept                                 # the sweep was kept, not run again
+    assert net["lr"] == 1e-3 and net["lr_sweep"]["chosen"] == 3e-3
+    assert [(d["lr"], d["psnr"]) for d in net["diverged"]] == [(3e-3, 33.32)]
+    assert json.loads(path.read_text())["key"] == saved["key"]   # the same task, trained on
+    assert again["divergence_fall_db"] == 1.0
+    text = render_markdown(again)
+    assert "or more than 1 dB below an earlier budget of the same run" in text
+    # read back again: now accepted as it is
+    lines = []
+    third = run_benchmark(BenchmarkOptions(**{**opts.__dict__, "resume": True}), log=lines.append)
+    assert any("read back from" in line and "(--resume)" in line and "diverged" not in line
+               for line in lines)
+    assert third["methods"][-1]["psnr"] == net["psnr"]
+    # a diverged run at the lowest swept rate has nothing lower to go to: kept as it is
+    fell = {**net, "curve": [point(1, 36.74), point(4, 33.32)], "curve_images": None}
+    assert runner.retrain_due(fell, 10.0) is False
+    assert runner.retrain_due({**fell, "lr": 3e-3}, 10.0) is True
+    assert runner.retrain_due({**fell, "lr": 3e-3, "curve": [point(1, 36.0)]}, 10.0) is False

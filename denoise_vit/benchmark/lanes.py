@@ -67,15 +67,23 @@ def cached(path, key):
 
 
 def run_tasks(tasks, eval_inputs, eval_targets, *, jobs=1, threads=None, n_samples=6,
-              runs_dir=None, resume=False, extra=None, log=print):
+              runs_dir=None, resume=False, extra=None, stale=None, log=print):
     """Run `tasks` [(cfg, run_network kwargs)], `jobs` at a time; returns [(record, samples)]
-    in the order of `tasks`."""
+    in the order of `tasks`.
+
+    stale(record): whether a record read back must go on training (a rule of the benchmark
+    changed since it was written); the task then runs with the record as run_network's
+    `prior`, under the same key."""
     results, todo = [None] * len(tasks), []
     for i, (cfg, kwargs) in enumerate(tasks):
         key = task_key(cfg, kwargs, extra)
         path = task_path(runs_dir, cfg, kwargs.get("tag", "")) if runs_dir is not None else None
         hit = cached(path, key) if (resume and path is not None) else None
-        if hit is not None:
+        if hit is not None and stale is not None and stale(hit[0]):
+            log(f"{cfg.name} (seed {cfg.seed}): read back from {path}, but it diverged by the "
+                f"current rule; trained again at a lower rate (--resume)")
+            todo.append((i, cfg, {**kwargs, "prior": hit[0]}, path, key))
+        elif hit is not None:
             log(f"{cfg.name} (seed {cfg.seed}): read back from {path} (--resume)")
             hit[0]["read_back"] = time.strftime("%Y-%m-%d %H:%M",
                                                 time.localtime(path.stat().st_mtime))

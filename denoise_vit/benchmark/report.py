@@ -472,8 +472,11 @@ def lr_sweep_section(results):
                      + f" | {r['lr_sweep']['chosen']:g} | {r['lr']:g} |")
     diverged = [r for r in nets if r.get("diverged")]
     if diverged:
+        fall = results.get("divergence_fall_db")
         lines += ["", "A run that diverged (scored below the noisy input after having scored "
-                      "above it) was trained again from scratch at the next lower rate of the "
+                      "above it" + (f", or more than {fall:g} dB below an earlier budget of the "
+                                    f"same run" if fall else "")
+                  + ") was trained again from scratch at the next lower rate of the "
                       "sweep; the figures are that run's:"]
         lines += [f"- {r['name']}: " + "; ".join(
             f"at lr {d['lr']:g}, {d['psnr']:.2f} dB at {d['at']} (after {d['best']:.2f})"
