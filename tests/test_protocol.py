@@ -272,6 +272,7 @@ def test_only_networks_within_the_margin_are_close():
     other = {"curve": [{"budget_s": 60.0, "psnr": 32.0, "ssim": 0.7}], "foreign_cpu_max": 0.3,
              "curve_images": [{"budget_images": 100, "psnr": 22.0, "ssim": 0.3}]}
     merge_seeds(rec, [other], [0, 1])
+    assert "diverged_seeds" not in rec
     assert rec["psnr"] == 31.0 and rec["ssim"] == pytest.approx(0.6)
     assert rec["seeds"] == [{"seed": 0, "psnr": 30.0}, {"seed": 1, "psnr": 32.0}]
     # an image count only one seed reached is dropped, the shared one averaged
@@ -422,7 +423,15 @@ def test_the_attention_line_gives_each_seed_s_gap_where_both_ran_several():
     line, = attention_lines(results)
     assert "+0.50 dB at 1 min of CPU time, +1.00 dB at 4 min of CPU time (per seed +1.50 / +0.50)" \
         in line   # one seed at 1 min: no per-seed gaps
-    assert "met at 4 min of CPU time" in line
+    assert "met at 4 min of CPU time" in line and "caveats" not in line
+    # different rates, or a seed that diverged, are named beside the goal
+    results["methods"][0]["lr"], results["methods"][1]["lr"] = 0.01, 0.03
+    results["methods"][1]["diverged_seeds"] = [{"seed": 1, "lr": 0.03, "at": "4 min",
+                                                "psnr": 32.5, "best": 33.7}]
+    line, = attention_lines(results)
+    assert line.endswith("met at 4 min of CPU time (caveats: vit_fast trained at lr 0.01, "
+                         "vit_fast_no_attention trained at lr 0.03; vit_fast_no_attention's seed "
+                         "1 diverged at 4 min (32.50 dB, after 33.70) and is in its mean).")
 
 
 def test_a_sweep_run_lasts_the_smallest_budget_unless_told_otherwise():
@@ -560,6 +569,8 @@ def test_resume_trains_a_run_again_that_the_current_divergence_rule_rejects(monk
     again = run_benchmark(BenchmarkOptions(**{**opts.__dict__, "resume": True}), log=lines.append)
     net = again["methods"][-1]
     assert any("diverged by the current rule; trained again" in line for line in lines)
+    assert any("diverged at lr 0.003 (33.32 dB at 4 min, more than 1 dB below an earlier "
+               "budget's 36.74); trained again at lr 0.001" in line for line in lines)
     assert not swept                                 # the sweep was kept, not run again
     assert net["lr"] == 1e-3 and net["lr_sweep"]["chosen"] == 3e-3
     assert [(d["lr"], d["psnr"]) for d in net["diverged"]] == [(3e-3, 33.32)]
@@ -578,3 +589,20 @@ def test_resume_trains_a_run_again_that_the_current_divergence_rule_rejects(monk
     assert runner.retrain_due(fell, 10.0) is False
     assert runner.retrain_due({**fell, "lr": 3e-3}, 10.0) is True
     assert runner.retrain_due({**fell, "lr": 3e-3, "curve": [point(1, 36.0)]}, 10.0) is False
+
+
+def test_a_further_seed_that_diverged_is_kept_in_the_mean_and_named_in_the_report():
+    from denoise_vit.benchmark.report import lr_sweep_section
+    rec = {"name": "twin", "kind": "network", "lr": 0.03,
+           "lr_sweep": {"validation_psnr": {"0.01": 35.7, "0.03": 36.0}, "chosen": 0.03},
+           "curve": [{"budget_s": 240.0, "psnr": 37.42, "ssim": 0.9},
+                     {"budget_s": 900.0, "psnr": 37.81, "ssim": 0.9}], "foreign_cpu_max": 0.5}
+    other = {"curve": [{"budget_s": 240.0, "psnr": 37.23, "ssim": 0.9},
+                       {"budget_s": 900.0, "psnr": 36.16, "ssim": 0.9}], "foreign_cpu_max": 0.5,
+             "diverged": [{"lr": 0.03, "at": "15 min", "psnr": 36.16, "best": 37.23}]}
+    merge_seeds(rec, [other], [0, 1])
+    assert rec["psnr"] == pytest.approx((37.81 + 36.16) / 2)     # kept in the mean
+    assert rec["diverged_seeds"] == [{"seed": 1, "lr": 0.03, "at": "15 min", "psnr": 36.16,
+                                      "best": 37.23}]
+    text = "\n".join(lr_sweep_section({"methods": [rec], "lr_sweep": {}}))
+    assert "- twin: seed 1 at lr 0.03, 36.16 dB at 15 min (after 37.23)" in text

@@ -359,8 +359,20 @@ def attention_lines(results, goal_db=1.0):
                                                   if per else "") for w, g, per in gains)
                      + f". Goal, at least {goal_db:g} dB: "
                      + ("met at every budget" if len(met) == len(gains) else
-                        f"met at {', '.join(met)}" if met else "**not met**") + ".")
+                        f"met at {', '.join(met)}" if met else "**not met**")
+                     + caveats(with_, without) + ".")
     return lines
+
+
+def caveats(*pair):
+    """What weakens a comparison of two networks: different rates, a seed that diverged."""
+    notes = []
+    if len({r.get("lr") for r in pair}) > 1:
+        notes.append(", ".join(f"{r['name']} trained at lr {r['lr']:g}" for r in pair))
+    notes += [f"{r['name']}'s seed {d['seed']} diverged at {d['at']} ({d['psnr']:.2f} dB, after "
+              f"{d['best']:.2f}) and is in its mean" for r in pair
+              for d in r.get("diverged_seeds", ())]
+    return f" (caveats: {'; '.join(notes)})" if notes else ""
 
 
 def where_vit_loses(results):
@@ -483,6 +495,14 @@ def lr_sweep_section(results):
             for d in r["diverged"]) + f"; trained at lr {r['lr']:g}"
             + ("; no lower rate was swept, so these figures are that diverged run's"
                if r["diverged"][-1]["lr"] == r["lr"] else "") for r in diverged]
+    fell = [r for r in nets if r.get("diverged_seeds")]
+    if fell:
+        lines += ["", "A further seed trains at the rate of the first, with no lower rate to go "
+                      "to; where one diverged by the same rule, its figures are kept in the mean "
+                      "over seeds:"]
+        lines += [f"- {r['name']}: " + "; ".join(
+            f"seed {d['seed']} at lr {d['lr']:g}, {d['psnr']:.2f} dB at {d['at']} (after "
+            f"{d['best']:.2f})" for d in r["diverged_seeds"]) for r in fell]
     def at_edge(r):
         """Whether the rate it trained at (the sweep's choice, or lower after a divergence) is
         the highest or lowest of the rates tried for it."""

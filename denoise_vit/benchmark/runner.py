@@ -523,14 +523,18 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
     while bad := divergence(points + (curve_images or []), noisy):
         diverged.append({"lr": cfg.lr, **bad})
         if not lower:   # nothing lower was swept: the run is kept, and marked
-            log(f"  {cfg.name}: diverged at lr {cfg.lr:g}, the lowest rate of the sweep "
-                f"({bad['psnr']:.2f} dB at {bad['at']}, after {bad['best']:.2f}); its figures "
+            log(f"  {cfg.name}: diverged at lr {cfg.lr:g}, "
+                + ("the lowest rate of the sweep " if sweep else "with no sweep's lower rate "
+                   "to train at (a further seed keeps the first seed's rate) ")
+                + f"({bad['psnr']:.2f} dB at {bad['at']}, after {bad['best']:.2f}); its figures "
                 f"are kept and marked")
             break
         rate = lower.pop()
+        why = ("not finite, after" if not math.isfinite(bad["psnr"])
+               else f"below the noisy input's {noisy:.2f} after" if bad["psnr"] < noisy
+               else f"more than {FALL_DB:g} dB below an earlier budget's")
         log(f"  {cfg.name}: diverged at lr {cfg.lr:g} ({bad['psnr']:.2f} dB at {bad['at']}, "
-            f"below the noisy input's {noisy:.2f} after {bad['best']:.2f}); trained again at "
-            f"lr {rate:g}")
+            f"{why} {bad['best']:.2f}); trained again at lr {rate:g}")
         cfg = replace(cfg, lr=rate)
         model, points, curve_images, left_out = curves(cfg)
     if model is None:
@@ -653,6 +657,11 @@ def merge_seeds(rec, others, seeds):
     with the per-seed values kept beside it (`psnr_seeds`, and `seeds` on the record)."""
     runs = [rec, *others]
     rec["seeds"] = [{"seed": s, "psnr": r["curve"][-1]["psnr"]} for s, r in zip(seeds, runs)]
+    # a further seed trains at the first seed's rate, with no lower one to go to: where it
+    # diverged, its figures are kept (in the mean) and named
+    fell = [{"seed": s, **d} for s, r in zip(seeds[1:], others) for d in r.get("diverged", ())]
+    if fell:
+        rec["diverged_seeds"] = fell
     for key, budget in (("curve", "budget_s"), ("curve_images", "budget_images")):
         if not rec.get(key):
             continue
