@@ -11,6 +11,8 @@ read back instead of trained again.
 """
 import hashlib
 import json
+import os
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
@@ -94,13 +96,29 @@ def run_tasks(tasks, eval_inputs, eval_targets, *, jobs=1, threads=None, n_sampl
         for i, cfg, kwargs, path, key in todo:
             results[i] = _run(cfg, kwargs, eval_inputs, eval_targets, n_samples, threads, path, key)
         return results
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
+                             initializer=follow_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_run, cfg, {k: v for k, v in kwargs.items() if k != "log"}, eval_inputs, eval_targets,
                                n_samples, threads, path, key): i
                    for i, cfg, kwargs, path, key in todo}
         for future in as_completed(futures):
             results[futures[future]] = future.result()
     return results
+
+
+def follow_parent(parent, poll=1.0):
+    """In a worker: end this process when the benchmark that started it is gone.
+
+    A worker of a stopped benchmark (`kill PID`, or the parent killed outright) would otherwise
+    finish its run beside whatever starts next on the machine, out of the CPU lock the parent
+    held, and write its record late (measured: one such run finished two minutes after its
+    benchmark was stopped, as CI started). The run it was training is lost; nothing is
+    half-written (records are written whole or not at all)."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os._exit(3)
+    threading.Thread(target=watch, daemon=True, name="follow-parent").start()
 
 
 def default_threads(jobs):
