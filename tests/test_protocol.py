@@ -546,14 +546,13 @@ def test_resume_trains_a_run_again_that_the_current_divergence_rule_rejects(monk
     rule accepts, or one with no lower rate left, is read back as it is."""
     import json
     from denoise_vit.benchmark import runner
-    from denoise_vit.benchmark.lanes import task_key
     (tmp_path / "tiny_unet.toml").write_text(TINY_UNET)
     opts = BenchmarkOptions(configs=(str(tmp_path / "tiny_unet.toml"),), budgets_min=(0.004,),
                             methods=("median",), eval_size=4, val_size=2, workers=1,
                             runs_dir=str(tmp_path / "runs"), figure_samples=2,
                             matmul_seconds=0.1, idle_wait=0, clock="cpu", lr_rates=(1e-3, 3e-3),
                             sweep_min=0.002)
-    first = run_benchmark(opts, log=lambda msg: None)
+    run_benchmark(opts, log=lambda msg: None)
     path = tmp_path / "runs" / "tiny_unet-seed0.json"
     saved = json.loads(path.read_text())
     rec = saved["record"]

@@ -391,16 +391,27 @@ def divergence(points, noisy_psnr, fall=FALL_DB):
     is, and so is losing what it had learned: every later budget trained longer on the same
     run, so a fall of more than `fall` dB (measured: vit_fast at lr 0.03, 36.74 dB at 4 min,
     33.32 at 15) is a rate too high for the longer budget, not noise (seeds differ by tenths).
-    Returns {"at": "4 min" | "25,000 images", "psnr": ..., "best": the best before}."""
+    Returns {"at": "4 min" | "25,000 images", "psnr": ..., "best": the best before, "why":
+    which of the three, in words, with the best before}."""
     for key in ("budget_s", "budget_images"):
         best = -math.inf
         for p in sorted((p for p in points if p.get(key) is not None), key=lambda p: p[key]):
-            if not math.isfinite(p["psnr"]) or (best > noisy_psnr and (
-                    p["psnr"] < noisy_psnr or p["psnr"] < best - fall)):
+            why = (f"not finite, after {best:.2f}" if not math.isfinite(p["psnr"])
+                   else None if best <= noisy_psnr
+                   else f"below the noisy input's {noisy_psnr:.2f} after {best:.2f}"
+                   if p["psnr"] < noisy_psnr
+                   else f"more than {fall:g} dB below an earlier budget's {best:.2f}"
+                   if p["psnr"] < best - fall else None)
+            if why:
                 at = f"{p[key] / 60:g} min" if key == "budget_s" else f"{p[key]:,} images"
-                return {"at": at, "psnr": p["psnr"], "best": best}
+                return {"at": at, "psnr": p["psnr"], "best": best, "why": why}
             best = max(best, p["psnr"])
     return None
+
+
+def rates_below(sweep, lr):
+    """The swept rates below `lr`, lowest first: where a diverged run goes next."""
+    return sorted(float(r) for r in (sweep or {}).get("validation_psnr", ()) if float(r) < lr)
 
 
 def retrain_due(rec, noisy_psnr):
@@ -409,9 +420,8 @@ def retrain_due(rec, noisy_psnr):
     benchmark trains it again there, as it would have in one go."""
     if rec.get("kind") != "network" or not rec.get("lr_sweep"):
         return False
-    lower = [float(r) for r in rec["lr_sweep"]["validation_psnr"] if float(r) < rec["lr"]]
-    return bool(lower) and divergence(rec["curve"] + (rec.get("curve_images") or []),
-                                      noisy_psnr) is not None
+    return bool(rates_below(rec["lr_sweep"], rec["lr"])) and divergence(
+        rec["curve"] + (rec.get("curve_images") or []), noisy_psnr) is not None
 
 
 def train_curves(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_budgets=(),
@@ -517,8 +527,7 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
         left_out = prior.get("images_left_out", [])
     # a run that diverged gets the care the others got: the next lower rate of the sweep
     noisy = psnr(eval_inputs, eval_targets)
-    swept = [float(r) for r in sweep["validation_psnr"]] if sweep else []
-    lower = sorted(r for r in swept if r < cfg.lr)
+    lower = rates_below(sweep, cfg.lr)
     diverged = list(prior.get("diverged", [])) if prior is not None else []
     while bad := divergence(points + (curve_images or []), noisy):
         diverged.append({"lr": cfg.lr, **bad})
@@ -530,11 +539,8 @@ def run_network(cfg, budgets, eval_inputs, eval_targets, *, unit="wall", image_b
                 f"are kept and marked")
             break
         rate = lower.pop()
-        why = ("not finite, after" if not math.isfinite(bad["psnr"])
-               else f"below the noisy input's {noisy:.2f} after" if bad["psnr"] < noisy
-               else f"more than {FALL_DB:g} dB below an earlier budget's")
         log(f"  {cfg.name}: diverged at lr {cfg.lr:g} ({bad['psnr']:.2f} dB at {bad['at']}, "
-            f"{why} {bad['best']:.2f}); trained again at lr {rate:g}")
+            f"{bad['why']}); trained again at lr {rate:g}")
         cfg = replace(cfg, lr=rate)
         model, points, curve_images, left_out = curves(cfg)
     if model is None:
